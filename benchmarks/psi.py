@@ -3,7 +3,9 @@
 For each size, on float32 random non-negative (ReLU-like) responses of shape
 (n_categories, n_units), it prints:
 
-- our time (``dnnsparse.algo.sparseness.population_sparseness`` on the array);
+- our time (``dnnsparse.algo.sparseness.population_sparseness`` on the array),
+  through the compiled kernel when numba is installed (the ``fast``/``all``
+  extra), and through the NumPy path used without numba;
 - the time of the authors' implementation (scipy ``zscore``, ``nan_to_num``,
   sklearn ``MinMaxScaler`` on the units x categories matrix, squares summed
   over a Python loop of rows), re-implemented here as the baseline, and the
@@ -31,6 +33,7 @@ import numpy as np
 from scipy import stats
 from sklearn.preprocessing import MinMaxScaler
 
+from dnnsparse.algo import _sparseness_kernel
 from dnnsparse.algo.sparseness import population_sparseness
 
 FULL_SIZES = [(1000, 4096), (1000, 193_600)]
@@ -74,13 +77,23 @@ def evict_from_cache(path):
 
 def line(label, times, extra=""):
     wall, cpu = times
-    print(f"  {label:<30}{wall:8.3f} s wall {cpu:8.3f} s CPU   {extra}")
+    print(f"  {label:<30}{wall * 1e3:9.2f} ms wall {cpu * 1e3:9.2f} ms CPU   {extra}")
 
 
-def run_size(n_cat, n_units, workdir, rng, *, repeats, check_float64):
+def run_size(n_cat, n_units, workdir, rng, *, check_float64):
     data = np.maximum(rng.standard_normal((n_cat, n_units), dtype=np.float32), 0)
+    # Best of ~0.1 s of repeats for the fast timings (millisecond timings need
+    # many to be stable), at least 3; the slow baseline gets best of 3 at most.
+    repeats = max(3, min(50, int(2e8 // data.size)))
+    population_sparseness(data[:2, :16])          # compile (or load) the kernel first
     ours, psi = best_time(lambda: population_sparseness(data), repeats)
-    base, psi_base = best_time(lambda: authors_psi(data), 1)
+    compiled = _sparseness_kernel.AVAILABLE
+    _sparseness_kernel.AVAILABLE = False
+    try:
+        ours_numpy, psi_numpy = best_time(lambda: population_sparseness(data), repeats)
+    finally:
+        _sparseness_kernel.AVAILABLE = compiled
+    base, psi_base = best_time(lambda: authors_psi(data), 3 if data.size < 1e8 else 1)
     path = os.path.join(workdir, f"psi_{n_cat}x{n_units}.h5")
     with h5py.File(path, "w") as f:
         f.create_dataset("layer", data=data)
@@ -90,8 +103,12 @@ def run_size(n_cat, n_units, workdir, rng, *, repeats, check_float64):
         read, _ = best_time(lambda: f["layer"][...], repeats)
         ours_h5, psi_h5 = best_time(lambda: population_sparseness(f["layer"]), repeats)
     os.remove(path)
-    print(f"\n{n_cat} categories x {n_units:,} units (float32, {data.nbytes / 2**20:.0f} MiB)")
-    line("ours (array)", ours)
+    print(f"\n{n_cat} categories x {n_units:,} units (float32, {data.nbytes / 2**20:.0f} MiB), "
+          f"best of {repeats}")
+    line("ours (array)" + (" numba kernel" if compiled else " NumPy path"), ours)
+    line("ours (array), NumPy path", ours_numpy,
+         f"ours / NumPy path {ours[0] / ours_numpy[0]:5.2f} wall, "
+         f"max diff {np.abs(psi - psi_numpy).max():.1e}")
     line("authors' implementation", base,
          f"speed-up {base[0] / ours[0]:5.1f}x wall, {base[1] / ours[1]:5.1f}x CPU (goal >= 20x)")
     line("h5py ds[...] (page cache)", read,
@@ -117,11 +134,13 @@ def main(argv=None):
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     rng = np.random.default_rng(0)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"PSI benchmark ({'quick' if args.quick else 'full'}); numpy {np.__version__}, "
+    kernel = (f"numba {_sparseness_kernel.numba.__version__} kernel"
+              if _sparseness_kernel.AVAILABLE else "no numba: NumPy path only")
+    print(f"PSI benchmark ({'quick' if args.quick else 'full'}); numpy {np.__version__}, {kernel}, "
           f"{os.cpu_count()} CPU(s), load average {load:.1f} at start")
     with tempfile.TemporaryDirectory() as workdir:
         for i, (n_cat, n_units) in enumerate(sizes):
-            run_size(n_cat, n_units, workdir, rng, repeats=3, check_float64=(i == 0))
+            run_size(n_cat, n_units, workdir, rng, check_float64=(i == 0))
     return 0
 
 

@@ -8,6 +8,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats
 from sklearn.preprocessing import MinMaxScaler
 
+from dnnsparse.algo import _sparseness_kernel
 from dnnsparse.algo import sparseness as sp_module
 from dnnsparse.algo.sparseness import (MEASURES, active_fraction, category_means, dead_units,
                                        hoyer_sparseness, kurtosis_sparseness,
@@ -16,6 +17,48 @@ from dnnsparse.errors import InputError
 
 # scipy's zscore warns about the dead (constant) units the references contain on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def psi_path(request, monkeypatch):
+    """Run every test twice: through the compiled (numba) kernel and the NumPy path.
+
+    The compiled run needs numba (the ``fast``/``all`` extra, which the README installs).
+    """
+    if request.param == "compiled":
+        pytest.importorskip("numba")
+    monkeypatch.setattr(_sparseness_kernel, "AVAILABLE", request.param == "compiled")
+    return request.param
+
+
+def test_compiled_kernel_equals_numpy_path(rng, monkeypatch):
+    """Both paths on awkward data: float32 and float64, dead units, a constant
+    category, a category at every unit's mean, blocks and thread ranges."""
+    pytest.importorskip("numba")
+    x = rng.gamma(0.5, size=(36, 3001))
+    x[:, 17] = 2.5                                   # dead units
+    x[:, 2000] = 0.0
+    x[6] = 1.0                                       # 1.0 everywhere but the dead units
+    x[6, [17, 2000]] = x[0, [17, 2000]]
+    x = np.insert(x, 5, x.mean(axis=0), axis=0)      # a category at every unit's mean
+    y = rng.gamma(0.5, size=(50, 400))
+    y[0, 100] = 1e6                                  # first row far from the mean: the
+    y[0, 101] = -5e3                                 # kernel's exact two-pass variance
+    y[:, 300] += 1e6                                 # large offset, small spread
+    monkeypatch.setattr(sp_module, "_THREAD_VALUES", 1)    # three column ranges
+    monkeypatch.setattr(sp_module.os, "cpu_count", lambda: 3)
+    for data in (x, x.astype(np.float32), np.asfortranarray(x), x.astype(np.float16), y):
+        results = {}
+        for compiled in (True, False):
+            monkeypatch.setattr(_sparseness_kernel, "AVAILABLE", compiled)
+            results[compiled] = (population_sparseness(data),
+                                 population_sparseness(data, chunk_size=100),
+                                 hoyer_sparseness(data, normalize=True))
+        for got, ref in zip(results[True], results[False]):
+            assert_allclose(got, ref, rtol=0, atol=1e-12)
+        if data is x:                                # (casting breaks "at the mean")
+            assert results[True][0][5] == 0.0
+    assert_allclose(results[True][0], slow_psi(paper_scaled(y)), rtol=0, atol=1e-10)
 
 
 # ---------------------------------------------------------------------------
