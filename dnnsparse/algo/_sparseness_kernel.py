@@ -46,7 +46,22 @@ def _column_scales(data, start, nb, n_rows, mu, iv):  # pragma: no cover - compi
     first = data[0, start:start + nb]
     mu[:] = 0.0                     # sum of d, then the mean
     iv[:] = 0.0                     # sum of d**2, then 1 / sd
-    for i in range(1, n_rows):
+    # Four rows per sweep: the running sums are loaded and stored once per four values.
+    n4 = 1 + (n_rows - 1) // 4 * 4
+    for i in range(1, n4, 4):
+        r0 = data[i, start:start + nb]
+        r1 = data[i + 1, start:start + nb]
+        r2 = data[i + 2, start:start + nb]
+        r3 = data[i + 3, start:start + nb]
+        for j in range(nb):
+            f = np.float64(first[j])
+            d0 = np.float64(r0[j]) - f
+            d1 = np.float64(r1[j]) - f
+            d2 = np.float64(r2[j]) - f
+            d3 = np.float64(r3[j]) - f
+            mu[j] += (d0 + d1) + (d2 + d3)
+            iv[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+    for i in range(n4, n_rows):
         row = data[i, start:start + nb]
         for j in range(nb):
             d = np.float64(row[j]) - np.float64(first[j])

@@ -25,7 +25,7 @@ import functools
 import numbers
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -242,9 +242,13 @@ def _category_sums(responses, *, normalize, chunk_size, negative):
 def _in_column_ranges(data, func):
     """``[func(start, stop) for each range of _column_ranges(data)]``, one thread each."""
     ranges = _column_ranges(data)
-    if len(ranges) == 1:
-        return [func(*ranges[0])]
-    return list(_thread_pool().map(lambda r: func(*r), ranges))
+    # The calling thread runs the first range itself instead of waiting idle.
+    others = [_thread_pool().submit(func, *r) for r in ranges[1:]]
+    try:
+        first = func(*ranges[0])
+    finally:
+        wait(others)              # never leave work running on an error
+    return [first] + [f.result() for f in others]
 
 
 @functools.lru_cache(maxsize=None)
