@@ -5,6 +5,17 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(scope="session")
+def _cache_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("dnnsparse-cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(_cache_folder, monkeypatch):
+    """Tests never read or write the user's cache (weights digests: utils.filehash)."""
+    monkeypatch.setenv("DNNSPARSE_CACHE", str(_cache_folder))
+
+
 @pytest.fixture
 def rng():
     """A seeded NumPy generator (new for every test)."""

@@ -62,3 +62,38 @@ def test_table_round_trip(tmp_path, name):
     assert list(back) == ["layer", "n", "psi"]
     assert list(back["layer"]) == ["conv1", "fc,2"]
     assert back["n"].dtype.kind == "i" and back["psi"][1] == 1 / 3
+
+
+def test_sha256_file_cache(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from dnnsparse.utils import filehash
+
+    monkeypatch.setenv("DNNSPARSE_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"abc" * 1000)
+    expected = hashlib.sha256(b"abc" * 1000).hexdigest()
+    # a file modified just now is hashed but not remembered (it may change again)
+    assert filehash.sha256_file(path) == expected
+    assert not (tmp_path / "cache" / "sha256.json").exists()
+    os.utime(path, (1e9, 1e9))
+    assert filehash.sha256_file(path) == expected
+    assert (tmp_path / "cache" / "sha256.json").exists()
+    calls = []
+    monkeypatch.setattr(filehash, "_digest", lambda p: calls.append(p) or "recomputed")
+    assert filehash.sha256_file(path) == expected and not calls      # from the cache
+    path.write_bytes(b"abd" * 1000)                                   # same size, new mtime
+    os.utime(path, (1e9 + 1, 1e9 + 1))
+    assert filehash.sha256_file(path) == "recomputed" and len(calls) == 1
+    monkeypatch.setenv("DNNSPARSE_CACHE", "off")
+    assert filehash.cache_dir() is None
+    assert filehash.sha256_file(path) == "recomputed" and len(calls) == 2
+    # an unusable cache location (a file, not a folder) only means no caching
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    monkeypatch.setenv("DNNSPARSE_CACHE", str(blocker / "sub"))
+    assert filehash.sha256_file(path) == "recomputed"
+    monkeypatch.setenv("DNNSPARSE_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "sha256.json").write_text("{not json")      # corrupt: ignored
+    assert filehash.sha256_file(path) == "recomputed"

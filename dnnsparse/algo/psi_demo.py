@@ -38,7 +38,7 @@ def relu_layers(dnn):
 
 
 def network_sparseness(dnn, stim, layers=None, *, out, measure="psi", unit="channel",
-                       force=False, batch_size=32, workers=0, show_progress=False):
+                       force=False, batch_size=32, workers=None, show_progress=False):
     """Extract per-category unit means of a network and measure their sparseness.
 
     Activations are averaged per category in the extraction
@@ -147,7 +147,7 @@ class DemoResult:
 
 def run_demo(out_dir, *, net="efficientnet_lite0", extra_nets=("alexnet",), n_per_category=12,
              seed=0, image_size=224, categories=None, lesion_kind="weights", topk=None,
-             topk_mode="keep", unit="channel", batch_size=32, workers=0, force=False,
+             topk_mode="keep", unit="channel", batch_size=32, workers=None, force=False,
              show_progress=False):
     """The whole paper's pipeline on embedded stimuli, offline.
 

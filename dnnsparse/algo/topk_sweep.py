@@ -166,7 +166,7 @@ def network_output_layer(dnn):
 
 
 def stimulus_scores(dnn, stim, *, topk=None, mode="keep", output_layer=None, batch_size=32,
-                    device="cpu", workers=0, show_progress=False):
+                    device="cpu", workers=None, show_progress=False):
     """Class scores of every stimulus, with Top-K at ``topk`` while they are computed.
 
     Parameters
@@ -303,7 +303,7 @@ def check_fractions(fractions):
 
 def topk_sweep(dnn, stim, layer_sets, fractions, *, mode="keep", accuracy="auto",
                output_layer=None, n_boot=1000, confidence=0.95, seed=0, batch_size=32,
-               device="cpu", workers=0, keep_scores=False, show_progress=True):
+               device="cpu", workers=None, keep_scores=False, show_progress=True):
     """Shape bias and accuracy of ``dnn`` with Top-K at each layer set and fraction.
 
     Parameters

@@ -95,8 +95,10 @@ def add_device_args(parser):
                help="'cpu', 'cuda' or 'cuda:N' (default: cpu, or cuda with -cuda)")
     add_option(g, "cuda", action="store_true", help="same as -device cuda (DNNBrain spelling)")
     add_option(g, "batch-size", type=int, default=32, metavar="N", help="images per forward pass")
-    add_option(g, "workers", type=int, default=2, metavar="N",
-               help="image-decoding worker processes (0: decode in the main process)")
+    add_option(g, "workers", type=int, default=None, metavar="N",
+               help="image-decoding worker processes running beside the network (0: "
+                    "threads decode each batch between forward passes, faster when the "
+                    "network runs on the CPU; default: 0 on a CPU, 4 on a GPU)")
     return g
 
 

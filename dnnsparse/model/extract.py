@@ -9,6 +9,8 @@ number of stimuli. With ``aggregate="label"`` only per-category means are kept
 (accumulated in float64).
 """
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -76,6 +78,52 @@ class ImageDataset(Dataset):
                 return i, self.transform(img), None
         except Exception as exc:   # any decoding problem is reported with the file name
             return i, None, f"{exc.__class__.__name__}: {exc}"
+
+
+def default_workers(workers, device):
+    """``workers``, or for None: 0 on a CPU (see :func:`image_batches`), min(4, cores)
+    on a GPU."""
+    if workers is not None:
+        return workers
+    return min(4, os.cpu_count() or 1) if torch.device(device).type == "cuda" else 0
+
+
+def image_batches(dataset, batch_size, *, workers=None, device="cpu"):
+    """Iterate over ``(indices, uint8 batch, errors)`` of an :class:`ImageDataset`.
+
+    Parameters
+    ----------
+    dataset : ImageDataset
+    batch_size : int
+    workers : int, optional
+        > 0: that many DataLoader processes decode ahead, alongside the network
+        -- right when the network runs on a GPU and the CPU is free. 0: the
+        batch is decoded by threads of this process (Pillow releases the GIL)
+        *between* forward passes. On a CPU the network already keeps every core
+        busy; decoding beside it takes cores from it, and each of its layers
+        waits for its slowest thread (measured on 2 cores: AlexNet, 500 images,
+        1.46x the bare forward time with a worker process, see
+        docs/benchmarks.md). None: 0 on a CPU, min(4, cores) on a GPU.
+    device : str or torch.device
+        Where the batches go (pinned memory for CUDA with worker processes).
+
+    Yields
+    ------
+    indices, x, errors
+        As :func:`collate_images` returns them.
+    """
+    device = torch.device(device)
+    workers = default_workers(workers, device)
+    if workers:
+        yield from DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                              num_workers=workers, collate_fn=collate_images,
+                              pin_memory=device.type == "cuda", prefetch_factor=4)
+        return
+    n = len(dataset)
+    with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
+        for start in range(0, n, batch_size):
+            yield collate_images(list(pool.map(dataset.__getitem__,
+                                               range(start, min(start + batch_size, n)))))
 
 
 def collate_images(items):
@@ -158,7 +206,7 @@ def _plan(dnn, layers, mask, pool):
 
 
 def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out=None,
-            force=False, batch_size=32, device="cpu", workers=0, preprocess=None,
+            force=False, batch_size=32, device="cpu", workers=None, preprocess=None,
             compression="lzf", attrs=None, show_progress=True):
     """Extract activations of ``stim`` in ``layers`` with one forward pass per batch.
 
@@ -181,7 +229,9 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
     force : bool
         Overwrite ``out``.
     batch_size, device, workers : computing options
-        ``workers`` DataLoader processes decode images (0: main process).
+        ``workers`` DataLoader processes decode images alongside the network;
+        0: threads decode each batch between forward passes (see
+        :func:`image_batches`); None (default): 0 on a CPU, 4 on a GPU.
     preprocess : {"squash", "crop"}, optional
         Overrides the network's default preprocessing.
     compression : {"lzf", "gzip", "none"}
@@ -202,7 +252,8 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
     if out is not None:
         check_output_path(out, force=force)       # fail before any computation
     check_scalar(batch_size, name="batch_size", kind=int, min_val=1)
-    check_scalar(workers, name="workers", kind=int, min_val=0)
+    if workers is not None:
+        check_scalar(workers, name="workers", kind=int, min_val=0)
     if aggregate not in (None, "label"):
         raise InputError(f"Unknown aggregate={aggregate!r}; choose 'label' or none.")
     if stim.type != "image":
@@ -237,10 +288,8 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
                   **(attrs or {})}
     layer_attrs = {p.name: p.attrs() for p in plans}
     shapes = {p.name: p.shape for p in plans}
-    loader = DataLoader(ImageDataset(stim.paths, dnn.image_transform(preprocess)),
-                        batch_size=batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=collate_images, pin_memory=device.type == "cuda",
-                        prefetch_factor=4 if workers else None)
+    loader = image_batches(ImageDataset(stim.paths, dnn.image_transform(preprocess)),
+                           batch_size, workers=workers, device=device)
 
     # per-category means are few rows: keep their float64 precision
     dtype = np.float64 if aggregate else np.float32

@@ -62,7 +62,7 @@ from ..io._files import atomic_output, check_input_file, prepare_output_dir
 from ..io.table import write_table
 from ..utils.progress import progress
 from ..utils.validation import check_choice, check_random_state, check_scalar
-from .extract import ImageDataset, collate_images
+from .extract import ImageDataset, collate_images, default_workers
 from .transforms import to_rgb
 
 __all__ = ["AUGMENTATIONS", "OPTIMIZERS", "TrainResult", "finetuned_info", "find_classifier",
@@ -352,7 +352,7 @@ def _run_epoch(dnn, loader, stim, targets, device, *, optimizer=None, frozen=(),
 def train_classifier(dnn, train_stim, *, out, val_stim=None, val_fraction=0.2, epochs=10,
                      lr=0.01, optimizer="sgd", momentum=0.9, weight_decay=0.0, batch_size=32,
                      freeze=(), topk=None, topk_mode="keep", augment="crop-flip", seed=0,
-                     resume=False, force=False, device="cpu", workers=0, callback=None,
+                     resume=False, force=False, device="cpu", workers=None, callback=None,
                      show_progress=True):
     """Fine-tune ``dnn`` on a labelled stimulus table; write checkpoints and weights.
 
@@ -391,8 +391,8 @@ def train_classifier(dnn, train_stim, *, out, val_stim=None, val_fraction=0.2, e
     force : bool, default=False
         Write into a non-empty ``out`` (a new run).
     device : str, default="cpu"
-    workers : int, default=0
-        Image-decoding worker processes.
+    workers : int, optional
+        Image-decoding worker processes (default: 0 on a CPU, 4 on a GPU).
     callback : callable, optional
         ``callback(record)`` after each epoch's checkpoint is written, with that
         epoch's history row (a dict); may raise to stop (e.g. early stopping).
@@ -420,6 +420,7 @@ def train_classifier(dnn, train_stim, *, out, val_stim=None, val_fraction=0.2, e
     check_scalar(momentum, name="momentum", min_val=0)
     check_scalar(weight_decay, name="weight_decay", min_val=0)
     check_scalar(batch_size, name="batch_size", kind=numbers.Integral, min_val=1)
+    workers = default_workers(workers, device)
     check_scalar(workers, name="workers", kind=numbers.Integral, min_val=0)
     check_choice(optimizer, OPTIMIZERS, name="optimizer")
     check_choice(augment, AUGMENTATIONS, name="augment")

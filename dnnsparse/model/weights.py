@@ -7,8 +7,6 @@ the file is downloaded when the network allows. Offline (or with
 :class:`~dnnsparse.errors.WeightsUnavailableError` naming the expected file,
 its URL and how to supply it.
 """
-import hashlib
-import io
 from concurrent.futures import ThreadPoolExecutor
 import logging
 import os
@@ -20,6 +18,7 @@ import torch
 
 from ..errors import FileFormatError, InputError, WeightsUnavailableError
 from ..io._files import check_input_file
+from ..utils.filehash import sha256_file
 
 __all__ = ["load_state_dict_file", "cached_download", "apply_state_dict"]
 
@@ -29,20 +28,26 @@ log = logging.getLogger(__name__)
 def load_state_dict_file(path):
     """Load a state dict from a ``.pth`` file (plain, or under ``state_dict``/``model``).
 
-    Returns ``(state_dict, sha256)``; the file is read once for both. Only
+    Returns ``(state_dict, sha256)``. Only
     tensors are unpickled (``weights_only=True``): a ``.pth`` holding a whole
     pickled model is refused with advice to save ``model.state_dict()``.
     """
     path = check_input_file(path, what="weights file")
-    raw = path.read_bytes()
-    # hashlib releases the GIL: hash in a thread while torch unpickles the tensors
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    # Files in torch's zip format are memory-mapped: tensors are not copied (the
+    # network built on the meta device adopts them; writes, e.g. lesions, are
+    # copy-on-write and never reach the file). Hashing reads the file in a
+    # thread meanwhile, or finds the digest in the cache (utils.filehash).
+    # Loading AlexNet: 0.28 s -> 0.15 s (0.02 s with the digest cached).
     with ThreadPoolExecutor(max_workers=1) as pool:
-        digest = pool.submit(lambda: hashlib.sha256(raw).hexdigest())
+        digest = pool.submit(sha256_file, path)
         try:
-            obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+            obj = torch.load(path, map_location="cpu", weights_only=True,
+                             mmap=magic == b"PK\x03\x04")
         except Exception as exc:   # pickle, zip and format errors all mean "not usable"
             # torch saves zip archives (or, formerly, pickles starting with 0x80)
-            reason = ("not a PyTorch file" if raw[:4] != b"PK\x03\x04" and raw[:1] != b"\x80"
+            reason = ("not a PyTorch file" if magic != b"PK\x03\x04" and magic[:1] != b"\x80"
                       else (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160])
             raise FileFormatError(f"cannot load weights from {path} ({reason}); it must be a "
                                   f"state dict saved with torch.save(model.state_dict(), "

@@ -87,12 +87,15 @@ def test_missing_images_listed_before_compute(cli_error, image_stim, weights, tm
     assert "5 of 9 stimulus files are missing" in msg and "cat/0.png" in msg
 
 
-def test_corrupt_image_named_and_no_partial_output(cli_error, image_stim, weights, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "0"])   # a decoding process; threads
+def test_corrupt_image_named_and_no_partial_output(cli_error, image_stim, weights, tmp_path,
+                                                   workers):
     stim = Stimulus.load(image_stim)
     stim.paths[7].write_bytes(b"\x89PNG broken")
     out = tmp_path / "x.act.h5"
     msg = cli_error(db_act.main, "-net", "alexnet", "-weights", weights, "-layer", "conv1",
-                    "fc1", "-stim", image_stim, "-out", out, "-batch-size", "2", "-workers", "1")
+                    "fc1", "-stim", image_stim, "-out", out, "-batch-size", "2", "-workers",
+                    workers)
     assert str(stim.paths[7]) in msg and "row 8" in msg
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".act.h5")]

@@ -65,6 +65,40 @@ def test_resnet_layers_match_direct(stim, tmp_path):
         np.testing.assert_allclose(act[name], d.numpy(), atol=1e-5, rtol=0)
 
 
+def test_threaded_and_process_decoding_give_the_same_batches(stim):
+    from dnnsparse.model.extract import ImageDataset, default_workers, image_batches
+    dnn = load_dnn("alexnet", weights="random", seed=0)
+    dataset = ImageDataset(stim.paths, dnn.image_transform())
+    threaded = list(image_batches(dataset, 4, workers=0))
+    processes = list(image_batches(dataset, 4, workers=1))
+    assert [b[0] for b in threaded] == [list(range(i, min(i + 4, len(stim))))
+                                        for i in range(0, len(stim), 4)]
+    for (i_t, x_t, e_t), (i_p, x_p, e_p) in zip(threaded, processes, strict=True):
+        assert i_t == i_p and not e_t and not e_p
+        assert x_t.dtype == torch.uint8 and torch.equal(x_t, x_p)
+    assert default_workers(None, "cpu") == 0 and default_workers(3, "cpu") == 3
+    assert default_workers(None, "cuda") >= 1
+
+
+def test_legacy_weights_file_loads_without_memory_map(tmp_path):
+    from dnnsparse.model.weights import load_state_dict_file
+    ref = torchvision.models.alexnet(weights=None)
+    torch.save(ref.state_dict(), tmp_path / "zip.pth")
+    torch.save(ref.state_dict(), tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    for name in ("zip.pth", "legacy.pth"):
+        sd, sha = load_state_dict_file(tmp_path / name)
+        assert all(torch.equal(sd[k], v) for k, v in ref.state_dict().items())
+        import hashlib
+        assert sha == hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+    # a lesion writes into memory-mapped weights copy-on-write: the file is unchanged
+    dnn = load_dnn("alexnet", weights=str(tmp_path / "zip.pth"))
+    before = (tmp_path / "zip.pth").read_bytes()
+    with torch.no_grad():
+        dnn.module.features[0].weight.mul_(2)
+    del dnn
+    assert (tmp_path / "zip.pth").read_bytes() == before
+
+
 def test_mask_pool_and_aggregate_match_numpy(stim):
     dnn = load_dnn("alexnet", weights="random", seed=2)
     full = dnn.extract(stim, ["conv3_relu", "fc2"], show_progress=False)
