@@ -8,7 +8,7 @@
 
 Images are converted to RGB first (grayscale and RGBA images work). Resizing
 uses PIL with antialiasing. The transform is split in two: decoding and
-resizing give a ``uint8`` tensor (done in DataLoader workers), and
+resizing give a ``uint8`` tensor (in decoding threads or worker processes), and
 :func:`normalize` turns a whole batch into floats on the compute device —
 the same float32 operations as torchvision's ``ToTensor`` + ``Normalize``,
 but vectorised over the batch.
