@@ -159,16 +159,22 @@ def _normalized_sums(data, first, last, width, low, total, total_sq):  # pragma:
     return -1
 
 
+def _compile(func, **options):
+    """``numba.njit`` with the machine code cached on disk (compiling takes ~1 s)."""
+    try:
+        return numba.njit(nogil=True, cache=True, error_model="numpy", **options)(func)
+    except RuntimeError:        # no writable cache location: compile in each process
+        return numba.njit(nogil=True, error_model="numpy", **options)(func)
+
+
 if AVAILABLE:
-    _jit = numba.njit(nogil=True, cache=True, error_model="numpy")
+    _exact_column_scale = _compile(_exact_column_scale)
+    _column_scales = _compile(_column_scales)
     # Reassociation lets the row sums use SIMD. The data is known to be finite
     # (through the column means, checked without fastmath) before they run.
-    _jit_fast = numba.njit(nogil=True, cache=True, error_model="numpy",
-                           fastmath={"reassoc", "nsz", "nnan", "ninf", "contract"})
-    _exact_column_scale = _jit(_exact_column_scale)
-    _column_scales = _jit(_column_scales)
-    _merge_block_rows = _jit_fast(_merge_block_rows)
-    _normalized_sums = _jit(_normalized_sums)
+    _merge_block_rows = _compile(_merge_block_rows,
+                                 fastmath={"reassoc", "nsz", "nnan", "ninf", "contract"})
+    _normalized_sums = _compile(_normalized_sums)
 
 
 def normalized_sums(data, first, last, width):

@@ -1,5 +1,6 @@
 """Sparseness measures against slow, independent reference implementations."""
 import doctest
+import os
 
 import h5py
 import numpy as np
@@ -164,6 +165,23 @@ def test_threaded_column_ranges_match(rng, monkeypatch):
     assert_allclose(threaded, slow_psi(paper_scaled(responses)), rtol=0, atol=1e-10)
     assert_array_equal(population_sparseness(responses), threaded)   # repeatable
     assert_allclose(hoyer_sparseness(responses), slow_hoyer(responses), rtol=0, atol=1e-10)
+
+
+def _psi_in_child(responses):
+    return population_sparseness(responses)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (POSIX)")
+def test_threads_work_in_a_forked_child(rng, monkeypatch):
+    # the parent's persistent thread pool has no threads in a forked child
+    import multiprocessing
+    responses = rng.gamma(2.0, size=(20, 5000))
+    monkeypatch.setattr(sp_module, "_THREAD_VALUES", 1)
+    monkeypatch.setattr(sp_module.os, "cpu_count", lambda: 2)
+    expected = population_sparseness(responses)          # the parent's pool is running
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_psi_in_child, (responses,)).get(timeout=120)
+    assert_array_equal(got, expected)
 
 
 def test_small_blocks_by_default_match(rng, monkeypatch):
