@@ -77,7 +77,7 @@ def _stimulus_batches(activations, n_stim, batch_size):
                          "must match.")
 
 
-def category_means(activations, labels, *, unit="channel", batch_size=None,
+def category_means(activations, labels, *, unit="channel", absolute=False, batch_size=None,
                    show_progress=False):
     """Mean activation of every unit to every category of stimuli.
 
@@ -97,6 +97,11 @@ def category_means(activations, labels, *, unit="channel", batch_size=None,
         paper; AlexNet conv1_relu ... fc2_relu then have 64, 192, 384, 256,
         256, 4096, 4096 units). "position": every (chn, row, col) element is a
         unit.
+    absolute : bool, default=False
+        Take the absolute value of every activation first (before channels are
+        averaged over their maps): the paper's control analysis "with the
+        absolute value of activation", for layers with negative values (before a
+        ReLU, or with ReLU removed).
     batch_size : int, optional
         Stimuli per read for an array-like. Default: about 2**24 values per read.
     show_progress : bool, default=False
@@ -132,7 +137,7 @@ def category_means(activations, labels, *, unit="channel", batch_size=None,
                                  enabled=show_progress):
         batch = check_array(batch, name=f"activations[{start}:{start + len(batch)}]",
                             ndim=(2, 3, 4, 5), dtype="float")
-        feats = to_units(batch)                                   # (b, n_units) float64
+        feats = to_units(np.abs(batch) if absolute else batch)   # (b, n_units) float64
         rows = inverse[start:start + len(feats)]
         if rows.size != len(feats):
             raise InputError(f"The batches hold more stimuli than labels ({labels.size}).")

@@ -92,6 +92,8 @@ class SparsenessResult:
         name, voxel index); used in per-unit tables.
     unit : str
         "channel" or "position" for networks, "roi"/"voxel" for brain data.
+    absolute : bool
+        Whether the absolute values of the activations were used.
     """
 
     layers: list
@@ -104,6 +106,7 @@ class SparsenessResult:
     dead_units: np.ndarray
     unit_ids: list = field(default_factory=list)
     unit: str = "channel"
+    absolute: bool = False
 
     @property
     def per_unit(self):
@@ -195,6 +198,8 @@ def format_summary(result, *, title=None):
     trend = result.trend()
     tau, p, n = trend["categories"]
     mtau, mp, _ = trend["medians"]
+    if result.absolute:
+        what += " (absolute activations)"
     lines.append(f"{what}; Kendall tau along layers: {tau:.3f} (p={p:.3g}, {n} values "
                  f"pooled), over medians {mtau:.3f} (p={mp:.3g})")
     return "\n".join(lines)
@@ -250,20 +255,36 @@ def _unit_ids(act, layer, unit, n_units):
     return np.arange(1, n_units + 1)
 
 
-def _layer_means(act, layer, row_labels, unit):
+def _check_absolute(act, layer, source):
+    """absolute=True needs per-image values that were not averaged at extraction."""
+    if act.category_labels is not None:
+        raise InputError(f"{source} holds category means (db_act -aggregate label), whose "
+                         "absolute values are not the means of absolute activations; extract "
+                         "with -pool l1 -aggregate label (a channel's summed |activation|: "
+                         "the same PSI for channel units) or without -aggregate.")
+    pool = act.layer_attrs(layer).get("pool") or ""
+    if pool not in ("", "l1", "l2"):
+        raise InputError(f"layer {layer!r} of {source} was pooled ({pool}) at extraction; "
+                         "absolute values of pooled values are not pooled absolute values. "
+                         "Extract it with -pool l1 (the same PSI for channel units) or "
+                         "without -pool.")
+
+
+def _layer_means(act, layer, row_labels, unit, absolute=False):
     """Category means (n_categories, n_units) of one layer, read in blocks of stimuli."""
     shape = act.shape(layer)
     step = max(1, _READ_VALUES // max(1, int(np.prod(shape[1:]))))
     blocks = (block for _, block in act.iter_batches(layer, step))
     try:
-        return category_means(blocks, row_labels, unit=unit).means
+        return category_means(blocks, row_labels, unit=unit, absolute=absolute).means
     except InputError as exc:
         where = f"{act.path}, " if act.path is not None else ""
         raise InputError(f"{where}layer {layer!r}: {exc}") from None
 
 
 def activation_sparseness(act, labels=None, *, names=None, layers=None, measure="psi",
-                          unit="channel", measure_options=None, show_progress=False):
+                          unit="channel", absolute=False, measure_options=None,
+                          show_progress=False):
     """Sparseness of every category in every layer of an activation.
 
     Parameters
@@ -287,6 +308,11 @@ def activation_sparseness(act, labels=None, *, names=None, layers=None, measure=
     unit : {"channel", "position"}, default="channel"
         A unit is a channel averaged over its map (the paper), or every element
         (the layer must not have been pooled at extraction).
+    absolute : bool, default=False
+        Absolute value of every activation before the category means (the
+        paper's control analysis; see :func:`category_means`). Needs per-image
+        activations that were not pooled with mean/max/median at extraction
+        (``-pool l1`` files are fine: their values are already absolute).
     measure_options : dict, optional
     show_progress : bool, default=False
 
@@ -310,6 +336,9 @@ def activation_sparseness(act, labels=None, *, names=None, layers=None, measure=
         act.shape(layer)                                   # UnknownLayerError lists valid ones
         _check_unit_mode(act, layer, unit)
     source = str(act.path) if act.path is not None else "activation"
+    if absolute:
+        for layer in layers:
+            _check_absolute(act, layer, source)
     if labels is None:
         if act.category_labels is None:
             raise InputError(f"{source} has one row per stimulus; give the stimulus labels "
@@ -327,7 +356,7 @@ def activation_sparseness(act, labels=None, *, names=None, layers=None, measure=
     values, n_units, n_dead, ids = [], [], [], []
     for layer in progress(layers, desc=f"{measure} per layer", unit="layer",
                           enabled=show_progress):
-        means = _layer_means(act, layer, row_labels, unit)
+        means = _layer_means(act, layer, row_labels, unit, absolute)
         v, n, d = _measure_values(means, measure, measure_options)
         values.append(v)
         n_units.append(n)
@@ -335,11 +364,12 @@ def activation_sparseness(act, labels=None, *, names=None, layers=None, measure=
         ids.append(_unit_ids(act, layer, unit, n))
     return SparsenessResult(layers, measure, values, cats,
                             np.array([names.get(c.item(), str(c)) for c in cats], dtype=str),
-                            counts, np.array(n_units), np.array(n_dead), ids, unit)
+                            counts, np.array(n_units), np.array(n_dead), ids, unit,
+                            absolute=absolute)
 
 
 def brain_sparseness(data, populations, labels=None, *, names=None, measure="psi",
-                     measure_options=None, unit="voxel", feature_names=None):
+                     measure_options=None, unit="voxel", feature_names=None, absolute=False):
     """Sparseness of every category in brain populations (an ROI's voxels as units).
 
     Parameters
@@ -360,6 +390,9 @@ def brain_sparseness(data, populations, labels=None, *, names=None, measure="psi
     feature_names : array-like of shape (n_features,), optional
         Ids of the units in per-unit tables (e.g. ROI names); default the
         0-based column indices of ``data``.
+    absolute : bool, default=False
+        Absolute value of every sample before the category means (needs
+        ``labels``: samples that already are categories are refused).
 
     Returns
     -------
@@ -377,6 +410,9 @@ def brain_sparseness(data, populations, labels=None, *, names=None, measure="psi
     if data.ndim != 2:
         raise InputError(f"brain data must be 2-D (n_samples, n_features); got shape "
                          f"{data.shape}.")
+    if absolute and labels is None:
+        raise InputError("absolute values need one sample per stimulus with their labels; "
+                         "these samples are already categories (give -stim).")
     row_labels = np.arange(len(data)) if labels is None else np.asarray(labels)
     if row_labels.shape != (len(data),):
         raise InputError(f"brain data have {len(data)} samples but {row_labels.size} labels "
@@ -393,7 +429,7 @@ def brain_sparseness(data, populations, labels=None, *, names=None, measure="psi
     for name, members in populations.items():
         cols = columns[members]
         try:
-            means = category_means(data[:, cols], row_labels).means
+            means = category_means(data[:, cols], row_labels, absolute=absolute).means
             v, n, d = _measure_values(means, measure, measure_options)
         except InputError as exc:
             raise InputError(f"population {name!r}: {exc}") from None
@@ -403,7 +439,8 @@ def brain_sparseness(data, populations, labels=None, *, names=None, measure="psi
         ids.append(feature_names[cols])
     return SparsenessResult(list(populations), measure, values, cats,
                             np.array([names.get(c.item(), str(c)) for c in cats], dtype=str),
-                            counts, np.array(n_units), np.array(n_dead), ids, unit)
+                            counts, np.array(n_units), np.array(n_dead), ids, unit,
+                            absolute=absolute)
 
 
 # ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ With -accuracy (label, accuracy; e.g. from db_probe):
   correlation.png             the paper's Fig. 2
 
 example: db_psi -act alexnet.act.h5 -stim imgs.stim.csv -out psi/ -accuracy acc.csv
+         db_psi -act norelu.act.h5 -stim imgs.stim.csv -abs -out psi_abs/
 """
 import logging
 
@@ -61,6 +62,11 @@ def get_parser():
                help="psi (the paper), lifetime (per unit), hoyer, kurtosis, active fraction")
     add_option(g, "unit", default="channel", choices=sorted(UNIT_MODES),
                help="a unit is a channel averaged over its map, or every element")
+    add_option(g, "abs", action="store_true",
+               help="absolute value of every activation (voxel signal) before the category "
+                    "means: the paper's control analysis, for layers with negative values; "
+                    "needs per-image values (for -aggregate label files extract with -pool "
+                    "l1: the same PSI)")
     g = p.add_argument_group("accuracy")
     add_option(g, "accuracy", metavar="TABLE",
                help="per-category accuracy (columns label, accuracy), e.g. from db_probe")
@@ -114,7 +120,7 @@ def _activation_result(args, stim, names):
                             "by position.", args.act, args.stim)
             labels = stim.labels
         return activation_sparseness(act, labels, names=names, layers=args.layer,
-                                     measure=args.measure, unit=args.unit,
+                                     measure=args.measure, unit=args.unit, absolute=args.abs,
                                      show_progress=not args.quiet)
 
 
@@ -143,7 +149,7 @@ def _brain_result(args, stim, names):
                          "samples already are categories).")
     return brain_sparseness(data, populations, None if stim is None else stim.labels,
                             names=names, measure=args.measure, unit=unit,
-                            feature_names=feature_names)
+                            feature_names=feature_names, absolute=args.abs)
 
 
 @cli_main(get_parser)

@@ -245,3 +245,38 @@ def test_position_units_need_unpooled_file(run_cli, files, tmp_path):
 def test_help_has_example(run_cli):
     status, stdout, _ = run_cli(main, "--help")
     assert status == 0 and "example: db_psi" in stdout
+
+
+def test_absolute_activations(run_cli, files, rng):
+    """-abs: |activation| of every element before the category means (the paper's control
+    analysis), against a loop over stimuli; refused where it cannot mean that."""
+    tmp, labels, data = files
+    signed = {"conv1": rng.standard_normal((18, 5, 3, 3)).astype(np.float32),
+              "fc1": rng.standard_normal((18, 7)).astype(np.float32)}
+    Activation(signed).save(tmp / "signed.act.h5")
+    out = tmp / "abs"
+    status, stdout, err = run_cli(main, "-act", tmp / "signed.act.h5", "-stim",
+                                  tmp / "x.stim.csv", "-abs", "-out", out, "-q")
+    assert status == 0, err
+    assert "absolute activations" in stdout
+    table = read_table(out / "psi.csv")
+    for layer, a in signed.items():
+        a = a if a.ndim == 4 else a[:, :, None]
+        expect = population_sparseness(loop_means(np.abs(a), labels))
+        got = table["psi"][table["layer"] == layer]
+        np.testing.assert_allclose(got, expect, rtol=0, atol=1e-10)
+        plain = population_sparseness(loop_means(a, labels))
+        assert np.abs(expect - plain).max() > 1e-3          # -abs changes the answer here
+    # category means and mean-pooled values cannot give means of absolute values
+    means = {k: loop_means(v if v.ndim == 4 else v[:, :, None], labels)[:, :, None, None]
+             for k, v in signed.items()}
+    agg = Activation(means)
+    agg.category_labels, agg.category_counts = np.array([2, 5, 6, 9]), np.array([2, 7, 5, 4])
+    agg.save(tmp / "agg.act.h5")
+    err = _one_line_error(run_cli, "-act", tmp / "agg.act.h5", "-abs", "-out", tmp / "a1")
+    assert "category means" in err and "-pool l1" in err
+    pooled = {"conv1": signed["conv1"].mean(axis=(2, 3))}
+    Activation(pooled, layer_attrs={"conv1": {"pool": "mean"}}).save(tmp / "mean.act.h5")
+    err = _one_line_error(run_cli, "-act", tmp / "mean.act.h5", "-stim", tmp / "x.stim.csv",
+                          "-abs", "-out", tmp / "a2")
+    assert "conv1" in err and "pooled (mean)" in err

@@ -135,3 +135,21 @@ def test_forward_stops_after_deepest_layer(stim):
     dnn.extract(stim, ["conv2"], show_progress=False)
     assert calls == []                         # fc3 never ran
     handle.remove()
+
+
+def test_l1_pooled_category_means_give_the_absolute_activation_psi(stim):
+    # db_psi -abs on per-image activations == db_act -pool l1 -aggregate label (the
+    # advice its error gives): a channel's summed |activation| differs from the mean of
+    # |activation| by a factor per layer, which the z-scoring removes.
+    from dnnsparse.algo.psi_analysis import activation_sparseness
+    dnn = load_dnn("alexnet", weights="random", seed=1)
+    layers = ["conv1", "conv3", "fc1"]                     # before their ReLUs: signed
+    per_image = dnn.extract(stim, layers, show_progress=False)
+    assert (per_image["conv1"] < 0).any()
+    l1 = dnn.extract(stim, layers, pool="l1", aggregate="label", show_progress=False)
+    with_abs = activation_sparseness(per_image, stim.labels, absolute=True)
+    from_l1 = activation_sparseness(l1)
+    plain = activation_sparseness(per_image, stim.labels)
+    for a, b, c in zip(with_abs.values, from_l1.values, plain.values):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+        assert np.abs(a - c).max() > 1e-3
