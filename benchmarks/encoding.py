@@ -28,7 +28,7 @@ import threadpoolctl
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 
-from dnnsparse.algo import _ridge
+from dnnsparse.algo.encoding import _solvers as _ridge
 from dnnsparse.algo.encoding import encode
 
 FULL = dict(n_samples=2000, n_features=1000, n_targets=20000, sk_voxels=2, repeat=1)

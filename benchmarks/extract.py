@@ -31,8 +31,8 @@ from torch.utils.data import DataLoader
 
 from dnnsparse.base.stimulus import Stimulus
 from dnnsparse.cli import act as db_act
-from dnnsparse.model.extract import ImageDataset, collate_images
-from dnnsparse.model.zoo import load_dnn
+from dnnsparse.model import ImageDataset, collate_images
+from dnnsparse.model import load_dnn
 
 LAYERS = ["conv1_relu", "conv2_relu", "conv3_relu", "conv4_relu", "conv5_relu",
           "fc1_relu", "fc2_relu"]

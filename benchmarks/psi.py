@@ -33,7 +33,7 @@ import numpy as np
 from scipy import stats
 from sklearn.preprocessing import MinMaxScaler
 
-from dnnsparse.algo import _sparseness_kernel
+from dnnsparse.algo.sparseness import _kernel as _sparseness_kernel
 from dnnsparse.algo.sparseness import population_sparseness
 
 FULL_SIZES = [(1000, 4096), (1000, 193_600)]

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.spatial.distance import pdist
 
 from dnnsparse.algo.rsa import compute_rdm
-from dnnsparse.algo.rsa_inference import rdm_permutation_test
+from dnnsparse.algo.rsa import rdm_permutation_test
 
 
 def best_time(fn, repeat):

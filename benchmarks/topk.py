@@ -17,7 +17,7 @@ import time
 import torch
 import torchvision
 
-from dnnsparse.algo.topk import insert_topk
+from dnnsparse.model import insert_topk
 
 # Top-K after the ReLU of each of AlexNet's 5 convolutions, and after the last
 # ReLU of each of VGG16's 5 blocks

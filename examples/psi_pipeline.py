@@ -14,14 +14,12 @@ per category) and your network with ``load_dnn("alexnet")`` or a custom
 import sys
 from pathlib import Path
 
-from dnnsparse.algo.demo_stimuli import make_demo_stimuli
-from dnnsparse.algo.psi_analysis import (accuracy_analysis, activation_sparseness,
-                                         category_names, format_summary, probe_accuracy,
-                                         write_psi_outputs)
-from dnnsparse.algo.psi_demo import relu_layers
+from dnnsparse.pipelines import make_demo_stimuli
+from dnnsparse.pipelines import accuracy_analysis, activation_sparseness, category_names, format_summary, probe_accuracy, write_psi_outputs
+from dnnsparse.pipelines import relu_layers
 from dnnsparse.base.stimulus import Stimulus
-from dnnsparse.model.lesion import lesion
-from dnnsparse.model.zoo import load_dnn
+from dnnsparse.model import lesion
+from dnnsparse.model import load_dnn
 
 
 def main(out="psi_example"):

@@ -6,7 +6,7 @@ held-out predictions with accuracy, balanced accuracy, the confusion matrix and
 per-class accuracy (classification), or Pearson r and R² (regression), plus seeded
 permutation p-values.  Features are standardised inside each training fold
 (``scale=True``).  Folds are stratified for classifiers and grouped when ``groups``
-is given (see :mod:`dnnsparse.algo.cv`).
+is given (see :mod:`dnnsparse.algo.model_selection`).
 
 Per-category classification accuracy, e.g. of FC2 activations with 2-fold CV::
 
@@ -28,8 +28,7 @@ from sklearn.svm import LinearSVC
 from ..errors import InputError
 from ..utils.progress import progress as progress_bar
 from ..utils.validation import check_array, check_choice, check_consistent_length
-from .cv import (PermutationTest, check_resampling, fold_ids, heldout_scores, make_splits,
-                 per_class_accuracy, permutation_indices)
+from .model_selection import PermutationTest, check_resampling, fold_ids, heldout_scores, make_splits, per_class_accuracy, permutation_indices
 
 __all__ = ["MODELS", "DecodingResult", "decode", "make_decoder"]
 

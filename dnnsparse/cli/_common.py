@@ -107,7 +107,7 @@ def dnn_from_args(args):
 
     torch is imported here, not at module import, so ``--help`` stays fast.
     """
-    from ..model.zoo import load_dnn
+    from ..model import load_dnn
     return load_dnn(args.net, weights=args.weights, seed=args.weights_seed,
                     preprocess=args.preprocess)
 
@@ -152,10 +152,10 @@ def manipulate_from_args(dnn, args):
     """Apply ``-lesion`` and ``-topk`` to ``dnn``; return file attributes describing them."""
     attrs = {}
     if getattr(args, "lesion", None):
-        from ..model.lesion import lesion
+        from ..model import lesion
         lesion(dnn, args.lesion, seed=args.seed)
     if getattr(args, "topk", None):
-        from ..algo.topk import insert_topk
+        from ..model import insert_topk
         spec = parse_layer_fractions(args.topk)
         insert_topk(dnn, spec, mode=args.topk_mode)
         attrs["topk"] = ",".join(f"{k}={v:g}" for k, v in spec.items())

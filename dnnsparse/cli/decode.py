@@ -65,8 +65,8 @@ def _safe(name):
 
 def _sources(args, n_stim):
     """[(name, X or callable reading X)] of the chosen features, checked against -stim."""
-    from ..algo.encoding_analysis import LayerFeatures, layer_mask
-    from ..algo.responses import load_responses
+    from ..pipelines import LayerFeatures, layer_mask
+    from ..pipelines import load_responses
 
     if bool(args.act) == bool(args.resp):
         raise InputError("give the features: -act FILE (DNN layers) or -resp FILE "
@@ -111,7 +111,7 @@ def _print(results):
 
 @cli_main(get_parser)
 def main(args):
-    from ..algo.decoding_analysis import decode_sources, decoding_tables
+    from ..pipelines import decode_sources, decoding_tables
     from ..base.stimulus import Stimulus
     from ..io._files import prepare_output_dir
     from ..io.table import write_table
@@ -150,7 +150,7 @@ def main(args):
     write_table(out / "predictions.csv", pred, force=True)
     written.append("predictions.csv")
     if not args.no_plot:
-        from ..algo.encoding_plots import plot_decoding_summary
+        from ..viz import plot_decoding_summary
         plot_decoding_summary(out / "decoding.png", tables["summary"], force=True)
         written.append("decoding.png")
     _print(results)

@@ -25,8 +25,8 @@ from ._common import (add_force_arg, add_lesion_args, add_option, cli_main, make
 
 
 def get_parser():
-    from ..algo.demo_stimuli import PHOTOGRAPHS
-    from ..algo.category import UNIT_MODES
+    from ..pipelines import PHOTOGRAPHS
+    from ..algo.sparseness import UNIT_MODES
 
     p = make_parser("db_demo", __doc__)
     add_option(p, "out", required=True, metavar="DIR", help="output directory")
@@ -58,7 +58,7 @@ def get_parser():
 
 @cli_main(get_parser)
 def main(args):
-    from ..algo.psi_demo import format_demo, run_demo
+    from ..pipelines import format_demo, run_demo
 
     topk = parse_layer_fractions(args.topk) if args.topk else None
     demo = run_demo(args.out, net=args.net, extra_nets=args.extra_net,

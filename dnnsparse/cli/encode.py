@@ -33,7 +33,7 @@ Outputs in -out DIR:
                 maps in the input's format (EXT: the input's volume suffix,
                 .dscalar.nii or .func.gii; one map per channel/position)
   LAYER/model.npz (LAYER/<block>.npz with -iteraxis): the model refitted on all
-                stimuli as plain arrays (dnnsparse.algo.encoding_io.load_model)
+                stimuli as plain arrays (dnnsparse.pipelines.load_model)
   encoding.png  mean score per layer and ROI
 
 example: db_encode -anal mv -act alexnet.act.h5 -layer conv5_relu fc2_relu -resp beta.nii.gz -bmask vtc.nii.gz -model ridge -cv 10 -n-perm 1000 -max-stat -out enc/
@@ -80,7 +80,7 @@ def add_cv_args(g):
 
 def get_parser():
     from ..algo.encoding import MODELS
-    from ..algo.encoding_analysis import SCORINGS
+    from ..pipelines import SCORINGS
 
     p = make_parser("db_encode", __doc__)
     g = p.add_argument_group("DNN")
@@ -197,10 +197,9 @@ def _print_summary(summary, scoring):
 
 @cli_main(get_parser)
 def main(args):
-    from ..algo.cv import make_splits
-    from ..algo.encoding_analysis import (LayerFeatures, encode_layer, encoding_tables,
-                                          layer_mask, write_encoding_maps)
-    from ..algo.responses import load_responses
+    from ..algo.model_selection import make_splits
+    from ..pipelines import LayerFeatures, encode_layer, encoding_tables, layer_mask, write_encoding_maps
+    from ..pipelines import load_responses
     from ..base.activation import Activation
     from ..io._files import prepare_output_dir
     from ..io.table import write_table
@@ -257,7 +256,7 @@ def main(args):
     folds["fold"] = results[0].folds + 1
     write_table(out / "folds.csv", folds, force=True)
     if not args.no_plot:
-        from ..algo.encoding_plots import plot_encoding_summary
+        from ..viz import plot_encoding_summary
         plot_encoding_summary(out / "encoding.png", summary, scoring=args.scoring, force=True)
     _print_summary(summary, args.scoring)
     print(f"wrote {out}: scores.tsv, summary.csv, folds.csv"

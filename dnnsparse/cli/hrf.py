@@ -60,8 +60,8 @@ def _onsets(stim, path):
 
 @cli_main(get_parser)
 def main(args):
-    from ..algo.hrf_analysis import convolve_activation
-    from ..algo.responses import count_samples
+    from ..pipelines import convolve_activation
+    from ..pipelines import count_samples
     from ..base.activation import Activation
     from ..base.stimulus import Stimulus
     from ..io._files import check_output_path

@@ -36,7 +36,7 @@ def main(args):
             _print_table([[l, act.shape(l)[1:], int(np.prod(act.shape(l)[1:]))]
                           for l in act.layers], ["layer", "shape (chn,row,col)", "units"])
         return
-    from ..model.zoo import NETS, load_dnn
+    from ..model import NETS, load_dnn
     if not args.net:
         _print_table([[n, s.note] for n, s in NETS.items()], ["network", "note"])
         return

@@ -41,7 +41,7 @@ MAP_SUFFIXES = {"volume": (None, None),
 
 
 def get_parser():
-    from ..algo.category import UNIT_MODES
+    from ..algo.sparseness import UNIT_MODES
 
     p = make_parser("db_map", __doc__)
     g = p.add_argument_group("inputs")
@@ -91,7 +91,7 @@ def _read_psi_summary(path, layers):
 
 def _sparseness(args, items, act, layers, brain, rois, brain_group, psi_layer):
     """(psi_layer, psi_roi); None (NaN) where categories are unknown."""
-    from ..algo.mapping import layer_psi, roi_psi
+    from ..pipelines import layer_psi, roi_psi
 
     labels = items.labels
     # Rows are categories when the file is per category or was matched as such.
@@ -112,7 +112,7 @@ def _sparseness(args, items, act, layers, brain, rois, brain_group, psi_layer):
 
 @cli_main(get_parser)
 def main(args):
-    from ..algo.mapping import brain_rdms, dnn_rdms, map_layers
+    from ..pipelines import brain_rdms, dnn_rdms, map_layers
     from ..base.brain import BrainData
     from ..io._files import prepare_output_dir
     from ..io.table import write_table
@@ -144,7 +144,7 @@ def main(args):
     written = ["mapping.csv", "best_layer.csv"]
     written += _brain_maps(args, out, brain, rois, result)
     if not args.no_plot:
-        from ..algo.rsa_plots import plot_similarity_heatmap
+        from ..viz import plot_similarity_heatmap
 
         with np.errstate(invalid="ignore"):
             marks = result.p_fdr < args.alpha
@@ -184,7 +184,7 @@ def _brain_maps(args, out, brain, rois, result):
 
 
 def _render(args, out, brain, rois, result):
-    from ..algo.rsa_plots import nilearn_available, render_volume_maps
+    from ..viz import nilearn_available, render_volume_maps
 
     if brain.kind != "volume":
         log.info("no brain rendering for %s data without a surface mesh; open %s in "

@@ -34,7 +34,7 @@ def get_parser():
 
 @cli_main(get_parser)
 def main(args):
-    from ..algo.psi_analysis import category_names, probe_accuracy
+    from ..pipelines import category_names, probe_accuracy
     from ..base.activation import Activation
     from ..base.stimulus import Stimulus
     from ..io._files import check_output_path

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 def get_parser():
-    from ..algo.category import UNIT_MODES
+    from ..algo.sparseness import UNIT_MODES
     from ..algo.sparseness import MEASURES
     from ..algo.stats import STEPWISE_CRITERIA
     from .rsa import add_roi_args
@@ -81,7 +81,7 @@ def get_parser():
 
 def _stimulus(args):
     """The stimulus table (or None) and its category names."""
-    from ..algo.psi_analysis import category_names
+    from ..pipelines import category_names
     from ..base.stimulus import Stimulus
 
     if not args.stim:
@@ -94,7 +94,7 @@ def _stimulus(args):
 
 
 def _activation_result(args, stim, names):
-    from ..algo.psi_analysis import activation_sparseness
+    from ..pipelines import activation_sparseness
     from ..base.activation import Activation
 
     act = Activation.load(args.act)
@@ -125,7 +125,7 @@ def _activation_result(args, stim, names):
 
 
 def _brain_result(args, stim, names):
-    from ..algo.psi_analysis import brain_sparseness
+    from ..pipelines import brain_sparseness
     from ..base.brain import BrainData
     from ..io.roi import read_roi_file
     from .rsa import build_rois
@@ -154,7 +154,7 @@ def _brain_result(args, stim, names):
 
 @cli_main(get_parser)
 def main(args):
-    from ..algo.psi_analysis import accuracy_analysis, format_summary, write_psi_outputs
+    from ..pipelines import accuracy_analysis, format_summary, write_psi_outputs
     from ..io._files import check_input_file, prepare_output_dir
     from ..io.table import read_table
 

@@ -115,7 +115,7 @@ class Items:
 
     def group(self, n_rows, source):
         """Labels averaging an input's rows into the items, or None (see row_grouping)."""
-        from ..algo.mapping import row_grouping
+        from ..pipelines import row_grouping
 
         try:
             return row_grouping(n_rows, labels=self.labels if self.by_category else None,
@@ -183,7 +183,7 @@ def get_parser():
 
 def _subject_rdms(args, items):
     """Per subject: ({roi: rdm}, BrainData path)."""
-    from ..algo.mapping import brain_rdms
+    from ..pipelines import brain_rdms
     from ..base.brain import BrainData
 
     rois, subjects = None, []
@@ -200,7 +200,7 @@ def _subject_rdms(args, items):
 
 @cli_main(get_parser)
 def main(args):
-    from ..algo.mapping import dnn_rdms, mean_rdms, rsa_table
+    from ..pipelines import dnn_rdms, mean_rdms, rsa_table
     from ..base.rdm import RDM, save_rdms
     from ..io._files import prepare_output_dir
     from ..io.table import write_table
@@ -259,7 +259,7 @@ def main(args):
 
 
 def _heatmap(path, table, layers, rois, args):
-    from ..algo.rsa_plots import plot_similarity_table
+    from ..viz import plot_similarity_table
 
     what = f"{args.method} of RDMs ({args.metric})"
     if args.iteraxis:

@@ -71,9 +71,8 @@ def _layer_sets(args):
 def main(args):
     from pathlib import Path
 
-    from ..algo.topk_plots import plot_shape_bias_sweep
-    from ..algo.topk_sweep import (check_fractions, check_layer_sets, cue_conflict_categories,
-                                   topk_sweep)
+    from ..viz import plot_shape_bias_sweep
+    from ..pipelines import check_fractions, check_layer_sets, cue_conflict_categories, topk_sweep
     from ..base.stimulus import Stimulus
     from ..io._files import prepare_output_dir
     from ..io.table import write_table

@@ -8,7 +8,7 @@ cosine learning-rate schedule; training images are randomly cropped and flipped.
 
 DIR receives checkpoint.pth after every epoch (continue an interrupted run with the
 same command plus -resume), history.csv and history.png (loss and accuracy per
-epoch), and at the end weights.pth and model.json. dnnsparse.model.train.
+epoch), and at the end weights.pth and model.json. dnnsparse.model._train.
 load_finetuned(DIR) rebuilds the trained network; weights.pth also loads with
 '-net NAME -weights DIR/weights.pth' (e.g. in db_act) when K equals the network's
 own number of outputs.
@@ -64,10 +64,10 @@ def main(args):
 
     import torch
 
-    from ..algo.topk_plots import plot_training_history
+    from ..viz import plot_training_history
     from ..base.stimulus import Stimulus
     from ..errors import InputError
-    from ..model import train as training
+    from ..model import CHECKPOINT, train_classifier
 
     if args.input_size is not None and args.input_size < 8:
         raise InputError(f"-input-size {args.input_size} is too small; give at least 8.")
@@ -80,13 +80,13 @@ def main(args):
     if args.input_size:
         dnn.input_size = (args.input_size, args.input_size)
     if args.lesion:
-        from ..model.lesion import lesion
+        from ..model import lesion
         lesion(dnn, args.lesion, seed=args.seed)
     threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        result = training.train_classifier(
+        result = train_classifier(
             dnn, stim, out=args.out, val_stim=val, val_fraction=args.val_fraction,
             epochs=args.epochs, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
             weight_decay=args.weight_decay, batch_size=args.batch_size, freeze=args.freeze,
@@ -94,7 +94,7 @@ def main(args):
             resume=args.resume, force=args.force, device=parse_device(args),
             workers=args.workers, show_progress=not args.quiet)
     except KeyboardInterrupt:
-        ckpt = Path(args.out) / training.CHECKPOINT
+        ckpt = Path(args.out) / CHECKPOINT
         how = (f"the last finished epoch is in {ckpt}; continue with the same command and "
                f"-resume." if ckpt.is_file() else "no epoch had finished.")
         print(f"db_train: interrupted; {how}", file=sys.stderr)

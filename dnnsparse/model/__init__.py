@@ -1,1 +1,59 @@
-"""Wrapped PyTorch networks: zoo, layer names, weights, lesions and extraction."""
+"""PyTorch networks: zoo, DNNBrain layer names, weights, lesions, Top-K, extraction, training.
+
+Names are imported on first use (``from dnnsparse.model import load_dnn``).
+"""
+from ..utils.lazy import lazy_exports
+
+_WHERE = {
+    "AUGMENTATIONS": "_train",
+    "CHECKPOINT": "_train",
+    "DNN": "_dnn",
+    "IMAGENET_MEAN": "_transforms",
+    "IMAGENET_STD": "_transforms",
+    "ImageDataset": "_extract",
+    "LESIONS": "_lesion",
+    "MODES": "_topk",
+    "NETS": "_zoo",
+    "NetSpec": "_zoo",
+    "OPTIMIZERS": "_train",
+    "PREPROCESS": "_transforms",
+    "StopForward": "_dnn",
+    "TORCH_POOLS": "_extract",
+    "TopK": "_topk",
+    "TopKHandle": "_topk",
+    "TrainResult": "_train",
+    "apply_state_dict": "_weights",
+    "as_4d": "_dnn",
+    "cached_download": "_weights",
+    "collate_images": "_extract",
+    "default_workers": "_extract",
+    "efficientnet_lite_names": "_layers",
+    "extract": "_extract",
+    "find_classifier": "_train",
+    "finetuned_info": "_train",
+    "googlenet_names": "_layers",
+    "image_batches": "_extract",
+    "insert_topk": "_topk",
+    "lesion": "_lesion",
+    "lesioned_layers": "_lesion",
+    "load_dnn": "_zoo",
+    "load_finetuned": "_train",
+    "load_state_dict_file": "_weights",
+    "make_image_transform": "_transforms",
+    "make_transform": "_transforms",
+    "module_path_names": "_layers",
+    "normalize": "_transforms",
+    "parse_ref": "_layers",
+    "replace_classifier": "_train",
+    "resnet_names": "_layers",
+    "sequential_names": "_layers",
+    "split_stimuli": "_train",
+    "to_rgb": "_transforms",
+    "topk_count": "_topk",
+    "topk_mask": "_topk",
+    "topk_sparsify": "_topk",
+    "train_classifier": "_train",
+    "wrap_module": "_zoo",
+}
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

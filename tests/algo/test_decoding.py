@@ -8,7 +8,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from dnnsparse.algo.cv import make_splits
+from dnnsparse.algo.model_selection import make_splits
 from dnnsparse.algo.decoding import decode
 from dnnsparse.errors import InputError
 

@@ -12,9 +12,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from dnnsparse.algo import cv as cvmod
-from dnnsparse.algo.encoding import (LeastSquares, VoxelwiseRidgeCV, _inner_splits, encode,
-                                     load_model, make_encoder, save_model)
+from dnnsparse.algo import model_selection as cvmod
+from dnnsparse.algo.encoding import LeastSquares, VoxelwiseRidgeCV, encode, make_encoder
+from dnnsparse.pipelines import load_model, save_model
+from dnnsparse.algo.encoding._estimators import _inner_splits
 from dnnsparse.errors import FileFormatError, InputError, OutputExistsError
 
 ALPHAS = np.logspace(-1, 4, 6)

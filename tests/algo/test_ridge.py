@@ -4,7 +4,7 @@ import pytest
 from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
 from sklearn.model_selection import GridSearchCV, KFold
 
-from dnnsparse.algo import _ridge
+from dnnsparse.algo.encoding import _solvers as _ridge
 from dnnsparse.errors import InputError
 
 ALPHAS = np.logspace(-2, 3, 6)

@@ -9,11 +9,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats
 from sklearn.preprocessing import MinMaxScaler
 
-from dnnsparse.algo import _sparseness_kernel
-from dnnsparse.algo import sparseness as sp_module
-from dnnsparse.algo.sparseness import (MEASURES, active_fraction, category_means, dead_units,
-                                       hoyer_sparseness, kurtosis_sparseness,
-                                       lifetime_sparseness, population_sparseness, sparseness)
+from dnnsparse.algo.sparseness import _kernel as _sparseness_kernel
+from dnnsparse.algo.sparseness import _measures as sp_module
+from dnnsparse.algo.sparseness import MEASURES, active_fraction, category_means, dead_units, hoyer_sparseness, kurtosis_sparseness, lifetime_sparseness, population_sparseness, sparseness
 from dnnsparse.errors import InputError
 
 # scipy's zscore warns about the dead (constant) units the references contain on purpose.

@@ -7,7 +7,7 @@ from nibabel import cifti2
 from sklearn.model_selection import GroupKFold
 
 from dnnsparse.algo.encoding import encode
-from dnnsparse.algo.encoding_io import load_model
+from dnnsparse.pipelines import load_model
 
 from dnnsparse.base.activation import Activation
 from dnnsparse.base.stimulus import Stimulus

@@ -32,7 +32,7 @@ def files(tmp_path, rng):
 
 def reference(X, y, seed, estimator):
     """sklearn's cross_val_predict with StratifiedKFold shuffled by the seed that decode()
-    draws from its generator (documented in dnnsparse.algo.cv: an int32 from
+    draws from its generator (documented in dnnsparse.algo.model_selection: an int32 from
     numpy.random.default_rng(seed))."""
     state = int(np.random.default_rng(seed).integers(np.iinfo(np.int32).max))
     cv = StratifiedKFold(2, shuffle=True, random_state=state)

@@ -11,7 +11,7 @@ from scipy.special import softmax
 
 from dnnsparse.algo.shape_bias import (CATEGORIES, cue_conflict_shape_bias, decision_accuracy,
                                        decisions_16)
-from dnnsparse.algo.topk import topk_sparsify
+from dnnsparse.model import topk_sparsify
 from dnnsparse.base.stimulus import Stimulus
 from dnnsparse.cli import topk as db_topk
 from dnnsparse.io.table import read_table

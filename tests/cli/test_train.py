@@ -13,8 +13,8 @@ from dnnsparse.base.stimulus import Stimulus
 from dnnsparse.cli import act as db_act
 from dnnsparse.cli import train as db_train
 from dnnsparse.io.table import read_table
-from dnnsparse.model import train as training
-from dnnsparse.model.zoo import load_dnn
+from dnnsparse.model import _train as training
+from dnnsparse.model import load_dnn
 
 NET = """from torch import nn
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from dnnsparse.base.mask import Mask
 from dnnsparse.base.stimulus import Stimulus
-from dnnsparse.model.zoo import load_dnn
+from dnnsparse.model import load_dnn
 
 
 def _inputs(stim, dnn):
@@ -66,7 +66,7 @@ def test_resnet_layers_match_direct(stim, tmp_path):
 
 
 def test_threaded_and_process_decoding_give_the_same_batches(stim):
-    from dnnsparse.model.extract import ImageDataset, default_workers, image_batches
+    from dnnsparse.model import ImageDataset, default_workers, image_batches
     dnn = load_dnn("alexnet", weights="random", seed=0)
     dataset = ImageDataset(stim.paths, dnn.image_transform())
     threaded = list(image_batches(dataset, 4, workers=0))
@@ -81,7 +81,7 @@ def test_threaded_and_process_decoding_give_the_same_batches(stim):
 
 
 def test_legacy_weights_file_loads_without_memory_map(tmp_path):
-    from dnnsparse.model.weights import load_state_dict_file
+    from dnnsparse.model import load_state_dict_file
     ref = torchvision.models.alexnet(weights=None)
     torch.save(ref.state_dict(), tmp_path / "zip.pth")
     torch.save(ref.state_dict(), tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
@@ -141,7 +141,7 @@ def test_l1_pooled_category_means_give_the_absolute_activation_psi(stim):
     # db_psi -abs on per-image activations == db_act -pool l1 -aggregate label (the
     # advice its error gives): a channel's summed |activation| differs from the mean of
     # |activation| by a factor per layer, which the z-scoring removes.
-    from dnnsparse.algo.psi_analysis import activation_sparseness
+    from dnnsparse.pipelines import activation_sparseness
     dnn = load_dnn("alexnet", weights="random", seed=1)
     layers = ["conv1", "conv3", "fc1"]                     # before their ReLUs: signed
     per_image = dnn.extract(stim, layers, show_progress=False)

@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 from dnnsparse.errors import InputError
-from dnnsparse.model.lesion import LESIONS, lesion, lesioned_layers
-from dnnsparse.model.zoo import load_dnn, wrap_module
+from dnnsparse.model import LESIONS, lesion, lesioned_layers
+from dnnsparse.model import load_dnn, wrap_module
 
 
 def _small_net():

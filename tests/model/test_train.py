@@ -6,12 +6,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from dnnsparse.algo.topk import topk_count
+from dnnsparse.model import topk_count
 from dnnsparse.base.stimulus import Stimulus
 from dnnsparse.errors import InputError, OutputExistsError, UnknownLayerError
-from dnnsparse.model.train import (finetuned_info, find_classifier, load_finetuned,
-                                   replace_classifier, split_stimuli, train_classifier)
-from dnnsparse.model.zoo import load_dnn, wrap_module
+from dnnsparse.model import finetuned_info, find_classifier, load_finetuned, replace_classifier, split_stimuli, train_classifier
+from dnnsparse.model import load_dnn, wrap_module
 
 SIZE = 16
 COLOURS = {"blue": (30, 30, 210), "green": (30, 210, 30), "red": (210, 30, 30)}

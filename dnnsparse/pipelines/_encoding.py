@@ -1,0 +1,466 @@
+"""Encoding analyses of whole files: the library behind db_encode (and the features of
+db_decode).
+
+The algorithms live in :mod:`.encoding`, :mod:`.decoding` and :mod:`.hrf`; this module
+turns files into their inputs and their results into tables and maps:
+
+- :func:`layer_mask` and :class:`LayerFeatures` -- a layer's units after ``-layer/-chn``
+  or ``-dmask``, as one feature matrix or one per channel / per (row, col) position
+  (``iter_axis``, DNNBrain's ``-iteraxis``), each unit with its 1-based
+  (channel, row, column) in the network's layer;
+- :func:`encode_layer` -> :class:`LayerEncoding`, :func:`encoding_tables`,
+  :func:`write_encoding_maps` -- per-target scores, per-ROI summaries and maps in the
+  input's own format, and the model refitted on all stimuli.
+
+The targets (:func:`~dnnsparse.pipelines.load_responses` ->
+:class:`~dnnsparse.pipelines.Responses`) live in :mod:`.responses`, decoding
+(:func:`~dnnsparse.pipelines.decode_sources`,
+:func:`~dnnsparse.pipelines.decoding_tables`) in :mod:`.decoding_analysis`,
+:func:`~dnnsparse.pipelines.convolve_activation` in :mod:`.hrf_analysis`; their
+names stay importable from here.
+
+Examples
+--------
+>>> from dnnsparse.base.activation import Activation
+>>> rng = np.random.default_rng(0)
+>>> act = Activation({"fc": rng.standard_normal((60, 8))})
+>>> resp = Responses(act.get("fc")[:, :2, 0, 0] @ [[1., 0.], [1., 1.]], source="toy")
+>>> res = encode_layer(LayerFeatures(act, "fc"), resp, model="glm", seed=0)
+>>> bool(np.all(res.r > 0.99))
+True
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import InputError
+from ..utils.parallel import parallel_map
+from ..utils.progress import progress as progress_bar
+from ..utils.validation import check_choice
+from ._decoding import decode_sources, decoding_tables
+from ._hrf import convolve_activation
+from ._responses import Responses, count_samples, load_responses
+
+__all__ = [
+    "ITER_AXES",
+    "SCORINGS",
+    "LayerFeatures",
+    "LayerEncoding",
+    "encode_layer",
+    "encoding_tables",
+    "layer_mask",
+    "map_suffix",
+    "write_encoding_maps",
+]
+
+#: ``iter_axis`` -> what one feature matrix holds ("position" is db_rsa's spelling).
+ITER_AXES = {None: "all selected units of the layer",
+             "channel": "the units of one channel (all its positions)",
+             "row_col": "the units at one (row, col) position (all channels)",
+             "position": "same as row_col"}
+#: Score reported as ``score`` and tested by permutations.
+SCORINGS = ("r", "r2")
+_AXES = ("chn", "row", "col")
+
+
+# ---------------------------------------------------------------- DNN features
+def layer_mask(act, *, layers=None, chn=None, dmask=None):
+    """The layers and units to use: ``-layer L.. [-chn N..]`` and/or ``-dmask FILE``.
+
+    Parameters
+    ----------
+    act : Activation
+    layers : list of str, optional
+        Default (and no ``dmask``): every layer of ``act``.
+    chn : list of int, optional
+        1-based channels kept in every layer of ``layers``.
+    dmask : str or Path, optional
+        ``.dmask.csv``; its layers come first, then those of ``layers``.
+
+    Returns
+    -------
+    Mask
+        Checked against the layers of ``act`` (an unknown layer names the valid ones;
+        an index past a layer's size names the layer and its range).
+    """
+    from ..base.mask import Mask
+
+    if chn is not None and not layers:
+        raise InputError("-chn applies to the layers of -layer; give -layer too.")
+    mask = Mask.load(dmask) if dmask else Mask()
+    if layers or not dmask:
+        extra = Mask.from_args(layers or act.layers, chn=chn)
+        for layer in extra.layers:
+            if layer in mask:
+                raise InputError(f"layer {layer!r} is in both -dmask and -layer; use one.")
+            mask.set(layer, **extra.get(layer))
+    for layer in mask.layers:
+        mask.check(layer, act.shape(layer)[1:])        # shape() names the valid layers
+    return mask
+
+
+class LayerFeatures:
+    """The selected units of one layer, read once, split into feature matrices.
+
+    Parameters
+    ----------
+    act : Activation
+    layer : str
+    mask : Mask, optional
+        Selection of the layer's channels/rows/columns (default: all units).
+    iter_axis : {None, "channel", "row_col", "position"}
+        None: one matrix of all units; "channel": one per channel; "row_col": one
+        per (row, col) position.
+
+    Attributes
+    ----------
+    data : ndarray of shape (n_stim, n_chn, n_row, n_col)
+        The selected units.
+    coords : dict {"chn", "row", "col"} of ndarray of int
+        1-based index in the network's layer of every selected channel, row, column
+        (composed with any selection already stored in the file).
+    """
+
+    def __init__(self, act, layer, *, mask=None, iter_axis=None):
+        from ..base.mask import Mask
+
+        check_choice(iter_axis, ITER_AXES, name="iter_axis")
+        self.layer = layer
+        self.iter_axis = "row_col" if iter_axis == "position" else iter_axis
+        sel = mask.get(layer) if mask is not None and layer in mask else {}
+        sub = act.mask(Mask({layer: sel}))             # reads only this layer's selection
+        self.data = sub.get(layer)
+        if self.data.dtype.kind not in "fc":
+            self.data = self.data.astype(np.float64)
+        n_bad = self.data.size - np.count_nonzero(np.isfinite(self.data))
+        if n_bad:
+            raise InputError(f"layer {layer!r} of {act.path or 'the activation'} holds "
+                             f"{n_bad} NaN or infinite value(s); encoding needs finite "
+                             "activations.")
+        attrs = sub.layer_attrs(layer)
+        self.coords = {}
+        for axis, size in zip(_AXES, self.data.shape[1:]):
+            given = attrs.get(axis)
+            given = None if given is None else np.atleast_1d(np.asarray(given, dtype=np.int64))
+            self.coords[axis] = (given if given is not None and len(given) == size
+                                 else np.arange(1, size + 1))
+
+    @property
+    def n_stim(self):
+        return self.data.shape[0]
+
+    def blocks(self):
+        """Feature matrices: list of ``(name, X (n_stim, n_units), coords (n_units, 3))``.
+
+        ``coords`` holds the 1-based (channel, row, column) of every column of X.
+        """
+        n, c, r, k = self.data.shape
+        chn, row, col = (self.coords[a] for a in _AXES)
+        if self.iter_axis is None:
+            grid = np.stack(np.meshgrid(chn, row, col, indexing="ij"), -1).reshape(-1, 3)
+            return [("", self.data.reshape(n, -1), grid)]
+        if self.iter_axis == "channel":
+            pos = np.stack(np.meshgrid(row, col, indexing="ij"), -1).reshape(-1, 2)
+            return [(f"chn{ch}", self.data[:, i].reshape(n, -1),
+                     np.column_stack([np.full(len(pos), ch), pos])) for i, ch in enumerate(chn)]
+        return [(f"row{rw}_col{cl}", self.data[:, :, i, j],
+                 np.column_stack([chn, np.full(c, rw), np.full(c, cl)]))
+                for i, rw in enumerate(row) for j, cl in enumerate(col)]
+
+    def block_index(self):
+        """1-based channel (or row and column) of every block, as table columns."""
+        if self.iter_axis is None:
+            return {}
+        if self.iter_axis == "channel":
+            return {"chn": self.coords["chn"]}
+        row, col = self.coords["row"], self.coords["col"]
+        return {"row": np.repeat(row, len(col)), "col": np.tile(col, len(row))}
+
+
+# ---------------------------------------------------------------- encoding
+@dataclass
+class LayerEncoding:
+    """Cross-validated encoding of every target from one layer (one row per block).
+
+    Attributes
+    ----------
+    layer : str
+    blocks : list of str
+        Feature matrices: ``[""]`` (whole layer), ``["chn1", ...]`` or
+        ``["row1_col1", ...]``.
+    block_index : dict
+        ``{}``, ``{"chn": ...}`` or ``{"row": ..., "col": ...}``: 1-based position of
+        every block in the layer.
+    n_units : ndarray of shape (n_blocks,)
+    r, r2 : ndarray of shape (n_blocks, n_targets)
+        NaN for targets that were not encoded (constant or empty).
+    p, p_fwer : ndarray of shape (n_blocks, n_targets) or None
+    alpha : ndarray of shape (n_blocks, n_targets) or None
+        Ridge penalty, median over outer folds.
+    best_unit : ndarray of int, shape (n_blocks, n_targets) or None
+        ``analysis="uv"``: 1-based unit (column of the block) most correlated with the
+        target over all stimuli (0 where not encoded).
+    best_coord : ndarray of int, shape (n_blocks, n_targets, 3) or None
+        That unit's 1-based (channel, row, column) in the layer.
+    folds : ndarray of shape (n_samples,)
+        Outer fold testing each stimulus (the same for every block and layer with an
+        int seed).
+    """
+
+    layer: str
+    blocks: list
+    block_index: dict
+    n_units: np.ndarray
+    r: np.ndarray
+    r2: np.ndarray
+    folds: np.ndarray
+    p: Optional[np.ndarray] = None
+    p_fwer: Optional[np.ndarray] = None
+    alpha: Optional[np.ndarray] = None
+    best_unit: Optional[np.ndarray] = None
+    best_coord: Optional[np.ndarray] = None
+
+    def score(self, scoring="r"):
+        """``r`` or ``r2``, shape (n_blocks, n_targets)."""
+        return getattr(self, check_choice(scoring, SCORINGS, name="scoring"))
+
+
+def _fit_and_save(X, Y, path, *, model, analysis, encoder_args, force):
+    """Refit on all stimuli and save as plain arrays (:mod:`.encoding_io`)."""
+    from ..algo.encoding import best_units, make_encoder
+    from ._encoder_files import save_model, save_unit_model
+
+    if analysis == "uv":
+        units, slope, x_mean, y_mean = best_units(X, Y, encoder_args["fit_intercept"])
+        save_unit_model(path, units, slope, y_mean - slope * x_mean,
+                        n_features=X.shape[1], force=force)
+        return
+    est = make_encoder(model, **encoder_args).fit(X, Y[:, 0] if Y.shape[1] == 1 else Y)
+    save_model(path, est, force=force)
+
+
+def encode_layer(features, responses, *, model="ridge", analysis="mv", alphas=None, cv=5,
+                 groups=None, inner_cv=5, reduce=None, n_perm=0, scoring="r", seed=0,
+                 fit_intercept=True, model_params=None, n_targets_batch=None,
+                 model_dir=None, force=False, n_jobs=1, progress=False):
+    """Encode every valid target of ``responses`` from one layer (per block).
+
+    Parameters
+    ----------
+    features : LayerFeatures
+    responses : Responses
+        Same stimuli, same row order; only ``responses.valid`` targets are fitted.
+    model, analysis, alphas, cv, groups, inner_cv, reduce, n_perm, fit_intercept,
+    model_params, n_targets_batch
+        As :func:`dnnsparse.algo.encoding.encode`.
+    scoring : {"r", "r2"}
+        Score the permutation test uses.
+    seed : int, default=0
+        The same int for every block (and layer) gives the same folds and permutations.
+    model_dir : str or Path, optional
+        Refit each block on all stimuli and save it there (``model.npz``, or
+        ``<block>.npz``) without pickles.
+    force : bool
+        Overwrite existing model files.
+    n_jobs : int, default=1
+        Blocks encoded in parallel threads.
+    progress : bool
+        A bar over blocks (and over folds when a layer is one block).
+
+    Returns
+    -------
+    LayerEncoding
+    """
+    from ..algo.encoding import encode
+
+    check_choice(scoring, SCORINGS, name="scoring")
+    if responses.n_samples != features.n_stim:
+        raise InputError(f"{responses.source} has {responses.n_samples} samples but the "
+                         f"activation has {features.n_stim} stimuli; they must match.")
+    Y = responses.data[:, responses.valid]
+    blocks = features.blocks()
+    encoder_args = dict(alphas=alphas, inner_cv=inner_cv, reduce=reduce,
+                        fit_intercept=fit_intercept, model_params=model_params,
+                        n_targets_batch=n_targets_batch)
+    if model_dir is not None:
+        Path(model_dir).mkdir(parents=True, exist_ok=True)
+    bar = progress_bar(total=len(blocks), desc=features.layer, unit="block",
+                       enabled=progress and len(blocks) > 1)
+
+    def run(block):
+        name, X, _ = block
+        res = encode(X, Y, model=model, alphas=alphas, cv=cv, groups=groups,
+                     inner_cv=inner_cv, reduce=reduce, analysis=analysis, n_perm=n_perm,
+                     perm_score=scoring, seed=seed, fit_intercept=fit_intercept,
+                     model_params=model_params, n_targets_batch=n_targets_batch,
+                     progress=progress and len(blocks) == 1)
+        if model_dir is not None:
+            _fit_and_save(X, Y, Path(model_dir) / f"{name or 'model'}.npz", model=model,
+                          analysis=analysis, encoder_args=encoder_args, force=force)
+        bar.update()
+        return res
+
+    results = parallel_map(run, blocks, n_jobs=n_jobs)
+    bar.close()
+    out = _assemble(features.layer, blocks, results, responses.valid)
+    out.block_index = features.block_index()
+    return out
+
+
+def _assemble(layer, blocks, results, valid):
+    """Stack per-block results into (n_blocks, n_targets) arrays, NaN where not encoded."""
+    n_blocks, n_targets = len(blocks), valid.size
+
+    def stack(values, fill=np.nan, dtype=np.float64):
+        out = np.full((n_blocks, n_targets) + np.shape(values[0])[1:], fill, dtype=dtype)
+        for i, v in enumerate(values):
+            out[i, valid] = v
+        return out
+
+    first = results[0]
+    out = LayerEncoding(layer=layer, blocks=[b[0] for b in blocks], block_index={},
+                        n_units=np.array([b[1].shape[1] for b in blocks]),
+                        r=stack([res.r for res in results]),
+                        r2=stack([res.r2 for res in results]), folds=first.folds)
+    if first.p is not None:
+        out.p = stack([res.p for res in results])
+        out.p_fwer = stack([res.p_fwer for res in results])
+    if first.alphas is not None:
+        out.alpha = stack([np.median(res.alphas, axis=0) for res in results])
+    if first.best_unit is not None:
+        out.best_unit = stack([res.best_unit + 1 for res in results], fill=0, dtype=np.int64)
+        out.best_coord = stack([b[2][res.best_unit] for b, res in zip(blocks, results)],
+                               fill=0, dtype=np.int64)
+    return out
+
+
+# ---------------------------------------------------------------- outputs
+def encoding_tables(results, responses, *, scoring="r", max_stat=False, p_threshold=0.05):
+    """Per-target scores and per-layer / per-ROI summaries as tidy columns.
+
+    Parameters
+    ----------
+    results : list of LayerEncoding
+    responses : Responses
+    scoring : {"r", "r2"}
+        The summary's ``score``.
+    max_stat : bool
+        Report ``p_fwer`` (max-statistic) and count significance with it.
+    p_threshold : float
+        Significance level of the summary's ``n_sig``.
+
+    Returns
+    -------
+    scores : dict
+        One row per layer x block x target: layer, [chn | row, col], target columns
+        (see :meth:`Responses.target_columns`), r, r2, [p, p_fwer], [alpha],
+        [best_unit, best_chn, best_row, best_col].
+    summary : dict
+        One row per layer x block x ROI ("all" without ROIs): n_targets, n_encoded,
+        score (mean over encoded targets), median, max, [n_sig, frac_sig].
+    """
+    target_cols = responses.target_columns()
+    scores, summary = {}, {}
+
+    def add(table, cols):
+        for k, v in cols.items():
+            table.setdefault(k, []).append(np.asarray(v))
+
+    for res in results:
+        n_blocks, n_targets = res.r.shape
+        blocks = res.block_index
+        cols = {"layer": np.full(n_blocks * n_targets, res.layer, dtype=object)}
+        cols.update({k: np.repeat(v, n_targets) for k, v in blocks.items()})
+        cols.update({k: np.tile(np.asarray(v), n_blocks) for k, v in target_cols.items()})
+        cols.update(r=res.r.ravel(), r2=res.r2.ravel())
+        if res.p is not None:
+            cols["p"] = res.p.ravel()
+            if max_stat:
+                cols["p_fwer"] = res.p_fwer.ravel()
+        if res.alpha is not None:
+            cols["alpha"] = res.alpha.ravel()
+        if res.best_unit is not None:
+            cols["best_unit"] = res.best_unit.ravel()
+            for i, axis in enumerate(_AXES):
+                cols[f"best_{axis}"] = res.best_coord[..., i].ravel()
+        add(scores, cols)
+        add(summary, _summary_rows(res, responses, blocks, scoring, max_stat, p_threshold))
+    return ({k: np.concatenate(v) for k, v in scores.items()},
+            {k: np.concatenate(v) for k, v in summary.items()})
+
+
+def _summary_rows(res, responses, blocks, scoring, max_stat, p_threshold):
+    score = res.score(scoring)
+    pvals = None if res.p is None else (res.p_fwer if max_stat else res.p)
+    rows = {"layer": [], **{k: [] for k in blocks}, "roi": [], "n_targets": [],
+            "n_encoded": [], "score": [], "median": [], "max": []}
+    if pvals is not None:
+        rows.update(n_sig=[], frac_sig=[])
+    for b in range(len(res.blocks)):
+        for roi, members in responses.groups().items():
+            values = score[b, members]
+            ok = np.isfinite(values)
+            rows["layer"].append(res.layer)
+            for k, v in blocks.items():
+                rows[k].append(v[b])
+            rows["roi"].append(roi)
+            rows["n_targets"].append(len(members))
+            rows["n_encoded"].append(int(ok.sum()))
+            for key, func in (("score", np.mean), ("median", np.median), ("max", np.max)):
+                rows[key].append(float(func(values[ok])) if ok.any() else np.nan)
+            if pvals is not None:
+                sig = int(np.sum(pvals[b, members][ok] < p_threshold))
+                rows["n_sig"].append(sig)
+                rows["frac_sig"].append(sig / ok.sum() if ok.any() else np.nan)
+    return rows
+
+
+#: kind of brain data -> suffix of written maps (None: the input's own).
+_MAP_SUFFIXES = {"volume": None, "cifti": ".dscalar.nii", "gifti": ".func.gii"}
+
+
+def map_suffix(brain):
+    """Suffix of per-target maps: the input's own for volumes, dscalar / func otherwise."""
+    from ..io.brain import brain_format
+
+    return _MAP_SUFFIXES[brain.kind] or brain_format(brain.source)
+
+
+def write_encoding_maps(out_dir, result, responses, *, max_stat=False, force=False):
+    """Write a layer's per-target maps (one map per block) in the input's format.
+
+    Files ``r``, ``r2``, [``p``, ``p_fwer``], [``alpha``], [``best_unit``, ``best_chn``,
+    ``best_row``, ``best_col``] + :func:`map_suffix` in ``out_dir``; features that
+    were not encoded are NaN (0 in the integer unit maps), those outside the
+    mask / ROIs NaN (0).
+
+    Returns
+    -------
+    list of Path
+    """
+    brain = responses.brain
+    sfx = map_suffix(brain)
+    out_dir = Path(out_dir)
+    names = [b or result.layer for b in result.blocks]
+    maps = {"r": result.r, "r2": result.r2}
+    if result.p is not None:
+        maps["p"] = result.p
+        if max_stat:
+            maps["p_fwer"] = result.p_fwer
+    if result.alpha is not None:
+        maps["alpha"] = result.alpha
+    written = [brain.save_like(out_dir / f"{k}{sfx}", v, names=names, fill=np.nan,
+                               force=force) for k, v in maps.items()]
+    if result.best_unit is not None:
+        units = {"best_unit": result.best_unit,
+                 **{f"best_{a}": result.best_coord[..., i] for i, a in enumerate(_AXES)}}
+        # CIFTI/GIFTI maps are float; volumes keep integers.
+        dtype = np.int32 if brain.kind == "volume" else np.float32
+        written += [brain.save_like(out_dir / f"{k}{sfx}", v, names=names, dtype=dtype,
+                                    force=force) for k, v in units.items()]
+    return written
+
+
+# ---------------------------------------------------------------- decoding

@@ -1,0 +1,71 @@
+"""HRF convolution of whole files: the library behind db_hrf.
+
+The haemodynamic model lives in :mod:`.hrf`; :func:`convolve_activation` turns an
+activation with one row per stimulus presentation into one with a row per scan.
+"""
+import numbers
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..utils.progress import progress as progress_bar
+from ..utils.validation import check_scalar
+
+__all__ = ["convolve_activation"]
+
+
+def convolve_activation(act, onsets, durations, *, tr, n_scans, out, layers=None,
+                        oversampling=16, frame_time="start", force=False, progress=False):
+    """Write an ``.act.h5`` whose rows are scans: every layer convolved with the HRF.
+
+    The regressors of all events (:func:`dnnsparse.algo.hrf.event_regressors`,
+    shape (n_scans, n_events)) are built once; each layer is then read on its own
+    and multiplied by them (all units at once), so memory holds one layer.
+
+    Parameters
+    ----------
+    act : Activation
+        One row per event (stimulus presentation), in the order of ``onsets``.
+    onsets, durations : array-like of shape (n_events,)
+        Seconds from the start of the first scan.
+    tr : float
+    n_scans : int
+    out : str or Path
+        Output ``.act.h5``; its stimulus IDs are the scan indices 0..n_scans-1.
+    layers : list of str, optional
+        Default: every layer.
+    oversampling, frame_time
+        As :func:`dnnsparse.algo.hrf.convolve_events`.
+    force : bool
+    progress : bool
+
+    Returns
+    -------
+    Path
+    """
+    from ..io.act import ActWriter
+    from ..algo.hrf import event_regressors
+
+    layers = list(act.layers if layers is None else layers)
+    shapes = {layer: act.shape(layer)[1:] for layer in layers}
+    onsets = np.asarray(onsets, dtype=np.float64)
+    if len(onsets) != act.n_stim:
+        raise InputError(f"{len(onsets)} onsets for {act.n_stim} stimuli of the activation; "
+                         "give the stimulus table the activation was made from.")
+    n_scans = check_scalar(n_scans, name="n_scans", kind=numbers.Integral, min_val=1)
+    design = event_regressors(onsets, durations, tr=tr, n_scans=n_scans,
+                              oversampling=oversampling, frame_time=frame_time)
+    # the writer sets layers/version/date itself; keep the rest of the provenance
+    attrs = {k: v for k, v in act.attrs.items()
+             if k not in ("layers", "created", "dnnsparse_version")}
+    attrs.update(hrf="spm", tr=float(tr), n_scans=int(n_scans),
+                 oversampling=int(oversampling), frame_time=str(frame_time),
+                 source=str(act.path or ""))
+    with ActWriter(out, shapes, n_scans, attrs=attrs,
+                   layer_attrs={layer: act.layer_attrs(layer) for layer in layers},
+                   stim_ids=np.arange(n_scans).astype(str), force=force) as writer:
+        for layer in progress_bar(layers, desc="hrf", unit="layer", enabled=progress):
+            X = act.to_matrix(layer).astype(np.float64, copy=False)   # (n_events, n_units)
+            writer.write(layer, 0, (design @ X).reshape((n_scans,) + shapes[layer]))
+    return Path(out)

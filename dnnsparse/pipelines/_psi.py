@@ -1,0 +1,635 @@
+"""The sparse-coding paper's analysis from activations (or brain data) to tables.
+
+Liu, Zhen & Liu (2020) measure, layer by layer, how sparsely each object category
+is coded (PSI), test whether sparseness rises along the hierarchy, and relate it
+to how well each category is recognised. This module runs that analysis on the
+package's objects so that the commands (``db_psi``, ``db_probe``, ``db_demo``) only
+read arguments and print:
+
+- :func:`activation_sparseness` -- a sparseness measure of every category (or, for
+  lifetime sparseness, every unit) in every layer of an :class:`Activation`, read
+  one layer at a time; per-stimulus files are grouped by their labels (any order,
+  any category sizes), per-category files (``db_act -aggregate label``) are used
+  as they are.
+- :func:`brain_sparseness` -- the same for brain data: each population (an ROI's
+  voxels, or the ROIs of a ``.roi.h5`` file) plays the role of a layer.
+- :class:`SparsenessResult` -- tidy table, per-layer summary (median, IQR, units,
+  dead units) and the Kendall trend test.
+- :func:`accuracy_analysis` -- PSI-accuracy correlation per layer and stepwise
+  regression by stage, given per-category accuracy (:func:`probe_accuracy`).
+- :func:`write_psi_outputs` -- the tables and figures of ``db_psi``.
+
+:func:`~dnnsparse.pipelines.network_sparseness` and
+:func:`~dnnsparse.pipelines.run_demo` -- extraction plus analysis of a network,
+and the embedded demo -- live in :mod:`.psi_demo` (and are importable from here).
+"""
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from ..errors import InputError
+from ..io._files import prepare_output_dir
+from ..io.table import write_table
+from ..utils.progress import progress
+from ..utils.validation import check_choice
+from ..algo.sparseness import UNIT_MODES, category_means
+from ..algo.sparseness import MEASURES, dead_units, sparseness
+from ..algo.stats import STEPWISE_CRITERIA, TREND_TARGETS, hierarchy_trend, psi_accuracy_correlation, stepwise_by_stage
+
+__all__ = [
+    "PER_UNIT_MEASURES",
+    "AccuracyAnalysis",
+    "SparsenessResult",
+    "accuracy_analysis",
+    "activation_sparseness",
+    "brain_sparseness",
+    "category_names",
+    "format_summary",
+    "probe_accuracy",
+    "write_psi_outputs",
+]
+
+log = logging.getLogger(__name__)
+
+#: Measures computed per unit (across categories) rather than per category.
+PER_UNIT_MEASURES = ("lifetime",)
+#: Warn when the largest category has more than this many times the smallest's stimuli.
+SIZE_RATIO_WARNING = 2.0
+_READ_VALUES = 2 ** 24      # values per read of a layer (as algo.sparseness)
+
+
+# ---------------------------------------------------------------------------
+# Result of one analysis
+# ---------------------------------------------------------------------------
+def _quartiles(values):
+    """(q25, median, q75) with the 'midpoint' rule of the authors' IQR (NaN ignored)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return np.nan, np.nan, np.nan
+    q25, med, q75 = np.percentile(v, [25, 50, 75], method="midpoint")
+    return float(q25), float(med), float(q75)
+
+
+@dataclass
+class SparsenessResult:
+    """Sparseness of every category (or unit) in every layer (or brain population).
+
+    Attributes
+    ----------
+    layers : list of str
+        Layer (population) names in hierarchical order.
+    measure : str
+        A key of :data:`~dnnsparse.algo.sparseness.MEASURES`.
+    values : list of ndarray
+        Per layer: shape (n_categories,) -- or (n_units,) for a per-unit measure
+        (:data:`PER_UNIT_MEASURES`).
+    labels : ndarray of shape (n_categories,)
+        Category labels, in the order of the values.
+    names : ndarray of str, shape (n_categories,)
+        Category names (the stimulus table's ``condition``, else the label).
+    counts : ndarray of int, shape (n_categories,)
+        Stimuli averaged into each category.
+    n_units, dead_units : ndarray of int, shape (n_layers,)
+        Units of each layer, and how many respond identically to every category.
+    unit_ids : list of ndarray
+        Per layer, the id of every unit (1-based channel/element number, ROI
+        name, voxel index); used in per-unit tables.
+    unit : str
+        "channel" or "position" for networks, "roi"/"voxel" for brain data.
+    absolute : bool
+        Whether the absolute values of the activations were used.
+    """
+
+    layers: list
+    measure: str
+    values: list
+    labels: np.ndarray
+    names: np.ndarray
+    counts: np.ndarray
+    n_units: np.ndarray
+    dead_units: np.ndarray
+    unit_ids: list = field(default_factory=list)
+    unit: str = "channel"
+    absolute: bool = False
+
+    @property
+    def per_unit(self):
+        """True for measures computed per unit (lifetime sparseness)."""
+        return self.measure in PER_UNIT_MEASURES
+
+    @property
+    def positions(self):
+        """Layer positions 1..n_layers."""
+        return np.arange(1, len(self.layers) + 1, dtype=np.float64)
+
+    @property
+    def n_categories(self):
+        return len(self.labels)
+
+    def matrix(self):
+        """Category values as an array of shape (n_layers, n_categories)."""
+        if self.per_unit:
+            raise InputError(f"{self.measure} sparseness is per unit; layers have different "
+                             f"numbers of units, so there is no layer x category matrix.")
+        return np.vstack(self.values)
+
+    def table(self):
+        """Tidy columns: layer, layer_index, category, label, <measure> -- or layer,
+        layer_index, unit, <measure> for a per-unit measure."""
+        sizes = [len(v) for v in self.values]
+        cols = {"layer": np.repeat(self.layers, sizes),
+                "layer_index": np.repeat(np.arange(1, len(self.layers) + 1), sizes)}
+        if self.per_unit:
+            cols["unit"] = np.concatenate(self.unit_ids)
+        else:
+            cols["category"] = np.tile(self.names, len(self.layers))
+            cols["label"] = np.tile(self.labels, len(self.layers))
+        cols[self.measure] = np.concatenate(self.values)
+        return cols
+
+    def summary(self):
+        """Per layer: median, q25, q75, iqr (midpoint quartiles), n_units, dead_units,
+        n_categories."""
+        q = np.array([_quartiles(v) for v in self.values]).reshape(-1, 3)
+        return {"layer": list(self.layers),
+                "layer_index": list(range(1, len(self.layers) + 1)),
+                "median": q[:, 1], "q25": q[:, 0], "q75": q[:, 2], "iqr": q[:, 2] - q[:, 0],
+                "n_units": self.n_units, "dead_units": self.dead_units,
+                "n_categories": [self.n_categories] * len(self.layers)}
+
+    def trend(self):
+        """Kendall's tau of the values against layer position.
+
+        Returns
+        -------
+        dict
+            ``{"categories": (tau, p, n), "medians": (tau, p, n)}``: all values
+            pooled over layers (the authors' test; for a per-unit measure all
+            units) and the layer medians. NaN with fewer than 2 layers.
+        """
+        pos = self.positions
+        if len(self.layers) < 2:
+            n = sum(len(v) for v in self.values)
+            return {"categories": (np.nan, np.nan, n), "medians": (np.nan, np.nan, 1)}
+        if not self.per_unit:
+            m = self.matrix()
+            out = {}
+            for on in TREND_TARGETS:
+                res = hierarchy_trend(m, on=on)
+                out[on] = (res.tau, res.pvalue, m.size if on == "categories" else len(pos))
+            return out
+        # Units differ in number between layers: pool them directly.
+        x = np.repeat(pos, [len(v) for v in self.values])
+        pooled = stats.kendalltau(x, np.concatenate(self.values))
+        medians = stats.kendalltau(pos, [_quartiles(v)[1] for v in self.values])
+        return {"categories": (float(pooled[0]), float(pooled[1]), x.size),
+                "medians": (float(medians[0]), float(medians[1]), len(pos))}
+
+
+def format_summary(result, *, title=None):
+    """The per-layer summary as an aligned text table (what ``db_psi`` prints)."""
+    s = result.summary()
+    width = max(8, *(len(str(l)) for l in s["layer"]))
+    what = (f"{result.measure} of every unit across {result.n_categories} categories"
+            if result.per_unit else f"{result.measure} of {result.n_categories} categories")
+    lines = [title] if title else []
+    lines.append(f"{'layer':<{width}}  {'median':>8}  {'q25':>8}  {'q75':>8}  {'iqr':>8}  "
+                 f"{'units':>8}  {'dead':>6}")
+    for i, layer in enumerate(s["layer"]):
+        lines.append(f"{layer:<{width}}  {s['median'][i]:8.4f}  {s['q25'][i]:8.4f}  "
+                     f"{s['q75'][i]:8.4f}  {s['iqr'][i]:8.4f}  {s['n_units'][i]:>8d}  "
+                     f"{s['dead_units'][i]:>6d}")
+    trend = result.trend()
+    tau, p, n = trend["categories"]
+    mtau, mp, _ = trend["medians"]
+    if result.absolute:
+        what += " (absolute activations)"
+    lines.append(f"{what}; Kendall tau along layers: {tau:.3f} (p={p:.3g}, {n} values "
+                 f"pooled), over medians {mtau:.3f} (p={mp:.3g})")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Computing
+# ---------------------------------------------------------------------------
+def category_names(labels, conditions=None):
+    """``{label: name}``: each label's ``condition`` text (first occurrence), else the label.
+
+    >>> category_names([2, 0, 2], ["dog", "cat", "dog"])
+    {0: 'cat', 2: 'dog'}
+    """
+    labels = np.asarray(labels)
+    if conditions is None:
+        return {k.item(): str(k) for k in np.unique(labels)}
+    conditions = np.asarray(conditions)
+    uniq, first = np.unique(labels, return_index=True)
+    return {k.item(): str(conditions[i]) for k, i in zip(uniq, first)}
+
+
+def _warn_sizes(counts, source):
+    counts = np.asarray(counts)
+    if counts.size and counts.min() > 0 and counts.max() / counts.min() > SIZE_RATIO_WARNING:
+        log.warning("%s: category sizes differ a lot (%d to %d stimuli); PSI of small "
+                    "categories is noisier.", source, counts.min(), counts.max())
+
+
+def _measure_values(means, measure, options):
+    """(values, n_units, n_dead) of one population's category means (n_cat, n_units)."""
+    values = np.asarray(sparseness(means, measure=measure, **(options or {})), dtype=np.float64)
+    return values, means.shape[1], int(dead_units(means).sum())
+
+
+def _check_unit_mode(act, layer, unit):
+    """unit="position" on a spatially pooled layer would silently mean "channel"."""
+    if unit != "position":
+        return
+    attrs = act.layer_attrs(layer)
+    raw = np.asarray(attrs.get("raw_shape", ()))
+    if attrs.get("pool") and raw.size == 3 and raw[1] * raw[2] > 1:
+        raise InputError(f"layer {layer!r} was pooled ({attrs['pool']}) at extraction, so it "
+                         "has no positions; use unit=channel (-unit channel) or extract it "
+                         "again without -pool.")
+
+
+def _unit_ids(act, layer, unit, n_units):
+    """1-based channel numbers (as ``db_act -chn``; original ones for a masked file)."""
+    chn = act.layer_attrs(layer).get("chn")
+    if unit == "channel" and chn is not None and len(np.atleast_1d(chn)) == n_units:
+        return np.asarray(chn, dtype=np.int64)
+    return np.arange(1, n_units + 1)
+
+
+def _check_absolute(act, layer, source):
+    """absolute=True needs per-image values that were not averaged at extraction."""
+    if act.category_labels is not None:
+        raise InputError(f"{source} holds category means (db_act -aggregate label), whose "
+                         "absolute values are not the means of absolute activations; extract "
+                         "with -pool l1 -aggregate label (a channel's summed |activation|: "
+                         "the same PSI for channel units) or without -aggregate.")
+    pool = act.layer_attrs(layer).get("pool") or ""
+    if pool not in ("", "l1", "l2"):
+        raise InputError(f"layer {layer!r} of {source} was pooled ({pool}) at extraction; "
+                         "absolute values of pooled values are not pooled absolute values. "
+                         "Extract it with -pool l1 (the same PSI for channel units) or "
+                         "without -pool.")
+
+
+def _layer_means(act, layer, row_labels, unit, absolute=False):
+    """Category means (n_categories, n_units) of one layer, read in blocks of stimuli."""
+    shape = act.shape(layer)
+    step = max(1, _READ_VALUES // max(1, int(np.prod(shape[1:]))))
+    blocks = (block for _, block in act.iter_batches(layer, step))
+    try:
+        return category_means(blocks, row_labels, unit=unit, absolute=absolute).means
+    except InputError as exc:
+        where = f"{act.path}, " if act.path is not None else ""
+        raise InputError(f"{where}layer {layer!r}: {exc}") from None
+
+
+def activation_sparseness(act, labels=None, *, names=None, layers=None, measure="psi",
+                          unit="channel", absolute=False, measure_options=None,
+                          show_progress=False):
+    """Sparseness of every category in every layer of an activation.
+
+    Parameters
+    ----------
+    act : Activation
+        Per-stimulus activations (give ``labels``), or a per-category file from
+        ``db_act -aggregate label`` (``labels`` None: its rows are the categories,
+        ``act.category_labels``). Layers are read one at a time, in blocks.
+    labels : array-like of shape (n_stim,), optional
+        Category of every stimulus row; categories need not be contiguous nor of
+        equal size (a warning is logged when sizes differ more than
+        :data:`SIZE_RATIO_WARNING`-fold).
+    names : mapping {label: str}, optional
+        Category names (e.g. :func:`category_names` of the stimulus table).
+    layers : list of str, optional
+        Default: every layer of ``act``, in its order (the hierarchy).
+    measure : {"psi", "lifetime", "hoyer", "kurtosis", "active"}, default="psi"
+        Each measure's own defaults apply (PSI and lifetime: the paper's
+        normalisation; see :mod:`dnnsparse.algo.sparseness`); override them with
+        ``measure_options``.
+    unit : {"channel", "position"}, default="channel"
+        A unit is a channel averaged over its map (the paper), or every element
+        (the layer must not have been pooled at extraction).
+    absolute : bool, default=False
+        Absolute value of every activation before the category means (the
+        paper's control analysis; see :func:`category_means`). Needs per-image
+        activations that were not pooled with mean/max/median at extraction
+        (``-pool l1`` files are fine: their values are already absolute).
+    measure_options : dict, optional
+    show_progress : bool, default=False
+
+    Returns
+    -------
+    SparsenessResult
+
+    Examples
+    --------
+    >>> from dnnsparse.base.activation import Activation
+    >>> act = Activation({"conv": np.eye(3)[[0, 1, 2, 0]]})
+    >>> activation_sparseness(act, [0, 1, 2, 0]).values[0].tolist()
+    [1.0, 1.0, 1.0]
+    """
+    check_choice(measure, MEASURES, name="measure")
+    check_choice(unit, UNIT_MODES, name="unit")
+    layers = act.layers if layers is None else list(layers)
+    if not layers:
+        raise InputError("no layers to analyse.")
+    for layer in layers:                    # fail before any work: unknown or pooled layers
+        act.shape(layer)                                   # UnknownLayerError lists valid ones
+        _check_unit_mode(act, layer, unit)
+    source = str(act.path) if act.path is not None else "activation"
+    if absolute:
+        for layer in layers:
+            _check_absolute(act, layer, source)
+    if labels is None:
+        if act.category_labels is None:
+            raise InputError(f"{source} has one row per stimulus; give the stimulus labels "
+                             "(db_psi -stim TABLE), or extract with -aggregate label.")
+        cats, counts = np.asarray(act.category_labels), np.asarray(act.category_counts)
+        row_labels = np.arange(act.n_stim)                 # every row its own category
+    else:
+        row_labels = np.asarray(labels)
+        if row_labels.shape != (act.n_stim,):
+            raise InputError(f"{source} has {act.n_stim} stimulus rows but {row_labels.size} "
+                             "labels were given; they must match one to one.")
+        cats, counts = np.unique(row_labels, return_counts=True)
+        _warn_sizes(counts, source)
+    names = names or {}
+    values, n_units, n_dead, ids = [], [], [], []
+    for layer in progress(layers, desc=f"{measure} per layer", unit="layer",
+                          enabled=show_progress):
+        means = _layer_means(act, layer, row_labels, unit, absolute)
+        v, n, d = _measure_values(means, measure, measure_options)
+        values.append(v)
+        n_units.append(n)
+        n_dead.append(d)
+        ids.append(_unit_ids(act, layer, unit, n))
+    return SparsenessResult(layers, measure, values, cats,
+                            np.array([names.get(c.item(), str(c)) for c in cats], dtype=str),
+                            counts, np.array(n_units), np.array(n_dead), ids, unit,
+                            absolute=absolute)
+
+
+def brain_sparseness(data, populations, labels=None, *, names=None, measure="psi",
+                     measure_options=None, unit="voxel", feature_names=None, absolute=False):
+    """Sparseness of every category in brain populations (an ROI's voxels as units).
+
+    Parameters
+    ----------
+    data : array-like of shape (n_samples, n_features)
+        Brain responses, e.g. :attr:`BrainData.data` or the signals of a
+        ``.roi.h5`` file.
+    populations : mapping {name: feature selection}
+        Each population's features (indices, boolean mask or slice of the
+        columns), in the order they should be treated as "layers".
+    labels : array-like of shape (n_samples,), optional
+        Category of every sample; None when the samples already are categories.
+    names : mapping {label: str}, optional
+    measure, measure_options
+        As in :func:`activation_sparseness`.
+    unit : str, default="voxel"
+        What a unit is ("voxel", "vertex", "roi"), recorded in the result.
+    feature_names : array-like of shape (n_features,), optional
+        Ids of the units in per-unit tables (e.g. ROI names); default the
+        0-based column indices of ``data``.
+    absolute : bool, default=False
+        Absolute value of every sample before the category means (needs
+        ``labels``: samples that already are categories are refused).
+
+    Returns
+    -------
+    SparsenessResult
+
+    Examples
+    --------
+    >>> res = brain_sparseness(np.eye(4)[[0, 1, 2, 3, 0]], {"V1": [0, 1, 2, 3]},
+    ...                        labels=[0, 1, 2, 3, 0])
+    >>> res.values[0].tolist()
+    [1.0, 1.0, 1.0, 1.0]
+    """
+    check_choice(measure, MEASURES, name="measure")
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise InputError(f"brain data must be 2-D (n_samples, n_features); got shape "
+                         f"{data.shape}.")
+    if absolute and labels is None:
+        raise InputError("absolute values need one sample per stimulus with their labels; "
+                         "these samples are already categories (give -stim).")
+    row_labels = np.arange(len(data)) if labels is None else np.asarray(labels)
+    if row_labels.shape != (len(data),):
+        raise InputError(f"brain data have {len(data)} samples but {row_labels.size} labels "
+                         "were given; they must match one to one.")
+    cats, counts = np.unique(row_labels, return_counts=True)
+    if labels is not None:
+        _warn_sizes(counts, "brain data")
+    names = names or {}
+    columns = np.arange(data.shape[1])
+    feature_names = columns if feature_names is None else np.asarray(feature_names)
+    if feature_names.shape != columns.shape:
+        raise InputError(f"{feature_names.size} feature names for {columns.size} features.")
+    values, n_units, n_dead, ids = [], [], [], []
+    for name, members in populations.items():
+        cols = columns[members]
+        try:
+            means = category_means(data[:, cols], row_labels, absolute=absolute).means
+            v, n, d = _measure_values(means, measure, measure_options)
+        except InputError as exc:
+            raise InputError(f"population {name!r}: {exc}") from None
+        values.append(v)
+        n_units.append(n)
+        n_dead.append(d)
+        ids.append(feature_names[cols])
+    return SparsenessResult(list(populations), measure, values, cats,
+                            np.array([names.get(c.item(), str(c)) for c in cats], dtype=str),
+                            counts, np.array(n_units), np.array(n_dead), ids, unit,
+                            absolute=absolute)
+
+
+# ---------------------------------------------------------------------------
+# Accuracy: decoding, correlation, stepwise regression
+# ---------------------------------------------------------------------------
+def probe_accuracy(X, labels, *, names=None, model="logistic", cv=2, seed=0):
+    """Cross-validated per-category decoding accuracy of ``labels`` from ``X``.
+
+    The paper: logistic regression on FC2 activations, 2-fold CV.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_stim, n_features)
+    labels : array-like of shape (n_stim,)
+    names : mapping {label: str}, optional
+    model : str, default="logistic"
+        A named model of :data:`dnnsparse.algo.decoding.MODELS` (classifier).
+    cv : int, default=2
+    seed : int, default=0
+
+    Returns
+    -------
+    table : dict
+        Columns label, category, n, accuracy (one row per category, sorted labels).
+    result : DecodingResult
+    """
+    from ..algo.decoding import decode
+
+    res = decode(X, labels, model=model, cv=cv, seed=seed)
+    names = names or {}
+    table = {"label": res.classes,
+             "category": [names.get(c.item(), str(c)) for c in res.classes],
+             "n": res.confusion.sum(axis=1), "accuracy": res.per_class}
+    return table, res
+
+
+@dataclass
+class AccuracyAnalysis:
+    """Relation of category sparseness to category accuracy (the paper's Fig. 2).
+
+    Attributes
+    ----------
+    layers : list of str
+    accuracy : ndarray of shape (n_categories,)
+        Accuracy aligned with the sparseness result's categories.
+    correlation : LayerCorrelation
+    stepwise : dict
+        ``{"conv": StepwiseResult, "fc": StepwiseResult}`` (stages without layers
+        left out).
+    criterion : str
+    """
+
+    layers: list
+    accuracy: np.ndarray
+    correlation: object
+    stepwise: dict
+    criterion: str
+
+    def correlation_table(self, alpha=0.05):
+        """Per layer: Pearson and Spearman r, p, Bonferroni p, significant (Bonferroni
+        Pearson p < alpha)."""
+        c = self.correlation
+        return {"layer": list(self.layers), "layer_index": list(range(1, len(self.layers) + 1)),
+                "n": [c.n] * len(self.layers),
+                "pearson_r": c.pearson_r, "pearson_p": c.pearson_p,
+                "pearson_p_bonferroni": c.pearson_p_bonferroni,
+                "spearman_r": c.spearman_r, "spearman_p": c.spearman_p,
+                "spearman_p_bonferroni": c.spearman_p_bonferroni,
+                "significant": c.pearson_p_bonferroni < alpha}
+
+    def trend_rows(self):
+        """Kendall's tau of the Pearson and Spearman r along layers, as trend rows."""
+        c = self.correlation
+        n = len(self.layers)
+        return [("pearson_r", c.tau, c.tau_pvalue, n),
+                ("spearman_r", c.spearman_tau, c.spearman_tau_pvalue, n)]
+
+    def stepwise_table(self):
+        """Per stage: selected layers (';'-joined, order of entry), F, df1, df2, p, R²,
+        adjusted R², n."""
+        rows = list(self.stepwise.items())
+        return {"stage": [s for s, _ in rows], "criterion": [self.criterion] * len(rows),
+                "selected": [";".join(r.selected) for _, r in rows],
+                "F": [r.F for _, r in rows], "df1": [r.df1 for _, r in rows],
+                "df2": [r.df2 for _, r in rows], "p": [r.pvalue for _, r in rows],
+                "r2": [r.r2 for _, r in rows], "adj_r2": [r.adj_r2 for _, r in rows],
+                "n": [r.n for _, r in rows]}
+
+
+def accuracy_analysis(result, labels, accuracy, *, criterion="p"):
+    """Correlate category sparseness with category accuracy; stepwise regression.
+
+    Parameters
+    ----------
+    result : SparsenessResult
+        A per-category measure.
+    labels, accuracy : array-like of shape (n,)
+        Accuracy of each labelled category (e.g. the ``db_probe`` table). Every
+        category of ``result`` must be present; others are ignored (with a log line).
+    criterion : {"p", "adj_r2"}, default="p"
+        Stepwise rule: p-to-enter (the paper's text) or adjusted R² (the authors'
+        code); see :func:`~dnnsparse.algo.stats.stepwise_regression`.
+
+    Returns
+    -------
+    AccuracyAnalysis
+    """
+    check_choice(criterion, STEPWISE_CRITERIA, name="criterion")
+    psi = result.matrix()
+    labels, accuracy = np.asarray(labels), np.asarray(accuracy, dtype=np.float64)
+    if labels.shape != accuracy.shape or labels.ndim != 1:
+        raise InputError("accuracy labels and values must be two 1-D columns of equal length.")
+    uniq, first = np.unique(labels, return_index=True)
+    if uniq.size != labels.size:
+        raise InputError("the accuracy table lists a label more than once; give one row "
+                         "per category.")
+    lookup = dict(zip(labels.tolist(), accuracy.tolist()))
+    missing = [c.item() for c in result.labels if c.item() not in lookup]
+    if missing:
+        raise InputError(f"the accuracy table has no row for {len(missing)} categor(y/ies) "
+                         f"(labels {missing[:5]}); it must cover every category.")
+    extra = len(lookup) - result.n_categories
+    if extra:
+        log.info("accuracy table: %d label(s) without sparseness values ignored", extra)
+    acc = np.array([lookup[c.item()] for c in result.labels])
+    if np.ptp(acc) == 0:
+        raise InputError(f"accuracy is {acc[0]:g} for every category, so its correlation with "
+                         "sparseness is undefined; read out from an earlier layer or with "
+                         "fewer training stimuli to get differences.")
+    corr = psi_accuracy_correlation(psi, acc)
+    steps = stepwise_by_stage(psi, acc, result.layers, criterion=criterion)
+    return AccuracyAnalysis(list(result.layers), acc, corr, steps, criterion)
+
+
+# ---------------------------------------------------------------------------
+# Writing db_psi's outputs
+# ---------------------------------------------------------------------------
+def _trend_table(result, accuracy=None):
+    rows = [(f"{result.measure}_{on}", *result.trend()[on]) for on in TREND_TARGETS]
+    if accuracy is not None:
+        rows += accuracy.trend_rows()
+    return {"test": [r[0] for r in rows], "tau": [r[1] for r in rows],
+            "p": [r[2] for r in rows], "n": [r[3] for r in rows]}
+
+
+def write_psi_outputs(result, out_dir, *, accuracy=None, figures=True, force=False):
+    """Write ``db_psi``'s tables and figures into ``out_dir``.
+
+    Files: ``<measure>.csv`` (tidy values), ``summary.csv``, ``trend.csv`` (rows
+    ``<measure>_categories`` and ``<measure>_medians``; with accuracy also
+    ``pearson_r`` and ``spearman_r``: Kendall's tau of the correlations along
+    layers), ``distributions.png`` (Fig. 1A), ``medians.png`` (Fig. 1B); with
+    ``accuracy`` also ``correlation.csv``, ``stepwise.csv`` and
+    ``correlation.png`` (Fig. 2).
+
+    Parameters
+    ----------
+    result : SparsenessResult
+    out_dir : str or Path
+        Created if needed; a non-empty one needs ``force``.
+    accuracy : AccuracyAnalysis, optional
+    figures : bool, default=True
+    force : bool, default=False
+
+    Returns
+    -------
+    list of Path
+    """
+    from .. import viz
+
+    out = prepare_output_dir(out_dir, force=force)
+    written = [write_table(out / f"{result.measure}.csv", result.table(), force=True),
+               write_table(out / "summary.csv", result.summary(), force=True),
+               write_table(out / "trend.csv", _trend_table(result, accuracy), force=True)]
+    if accuracy is not None:
+        written += [write_table(out / "correlation.csv", accuracy.correlation_table(),
+                                force=True),
+                    write_table(out / "stepwise.csv", accuracy.stepwise_table(), force=True)]
+    if figures:
+        written += [viz.plot_distributions(out / "distributions.png", result, force=True),
+                    viz.plot_medians(out / "medians.png", {"": result}, force=True)]
+        if accuracy is not None:
+            written.append(viz.plot_correlation(out / "correlation.png", accuracy,
+                                                      force=True))
+    return written

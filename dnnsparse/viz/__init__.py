@@ -1,0 +1,23 @@
+"""Every figure of the package (matplotlib, Agg-safe; nilearn for brain renders).
+
+Names are imported on first use, so importing this package does not import matplotlib.
+"""
+from ..utils.lazy import lazy_exports
+
+_WHERE = {
+    "new_figure": "_figures",
+    "nilearn_available": "_rsa",
+    "plot_correlation": "_psi",
+    "plot_decoding_summary": "_encoding",
+    "plot_distributions": "_psi",
+    "plot_encoding_summary": "_encoding",
+    "plot_medians": "_psi",
+    "plot_shape_bias_sweep": "_topk",
+    "plot_similarity_heatmap": "_rsa",
+    "plot_similarity_table": "_rsa",
+    "plot_training_history": "_topk",
+    "render_volume_maps": "_rsa",
+    "save_figure": "_figures",
+}
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

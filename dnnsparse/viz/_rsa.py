@@ -1,0 +1,182 @@
+"""Figures for RSA and layer-to-ROI mapping, written atomically as PNG (or PDF/SVG).
+
+Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas, not
+through pyplot: nothing changes the caller's matplotlib backend or global
+state, and nothing needs a display (:mod:`.figures`; :func:`save_figure` is
+importable from here too). Brain renderings use nilearn when it is installed
+(:func:`nilearn_available`).
+
+Examples
+--------
+>>> plot_similarity_heatmap("map.png", scores, layers, rois, best=best)  # doctest: +SKIP
+"""
+import importlib.util
+import logging
+
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch, Rectangle
+
+from ..errors import InputError
+from ._figures import new_figure, save_figure
+
+__all__ = [
+    "nilearn_available",
+    "plot_similarity_heatmap",
+    "plot_similarity_table",
+    "render_volume_maps",
+]
+
+log = logging.getLogger(__name__)
+
+#: Cells up to which scores are written into the heatmap.
+_MAX_ANNOTATED = 400
+#: Largest figure side (inches).
+_MAX_INCHES = 40.0
+
+
+def plot_similarity_heatmap(path, scores, layers, rois, *, best=None, marks=None,
+                            title=None, cbar_label="RDM similarity", force=False):
+    """Heatmap of a layers x ROIs score matrix, each ROI's best layer framed.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output figure (``.png``, ``.pdf``, ``.svg``).
+    scores : array, shape (n_layers, n_roi)
+        NaN cells are left blank.
+    layers, rois : list of str
+        Row and column names.
+    best : array of int, shape (n_roi,), optional
+        Row index of each ROI's best layer (-1: none), framed in red.
+    marks : array of bool, shape (n_layers, n_roi), optional
+        Cells marked with ``*`` (e.g. FDR-significant).
+    title : str, optional
+    cbar_label : str
+    force : bool, default=False
+
+    Returns
+    -------
+    Path
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    n_l, n_r = scores.shape
+    if (len(layers), len(rois)) != scores.shape:
+        raise InputError(f"{len(layers)} layer and {len(rois)} ROI names for scores of "
+                         f"shape {scores.shape}.")
+    # Grow with the table, within what a viewer can still open (e.g. 360 MMP ROIs).
+    fig = new_figure((min(_MAX_INCHES, max(4.0, 1.0 + 0.6 * n_r)),
+                       min(_MAX_INCHES, max(3.0, 1.0 + 0.4 * n_l))))
+    ax = fig.add_subplot()
+    finite = scores[np.isfinite(scores)]
+    lim = float(np.abs(finite).max()) if finite.size else 1.0
+    im = ax.imshow(np.ma.masked_invalid(scores), cmap="RdBu_r", vmin=-lim, vmax=lim,
+                   aspect="auto", interpolation="nearest")
+    ax.set_xticks(np.arange(n_r), labels=[str(r) for r in rois], rotation=45, ha="right")
+    ax.set_yticks(np.arange(n_l), labels=[str(l) for l in layers])
+    ax.set_xlabel("ROI")
+    ax.set_ylabel("layer")
+    if scores.size <= _MAX_ANNOTATED:
+        for i, j in zip(*np.nonzero(np.isfinite(scores))):
+            star = "*" if marks is not None and marks[i, j] else ""
+            ax.text(j, i, f"{scores[i, j]:.2f}{star}", ha="center", va="center",
+                    fontsize=7, color="white" if abs(scores[i, j]) > 0.6 * lim else "black")
+    if best is not None:
+        for j, i in enumerate(np.asarray(best)):
+            if i >= 0:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False,
+                                       edgecolor="red", linewidth=2))
+    fig.colorbar(im, ax=ax, label=cbar_label)
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, path, force=force)
+
+
+def plot_similarity_table(path, table, *, layers=None, rois=None, **kwargs):
+    """Heatmap of a tidy table with columns ``layer``, ``roi``, ``score``.
+
+    Rows with the same layer and ROI (one per channel or position) are
+    averaged; NaN scores are left out of the mean.
+
+    Parameters
+    ----------
+    path : str or Path
+    table : mapping with columns "layer", "roi", "score"
+        E.g. :func:`dnnsparse.pipelines.rsa_table`.
+    layers, rois : list of str, optional
+        Row and column order; default the order of first appearance.
+    **kwargs
+        Passed to :func:`plot_similarity_heatmap`.
+    """
+    layers = list(dict.fromkeys(table["layer"])) if layers is None else list(layers)
+    rois = list(dict.fromkeys(table["roi"])) if rois is None else list(rois)
+    layer_pos = {l: i for i, l in enumerate(layers)}
+    roi_pos = {r: j for j, r in enumerate(rois)}
+    rows = np.array([layer_pos[l] for l in table["layer"]], dtype=np.int64)
+    cols = np.array([roi_pos[r] for r in table["roi"]], dtype=np.int64)
+    score = np.asarray(table["score"], dtype=np.float64)
+    ok = np.isfinite(score)
+    sums = np.zeros((len(layers), len(rois)))
+    counts = np.zeros_like(sums)
+    np.add.at(sums, (rows[ok], cols[ok]), score[ok])
+    np.add.at(counts, (rows[ok], cols[ok]), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts
+    return plot_similarity_heatmap(path, means, layers, rois, **kwargs)
+
+
+def nilearn_available():
+    """Whether nilearn can be imported (without importing it)."""
+    return importlib.util.find_spec("nilearn") is not None
+
+
+def _layer_colours(n):
+    base = ListedColormap(["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"])
+    return [base(i % base.N) for i in range(n)]
+
+
+def render_volume_maps(path, label_img, value_img, *, names, bg_img=None, title=None,
+                       value_label="PSI of the best layer", force=False):
+    """nilearn rendering of a best-layer label volume and a value volume.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output figure.
+    label_img : nibabel image
+        Integer volume, 1..len(names) inside ROIs, 0 elsewhere.
+    value_img : nibabel image
+        Float volume (NaN outside ROIs).
+    names : list of str
+        Name of each label (label k is ``names[k - 1]``), shown in a legend.
+    bg_img : nibabel image, optional
+        Background in the same space (e.g. the mean of the data); default none.
+    title : str, optional
+    value_label : str
+    force : bool, default=False
+
+    Returns
+    -------
+    Path
+    """
+    import nibabel as nib
+    from nilearn import plotting
+
+    colours = _layer_colours(len(names))
+    fig = new_figure((9.0, 6.5))
+    top, bottom = fig.subplots(2, 1)
+    display = plotting.plot_roi(label_img, bg_img=bg_img, figure=fig, axes=top, draw_cross=False,
+                      cmap=ListedColormap(colours), vmin=0.5, vmax=len(names) + 0.5,
+                      colorbar=False, threshold=0.5, alpha=0.8,
+                      title=title or "best layer")
+    # nilearn warns about NaN; outside the ROIs is shown as empty anyway.
+    data = np.asanyarray(value_img.dataobj).astype(np.float32)
+    clean = nib.Nifti1Image(np.nan_to_num(data, nan=0.0), value_img.affine)
+    plotting.plot_stat_map(clean, bg_img=bg_img, figure=fig, axes=bottom, draw_cross=False,
+                           cut_coords=display.cut_coords,
+                           cmap="viridis", symmetric_cbar=False, colorbar=True,
+                           threshold=1e-12, title=value_label)
+    fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(colours, names)],
+               loc="center right", fontsize=8, title="layer")
+    return save_figure(fig, path, force=force)
