@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, MissingFileError
-from ..io._files import check_input_file
+from ..io import check_input_file
 from ..io.stim import (STIM_TYPES, looks_like_stim, read_plain_table, read_stim,
                        write_stim)
 from ..utils.validation import check_choice

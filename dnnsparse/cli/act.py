@@ -42,7 +42,7 @@ def get_parser():
 def main(args):
     from ..base.mask import Mask
     from ..base.stimulus import Stimulus
-    from ..io._files import check_output_path
+    from ..io import check_output_path
 
     if not args.layer and not args.dmask:
         raise InputError("give -layer names or a -dmask file.")

@@ -113,7 +113,7 @@ def _print(results):
 def main(args):
     from ..pipelines import decode_sources, decoding_tables
     from ..base.stimulus import Stimulus
-    from ..io._files import prepare_output_dir
+    from ..io import prepare_output_dir
     from ..io.table import write_table
 
     if args.n_perm < 0 or args.n_jobs == 0:

@@ -201,7 +201,7 @@ def main(args):
     from ..pipelines import LayerFeatures, encode_layer, encoding_tables, layer_mask, write_encoding_maps
     from ..pipelines import load_responses
     from ..base.activation import Activation
-    from ..io._files import prepare_output_dir
+    from ..io import prepare_output_dir
     from ..io.table import write_table
     from ..utils.progress import progress
 

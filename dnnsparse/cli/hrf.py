@@ -64,7 +64,7 @@ def main(args):
     from ..pipelines import count_samples
     from ..base.activation import Activation
     from ..base.stimulus import Stimulus
-    from ..io._files import check_output_path
+    from ..io import check_output_path
 
     if (args.n_scans is None) == (args.resp is None):
         raise InputError("give the number of scans: -n-scans N or -resp BOLD_FILE (one "

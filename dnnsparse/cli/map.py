@@ -114,7 +114,7 @@ def _sparseness(args, items, act, layers, brain, rois, brain_group, psi_layer):
 def main(args):
     from ..pipelines import brain_rdms, dnn_rdms, map_layers
     from ..base.brain import BrainData
-    from ..io._files import prepare_output_dir
+    from ..io import prepare_output_dir
     from ..io.table import write_table
 
     if not 0 < args.alpha < 1:

@@ -24,7 +24,7 @@ def get_parser():
 def main(args):
     from ..base.activation import Activation
     from ..base.mask import Mask
-    from ..io._files import check_output_path
+    from ..io import check_output_path
 
     if bool(args.dmask) == bool(args.layer):
         raise InputError("give either -dmask or -layer (with optional -chn).")

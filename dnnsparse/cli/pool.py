@@ -22,7 +22,7 @@ def get_parser():
 @cli_main(get_parser)
 def main(args):
     from ..base.activation import Activation
-    from ..io._files import check_output_path
+    from ..io import check_output_path
 
     check_output_path(args.out, force=args.force)
     with Activation.load(args.act) as act:

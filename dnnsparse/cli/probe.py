@@ -37,7 +37,7 @@ def main(args):
     from ..pipelines import category_names, probe_accuracy
     from ..base.activation import Activation
     from ..base.stimulus import Stimulus
-    from ..io._files import check_output_path
+    from ..io import check_output_path
     from ..io.table import write_table
 
     check_output_path(args.out, force=args.force)

@@ -155,7 +155,7 @@ def _brain_result(args, stim, names):
 @cli_main(get_parser)
 def main(args):
     from ..pipelines import accuracy_analysis, format_summary, write_psi_outputs
-    from ..io._files import check_input_file, prepare_output_dir
+    from ..io import check_input_file, prepare_output_dir
     from ..io.table import read_table
 
     given = [o for o in ("act", "roi_file", "nif") if getattr(args, o)]

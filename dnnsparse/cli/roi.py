@@ -122,7 +122,7 @@ def rois_from_args(args, *, required=True):
 def main(args):
     from ..base.brain import BrainData
     from ..base.roi import roi_signals
-    from ..io._files import check_output_path
+    from ..io import check_output_path
     from ..io.roi import write_roi_file
     from ..io.table import write_table
 

@@ -202,7 +202,7 @@ def _subject_rdms(args, items):
 def main(args):
     from ..pipelines import dnn_rdms, mean_rdms, rsa_table
     from ..base.rdm import RDM, save_rdms
-    from ..io._files import prepare_output_dir
+    from ..io import prepare_output_dir
     from ..io.table import write_table
 
     if not args.act and not args.nif:

@@ -74,7 +74,7 @@ def main(args):
     from ..viz import plot_shape_bias_sweep
     from ..pipelines import check_fractions, check_layer_sets, cue_conflict_categories, topk_sweep
     from ..base.stimulus import Stimulus
-    from ..io._files import prepare_output_dir
+    from ..io import prepare_output_dir
     from ..io.table import write_table
 
     sets = _layer_sets(args)

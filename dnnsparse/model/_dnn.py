@@ -234,7 +234,7 @@ class DNN:
 
     def save(self, path):
         """Save the weights (state dict) to a ``.pth`` file."""
-        from ..io._files import atomic_output
+        from ..io import atomic_output
         with atomic_output(path, force=True) as tmp:
             torch.save(self.module.state_dict(), tmp)
 

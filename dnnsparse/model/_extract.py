@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..base.activation import Activation
 from ..errors import FileFormatError, InputError
-from ..io._files import check_output_path
+from ..io import check_output_path
 from ..io.act import ActWriter
 from ..utils.memory import release_free_memory
 from ..utils.progress import progress

@@ -58,7 +58,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
 from ..errors import FileFormatError, InputError, OutputExistsError
-from ..io._files import atomic_output, check_input_file, prepare_output_dir
+from ..io import atomic_output, check_input_file, prepare_output_dir
 from ..io.table import write_table
 from ..utils.progress import progress
 from ..utils.validation import check_choice, check_random_state, check_scalar

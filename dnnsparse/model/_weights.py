@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import torch
 
 from ..errors import FileFormatError, InputError, WeightsUnavailableError
-from ..io._files import check_input_file
+from ..io import check_input_file
 from ..utils.filehash import sha256_file
 
 __all__ = ["load_state_dict_file", "cached_download", "apply_state_dict"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, WeightsUnavailableError
-from ..io._files import prepare_output_dir
+from ..io import prepare_output_dir
 from ..utils.validation import check_choice
 from ..algo.sparseness import UNIT_MODES
 

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import FileFormatError, InputError
-from ..io._files import atomic_output, check_input_file
+from ..io import atomic_output, check_input_file
 from ..utils.validation import check_array
 
 __all__ = ["UnitEncoder", "affine_form", "load_model", "save_model", "save_unit_model"]

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import InputError
-from ..io._files import prepare_output_dir
+from ..io import prepare_output_dir
 from ..io.table import write_table
 from ..utils.progress import progress
 from ..utils.validation import check_choice

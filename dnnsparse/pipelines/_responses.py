@@ -244,7 +244,7 @@ def count_samples(path):
     """
     import nibabel as nib
 
-    from ..io._files import check_input_file
+    from ..io import check_input_file
     from ..io.brain import brain_format
 
     path = check_input_file(path, what="brain image")

@@ -24,14 +24,16 @@ def lazy_exports(package, where):
     package : str
         The package's dotted name (its ``__name__``).
     where : dict of str to str
-        Public name -> the package's module defining it (relative, e.g. ``"_psi"``).
+        Public name -> the package's module defining it (relative, e.g. ``"_psi"``); a
+        name mapped to itself is a public submodule (``{"act": "act"}``).
     """
     def __getattr__(name):
         try:
             module = where[name]
         except KeyError:
             raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
-        return getattr(importlib.import_module(f"{package}.{module}"), name)
+        found = importlib.import_module(f"{package}.{module}")
+        return found if module == name else getattr(found, name)
 
     def __dir__():
         return sorted(where)

@@ -15,7 +15,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..io._files import atomic_output
+from ..io import atomic_output
 
 __all__ = ["new_figure", "save_figure"]
 
