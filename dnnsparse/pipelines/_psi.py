@@ -331,7 +331,7 @@ def activation_sparseness(act, labels=None, *, names=None, layers=None, measure=
     --------
     >>> from dnnsparse.base.activation import Activation
     >>> act = Activation({"conv": np.eye(3)[[0, 1, 2, 0]]})
-    >>> activation_sparseness(act, [0, 1, 2, 0]).values[0].tolist()
+    >>> np.round(activation_sparseness(act, [0, 1, 2, 0]).values[0], 12).tolist()
     [1.0, 1.0, 1.0]
     """
     check_choice(measure, MEASURES, name="measure")
