@@ -16,6 +16,7 @@ _WHERE = {
     "encoding": "encoding",
     "hrf": "hrf",
     "model_selection": "model_selection",
+    "reduction": "reduction",
     "rsa": "rsa",
     "shape_bias": "shape_bias",
     "sparseness": "sparseness",

@@ -11,6 +11,7 @@ _WHERE = {
     "plot_decoding_summary": "_encoding",
     "plot_distributions": "_psi",
     "plot_encoding_summary": "_encoding",
+    "plot_explained_variance": "_reduction",
     "plot_medians": "_psi",
     "plot_shape_bias_sweep": "_topk",
     "plot_similarity_heatmap": "_rsa",
