@@ -24,9 +24,8 @@ example: db_decode -act alexnet.act.h5 -layer conv5_relu fc2_relu -stim imgs.sti
 import numpy as np
 
 from ..errors import InputError
+from ._args import add_cv_args, add_roi_args, parse_cv, rois_from_args
 from ._common import add_force_arg, add_option, cli_main, make_parser
-from .encode import add_cv_args, parse_cv
-from .roi import add_roi_args, rois_from_args
 
 
 def get_parser():
@@ -59,42 +58,24 @@ def get_parser():
     return p
 
 
-def _safe(name):
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
-
-
 def _sources(args, n_stim):
     """[(name, X or callable reading X)] of the chosen features, checked against -stim."""
-    from ..pipelines import LayerFeatures, layer_mask
-    from ..pipelines import load_responses
+    from ..pipelines import layer_sources, response_sources
 
     if bool(args.act) == bool(args.resp):
         raise InputError("give the features: -act FILE (DNN layers) or -resp FILE "
                          "(brain data), not both.")
     if args.act:
-        from ..base.activation import Activation
-
         if args.roi or args.bmask or args.meas:
             raise InputError("-roi/-bmask/-meas select brain features of -resp; with "
                              "-act use -layer/-chn/-dmask.")
-        act = Activation.load(args.act)
-        if act.n_stim != n_stim:
-            raise InputError(f"{args.act} has {act.n_stim} stimuli but {args.stim} has "
-                             f"{n_stim}; give the table the activation was made from.")
-        mask = layer_mask(act, layers=args.layer, chn=args.chn, dmask=args.dmask)
-        return [(layer, lambda layer=layer: LayerFeatures(
-            act, layer, mask=mask).data) for layer in mask.layers]
+        return layer_sources(args.act, n_stim=n_stim, stim=args.stim, layers=args.layer,
+                             chn=args.chn, dmask=args.dmask)
     if args.layer or args.chn or args.dmask:
         raise InputError("-layer/-chn/-dmask select DNN features of -act; with -resp use "
                          "-roi/-bmask.")
-    responses = load_responses(args.resp, rois=rois_from_args(args, required=False),
-                               columns=args.meas)
-    if responses.n_samples != n_stim:
-        raise InputError(f"{args.resp} has {responses.n_samples} samples but {args.stim} "
-                         f"has {n_stim} stimuli; they must match one to one.")
-    responses.report_skipped("they are left out of the features")
-    name = "all" if responses.brain is not None else _safe(args.resp.split("/")[-1])
-    return responses.sources(name)
+    return response_sources(args.resp, n_stim=n_stim, stim=args.stim,
+                            rois=rois_from_args(args, required=False), columns=args.meas)
 
 
 def _print(results):
@@ -111,7 +92,7 @@ def _print(results):
 
 @cli_main(get_parser)
 def main(args):
-    from ..pipelines import decode_sources, decoding_tables
+    from ..pipelines import decode_sources, decoding_outputs
     from ..base.stimulus import Stimulus
     from ..io import prepare_output_dir
     from ..io.table import write_table
@@ -133,25 +114,14 @@ def main(args):
                              n_perm=args.n_perm, seed=args.seed, n_jobs=args.n_jobs,
                              progress=not args.quiet)
 
-    tables = decoding_tables(results, target_names=None if classifier else [args.target])
-    write_table(out / "decoding.csv", tables["summary"], force=True)
-    written = ["decoding.csv"]
-    if classifier:
-        write_table(out / "per_class.csv", tables["per_class"], force=True)
-        written.append("per_class.csv")
-        for name, table in tables["confusion"].items():
-            write_table(out / f"confusion_{_safe(name)}.csv", table, force=True)
-            written.append(f"confusion_{_safe(name)}.csv")
-    pred = {"sample": np.arange(1, len(stim) + 1), "stimID": stim.ids}
-    if groups is not None:
-        pred["group"] = groups
-    pred.update(fold=results[0][2].folds + 1, true=y)
-    pred.update({name: res.predictions for name, _, res in results})
-    write_table(out / "predictions.csv", pred, force=True)
-    written.append("predictions.csv")
+    files = decoding_outputs(results, y, stim_ids=stim.ids, groups=groups,
+                             target=None if classifier else args.target)
+    for name, table in files:
+        write_table(out / name, table, force=True)
+    written = [name for name, _ in files]
     if not args.no_plot:
         from ..viz import plot_decoding_summary
-        plot_decoding_summary(out / "decoding.png", tables["summary"], force=True)
+        plot_decoding_summary(out / "decoding.png", files[0][1], force=True)
         written.append("decoding.png")
     _print(results)
     print(f"wrote {out}: {', '.join(written)}")

@@ -38,44 +38,9 @@ Outputs in -out DIR:
 
 example: db_encode -anal mv -act alexnet.act.h5 -layer conv5_relu fc2_relu -resp beta.nii.gz -bmask vtc.nii.gz -model ridge -cv 10 -n-perm 1000 -max-stat -out enc/
 """
-import logging
-
-import numpy as np
-
 from ..errors import InputError
+from ._args import add_cv_args, add_roi_args, parse_cv, rois_from_args
 from ._common import add_force_arg, add_option, cli_main, make_parser
-from .roi import add_roi_args, rois_from_args
-
-log = logging.getLogger(__name__)
-
-
-def parse_cv(text, option="-cv"):
-    """``-cv`` / ``-inner-cv``: a number of folds (>= 2) or ``loo``."""
-    if text == "loo":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 2:
-        raise InputError(f"{option} {text}: give a number of folds (at least 2) or 'loo'.")
-    return value
-
-
-def add_cv_args(g):
-    """-cv, -groups, -n-perm, -seed, -n-jobs (shared with db_decode)."""
-    add_option(g, "cv", default="5", metavar="K",
-               help="outer folds (shuffled k-fold; grouped with -groups) or 'loo'")
-    add_option(g, "groups", metavar="COL",
-               help="-stim column (e.g. run): no group is split between training and "
-                    "test, permutations stay within groups")
-    add_option(g, "n-perm", type=int, default=0, metavar="N",
-               help="permutations for p-values (0: none)")
-    add_option(g, "seed", type=int, default=0, metavar="N",
-               help="seed of fold shuffling and permutations")
-    add_option(g, "n-jobs", type=int, default=1, metavar="N",
-               help="parallel threads (db_encode: over -iteraxis channels/positions; "
-                    "db_decode: over layers/ROIs)")
 
 
 def get_parser():
@@ -163,23 +128,15 @@ def _model_settings(args):
     return model, params, reduce
 
 
-def load_groups(args, n_stim, act_path):
+def _groups(args, act):
     """The -groups column of -stim (checked against the activation), or None."""
-    from ..base.stimulus import Stimulus
+    from ..pipelines import stimulus_groups
 
     if not args.stim:
         if args.groups:
             raise InputError("-groups names a column of the stimulus table; give -stim.")
         return None
-    stim = Stimulus.load(args.stim)
-    if len(stim) != n_stim:
-        raise InputError(f"{act_path} has {n_stim} stimuli but {args.stim} has "
-                         f"{len(stim)}; give the table the activation was made from.")
-    return np.asarray(stim[args.groups]) if args.groups else None
-
-
-def _layer_dir(out, layer):
-    return out / layer.replace("/", "_")
+    return stimulus_groups(args.stim, args.groups, n_stim=act.n_stim, source=args.act)
 
 
 def _print_summary(summary, scoring):
@@ -198,12 +155,10 @@ def _print_summary(summary, scoring):
 @cli_main(get_parser)
 def main(args):
     from ..algo.model_selection import make_splits
-    from ..pipelines import LayerFeatures, encode_layer, encoding_tables, layer_mask, write_encoding_maps
-    from ..pipelines import load_responses
+    from ..pipelines import layer_mask, load_responses, run_encoding
     from ..base.activation import Activation
     from ..io import prepare_output_dir
     from ..io.table import write_table
-    from ..utils.progress import progress
 
     model, params, reduce = _model_settings(args)
     args.cv, args.inner_cv = parse_cv(args.cv), parse_cv(args.inner_cv, "-inner-cv")
@@ -214,7 +169,7 @@ def main(args):
     out = prepare_output_dir(args.out, force=args.force)
     act = Activation.load(args.act)
     mask = layer_mask(act, layers=args.layer, chn=args.chn, dmask=args.dmask)
-    groups = load_groups(args, act.n_stim, args.act)
+    groups = _groups(args, act)
     if args.contiguous and groups is not None:
         raise InputError("-contiguous and -groups both define the folds; use one.")
     # refuse bad folds before any work; -contiguous passes these folds on
@@ -228,38 +183,24 @@ def main(args):
                          "time series, convolve the activation with db_hrf).")
     responses.report_skipped()
 
-    results, written = [], []
-    for layer in progress(mask.layers, desc="layers", unit="layer", enabled=not args.quiet):
-        features = LayerFeatures(act, layer, mask=mask, iter_axis=args.iteraxis)
-        res = encode_layer(features, responses, model=model, analysis=args.anal,
-                           alphas=args.alphas if model == "ridge" else None,
-                           cv=folds if args.contiguous else args.cv,
-                           groups=groups, inner_cv=args.inner_cv, reduce=reduce,
-                           n_perm=args.n_perm, scoring=args.scoring, seed=args.seed,
-                           model_params=params, n_targets_batch=args.batch,
-                           model_dir=None if args.no_model else _layer_dir(out, layer),
-                           force=True, n_jobs=args.n_jobs, progress=not args.quiet)
-        del features
-        if responses.brain is not None:
-            written += write_encoding_maps(_layer_dir(out, layer), res, responses,
-                                           max_stat=args.max_stat, force=True)
-        results.append(res)
+    run = run_encoding(act, mask, responses, out=out, iter_axis=args.iteraxis, groups=groups,
+                       save_models=not args.no_model, max_stat=args.max_stat,
+                       p_threshold=args.p_thr, scoring=args.scoring,
+                       progress=not args.quiet, model=model, analysis=args.anal,
+                       alphas=args.alphas if model == "ridge" else None,
+                       cv=folds if args.contiguous else args.cv, inner_cv=args.inner_cv,
+                       reduce=reduce, n_perm=args.n_perm, seed=args.seed,
+                       model_params=params, n_targets_batch=args.batch, n_jobs=args.n_jobs)
     act.close()
-
-    scores, summary = encoding_tables(results, responses, scoring=args.scoring,
-                                      max_stat=args.max_stat, p_threshold=args.p_thr)
-    write_table(out / "scores.tsv", scores, force=True)
-    write_table(out / "summary.csv", summary, force=True)
-    folds = {"sample": np.arange(1, act.n_stim + 1), "stimID": act.stim_ids}
-    if groups is not None:
-        folds["group"] = groups
-    folds["fold"] = results[0].folds + 1
-    write_table(out / "folds.csv", folds, force=True)
+    write_table(out / "scores.tsv", run.scores, force=True)
+    write_table(out / "summary.csv", run.summary, force=True)
+    write_table(out / "folds.csv", run.folds, force=True)
     if not args.no_plot:
         from ..viz import plot_encoding_summary
-        plot_encoding_summary(out / "encoding.png", summary, scoring=args.scoring, force=True)
-    _print_summary(summary, args.scoring)
+        plot_encoding_summary(out / "encoding.png", run.summary, scoring=args.scoring,
+                              force=True)
+    _print_summary(run.summary, args.scoring)
     print(f"wrote {out}: scores.tsv, summary.csv, folds.csv"
           f"{', encoding.png' if not args.no_plot else ''}"
-          f"{f', {len(written)} map(s)' if written else ''}"
+          f"{f', {len(run.maps)} map(s)' if run.maps else ''}"
           f"{'' if args.no_model else ', models'}")

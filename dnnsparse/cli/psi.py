@@ -42,7 +42,7 @@ def get_parser():
     from ..algo.sparseness import UNIT_MODES
     from ..algo.sparseness import MEASURES
     from ..algo.stats import STEPWISE_CRITERIA
-    from .rsa import add_roi_args
+    from ._args import add_roi_args
 
     p = make_parser("db_psi", __doc__)
     g = p.add_argument_group("inputs (one of -act, -roi-file, -nif)")
@@ -128,7 +128,7 @@ def _brain_result(args, stim, names):
     from ..pipelines import brain_sparseness
     from ..base.brain import BrainData
     from ..io.roi import read_roi_file
-    from .rsa import build_rois
+    from ._args import build_rois
 
     if args.layer:
         raise InputError("-layer applies to -act; select ROIs with -select.")

@@ -15,28 +15,10 @@ import logging
 import sys
 
 from ..errors import InputError
+from ._args import add_roi_args, rois_from_args
 from ._common import add_force_arg, add_option, cli_main, make_parser
 
 log = logging.getLogger(__name__)
-
-
-def add_roi_args(parser, *, title="ROIs (one of -roi / -bmask)"):
-    """-roi/-bmask/-lut/-map/-merge/-select (shared with db_rsa and db_map); returns the group."""
-    g = parser.add_argument_group(title)
-    add_option(g, "roi", metavar="ATLAS",
-               help="label image: .nii/.nii.gz/.mgz, .dlabel.nii or .label.gii")
-    add_option(g, "bmask", nargs="+", metavar="MASK",
-               help="binary mask files, one ROI each (non-zero = inside)")
-    add_option(g, "lut", metavar="TABLE",
-               help="CSV/TSV with columns 'label' and 'name' naming the atlas labels")
-    add_option(g, "map", type=int, default=1, metavar="N",
-               help="map (1-based) of a multi-map atlas")
-    add_option(g, "merge", action="append", default=[], metavar="NEW=A+B",
-               help="add ROI NEW as the union of ROIs A, B, ... (names or labels); "
-                    "repeatable")
-    add_option(g, "select", nargs="+", metavar="ROI",
-               help="ROIs to keep, by name or label, in this order; all when not given")
-    return g
 
 
 def get_parser():
@@ -54,68 +36,6 @@ def get_parser():
     add_option(g, "csv", metavar="PATH", help="also write the signals as a CSV/TSV table")
     add_force_arg(p)
     return p
-
-
-def _read_lut(path):
-    from ..io.table import read_table
-
-    table = read_table(path)
-    if "label" not in table or "name" not in table:
-        raise InputError(f"{path}: a label table needs columns 'label' and 'name'; "
-                         f"it has {sorted(table)}.")
-    try:
-        return {int(k): str(v) for k, v in zip(table["label"], table["name"])}
-    except ValueError:
-        raise InputError(f"{path}: column 'label' must hold integers.") from None
-
-
-def _parse_merge(spec):
-    name, sep, members = spec.partition("=")
-    keys = [k for k in members.replace(",", "+").split("+") if k]
-    if not sep or not name or not keys:
-        raise InputError(f"-merge {spec!r}: expected NEW=A+B+C (ROI names or labels).")
-    return name, keys
-
-
-def rois_from_args(args, *, required=True):
-    """The ROISet of -roi/-bmask/-lut/-map/-merge/-select (:func:`add_roi_args`).
-
-    Shared with db_rsa, db_map and db_psi (through ``cli.rsa.build_rois``), db_encode
-    and db_decode.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-    required : bool, default=True
-        False: without -roi and -bmask return None (-lut, -merge and -select are then
-        refused).
-
-    Returns
-    -------
-    ROISet or None
-    """
-    from ..base.roi import ROISet
-
-    if not required and not (args.roi or args.bmask):
-        if args.lut or args.merge or args.select:
-            raise InputError("-lut, -merge and -select need ROIs: give -roi ATLAS or -bmask.")
-        return None
-    if bool(args.roi) == bool(args.bmask):
-        raise InputError("give either -roi ATLAS or -bmask MASK [MASK ...].")
-    if args.map < 1:
-        raise InputError(f"-map {args.map}: maps are numbered from 1.")
-    if args.roi:
-        names = _read_lut(args.lut) if args.lut else None
-        rois = ROISet.from_atlas(args.roi, names=names, map_index=args.map - 1)
-    else:
-        if args.lut:
-            raise InputError("-lut names atlas labels; it cannot be used with -bmask.")
-        rois = ROISet.from_masks(args.bmask)
-    for spec in args.merge:
-        rois = rois.merge(*_parse_merge(spec))
-    if args.select:
-        rois = rois.select(args.select)
-    return rois
 
 
 @cli_main(get_parser)

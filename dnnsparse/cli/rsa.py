@@ -24,135 +24,10 @@ import logging
 import numpy as np
 
 from ..errors import InputError
+from ._args import add_plot_arg, add_roi_args, add_rsa_args, build_rois
 from ._common import add_force_arg, add_option, cli_main, make_parser
-from .roi import add_roi_args, rois_from_args
 
 log = logging.getLogger(__name__)
-
-METHODS = ("pearson", "spearman", "kendall_tau_a", "kendall_tau_b", "cosine")
-
-
-# -- options shared with db_map ---------------------------------------------------
-def add_rsa_args(parser):
-    """-metric, -method, -n-perm, -seed."""
-    from ..algo.rsa import GRAM_METRICS
-
-    g = parser.add_argument_group("RSA")
-    add_option(g, "metric", default="correlation", metavar="M",
-               help=f"RDM distance: {', '.join(sorted(GRAM_METRICS))} (one matrix "
-                    "product) or any scipy pdist metric")
-    add_option(g, "method", default="pearson", choices=METHODS,
-               help="RDM comparison")
-    add_option(g, "n-perm", type=int, default=0, metavar="N",
-               help="stimulus-label permutations for p (0: no test)")
-    add_option(g, "seed", type=int, default=0, metavar="N",
-               help="seed of permutations and bootstrap")
-    add_option(g, "cate", action="store_true",
-               help="average the stimuli of each -stim label (RDM rows: sorted labels)")
-    return g
-
-
-def add_plot_arg(parser):
-    add_option(parser, "no-plot", action="store_true", help="write no figures")
-
-
-def build_rois(args, space=None):
-    """ROISet from the ROI options, or one ROI 'all' over ``space`` when none is given."""
-    from ..base.roi import ROISet
-
-    rois = rois_from_args(args, required=False)
-    return ROISet(["all"], [np.arange(space.n_features)], space) if rois is None else rois
-
-
-# -- lining up stimuli, categories, layers and brain samples ----------------------
-class Items:
-    """What the RDMs' rows are (stimuli or categories) and how inputs line up.
-
-    Parameters
-    ----------
-    stim : Stimulus or None
-    stim_path : str or None
-    act : Activation or None
-    act_path : str or None
-    cate : bool
-        -cate: rows are categories (sorted labels of -stim).
-    """
-
-    def __init__(self, stim, stim_path, act, act_path, *, cate):
-        self.labels = stim.labels if stim is not None else None
-        per_cat_act = act is not None and act.category_labels is not None
-        self.by_category = bool(cate or per_cat_act)
-        if cate and self.labels is None and not per_cat_act:
-            raise InputError("-cate averages stimuli by label; give -stim with a 'label' "
-                             "column." if stim is None else
-                             f"-cate: {stim_path} has no 'label' column.")
-        self.categories = np.unique(self.labels) if self.labels is not None else None
-        if per_cat_act:
-            cats = np.asarray(act.category_labels)
-            if self.categories is not None and not np.array_equal(
-                    self.categories.astype(str), cats.astype(str)):
-                raise InputError(f"{act_path} holds {len(cats)} categories "
-                                 f"{_show(cats)} but the labels of {stim_path} are "
-                                 f"{_show(self.categories)}; use the stimulus table the "
-                                 "activation was made from.")
-            self.categories = cats
-        self.n_stim = len(stim) if stim is not None else (
-            act.n_stim if act is not None and not per_cat_act else None)
-        self.reference = str(stim_path if stim is not None else act_path)
-        self.act_group = None
-        if act is not None:
-            self.act_group = self.group(act.n_stim, act_path) if not per_cat_act else None
-        if self.by_category:
-            self.names = self.categories
-        elif stim is not None:
-            self.names = stim.ids
-        else:
-            self.names = act.stim_ids if act is not None else None
-
-    @property
-    def n_categories(self):
-        return None if self.categories is None else len(self.categories)
-
-    def group(self, n_rows, source):
-        """Labels averaging an input's rows into the items, or None (see row_grouping)."""
-        from ..pipelines import row_grouping
-
-        try:
-            return row_grouping(n_rows, labels=self.labels if self.by_category else None,
-                                n_stim=self.n_stim, n_categories=self.n_categories,
-                                by_category=self.by_category, source=str(source),
-                                reference=self.reference)
-        except InputError as exc:
-            if not self.by_category and n_rows == self.n_categories:
-                raise InputError(f"{exc} It has one sample per category: add -cate.") \
-                    from None
-            raise
-
-    def anchor(self, n_rows, source):
-        """Without -stim or -act, the first brain file fixes the number of items."""
-        if self.n_stim is None and self.n_categories is None:
-            self.n_stim, self.reference = n_rows, str(source)
-
-
-def _show(values, n=6):
-    values = [str(v) for v in values]
-    return "[" + ", ".join(values[:n]) + (", ..." if len(values) > n else "") + "]"
-
-
-def load_inputs(args, *, need_stim=False):
-    """Stimulus table and activation of ``args`` (either may be None)."""
-    from ..base.activation import Activation
-    from ..base.stimulus import Stimulus
-
-    if need_stim and not args.stim:
-        raise InputError("give -stim (the stimulus table).")
-    stim = Stimulus.load(args.stim) if args.stim else None
-    act = Activation.load(args.act) if args.act else None
-    if act is not None and args.layer:
-        for layer in args.layer:
-            act.shape(layer)                   # UnknownLayerError names the file's layers
-    return stim, act
-
 
 # -- db_rsa ------------------------------------------------------------------------
 def get_parser():
@@ -181,26 +56,10 @@ def get_parser():
     return p
 
 
-def _subject_rdms(args, items):
-    """Per subject: ({roi: rdm}, BrainData path)."""
-    from ..pipelines import brain_rdms
-    from ..base.brain import BrainData
-
-    rois, subjects = None, []
-    for path in args.nif:
-        brain = BrainData.load(path)
-        items.anchor(brain.n_samples, path)
-        group = items.group(brain.n_samples, path)
-        if rois is None:
-            rois = build_rois(args, brain.space)
-        subjects.append(brain_rdms(brain, rois, metric=args.metric, labels=group,
-                                   show_progress=not args.quiet))
-    return subjects
-
-
 @cli_main(get_parser)
 def main(args):
-    from ..pipelines import dnn_rdms, mean_rdms, rsa_table
+    from ..pipelines import (Items, dnn_rdms, load_rsa_inputs, mean_rdms, rsa_table,
+                             subject_rdms)
     from ..base.rdm import RDM, save_rdms
     from ..io import prepare_output_dir
     from ..io.table import write_table
@@ -213,7 +72,7 @@ def main(args):
         raise InputError("-layer selects layers of -act; give -act too.")
     if (args.roi or args.bmask) and not args.nif:
         raise InputError("-roi/-bmask select brain data; give -nif too.")
-    stim, act = load_inputs(args)
+    stim, act = load_rsa_inputs(args.stim, args.act, layers=args.layer)
     items = Items(stim, args.stim, act, args.act, cate=args.cate)
     out = prepare_output_dir(args.out, force=args.force)    # refuse early, before compute
     # Everything is computed before anything is written: a mistake found late
@@ -224,7 +83,8 @@ def main(args):
                        metric=args.metric, labels=items.act_group,
                        show_progress=not args.quiet)
     if args.nif:
-        subjects = _subject_rdms(args, items)
+        subjects = subject_rdms(args.nif, items, lambda space: build_rois(args, space),
+                                metric=args.metric, show_progress=not args.quiet)
         brain = mean_rdms(subjects)
     if dnn is not None and brain is not None:
         table = rsa_table(dnn, brain, method=args.method, n_perm=args.n_perm,

@@ -46,12 +46,19 @@ from ._responses import Responses, count_samples, load_responses
 __all__ = [
     "ITER_AXES",
     "SCORINGS",
+    "EncodingRun",
     "LayerFeatures",
     "LayerEncoding",
+    "decoding_outputs",
     "encode_layer",
     "encoding_tables",
     "layer_mask",
+    "layer_sources",
     "map_suffix",
+    "response_sources",
+    "run_encoding",
+    "safe_name",
+    "stimulus_groups",
     "write_encoding_maps",
 ]
 
@@ -463,4 +470,197 @@ def write_encoding_maps(out_dir, result, responses, *, max_stat=False, force=Fal
     return written
 
 
+def stimulus_groups(stim, column=None, *, n_stim, source):
+    """The ``column`` of stimulus table ``stim`` (None without a column), for ``groups``.
+
+    The table must have the ``n_stim`` rows of ``source`` (the activation file): it is
+    refused otherwise, even without a column.
+    """
+    from ..base.stimulus import Stimulus
+
+    table = Stimulus.load(stim)
+    if len(table) != n_stim:
+        raise InputError(f"{source} has {n_stim} stimuli but {stim} has "
+                         f"{len(table)}; give the table the activation was made from.")
+    return np.asarray(table[column]) if column else None
+
+
+@dataclass
+class EncodingRun:
+    """Everything :func:`run_encoding` computed over the layers.
+
+    Attributes
+    ----------
+    results : list of LayerEncoding
+        One per layer, in order.
+    scores, summary : dict
+        :func:`encoding_tables` (``scores.tsv``, ``summary.csv``).
+    folds : dict
+        ``folds.csv``: sample (1-based), stimID, [group], fold (1-based outer fold
+        testing the stimulus).
+    maps : list of Path
+        The maps written (brain responses only).
+    """
+
+    results: list
+    scores: dict
+    summary: dict
+    folds: dict
+    maps: list
+
+
+def _layer_dir(out, layer):
+    return Path(out) / layer.replace("/", "_")
+
+
+def run_encoding(act, mask, responses, *, out, iter_axis=None, groups=None,
+                 save_models=True, max_stat=False, p_threshold=0.05, scoring="r",
+                 progress=False, **encode_args):
+    """Encode ``responses`` from every layer of ``mask``: db_encode's layer loop.
+
+    Each layer's maps (brain responses: :func:`write_encoding_maps`) and models refitted
+    on all stimuli (``save_models``) go to ``out/LAYER/``, overwriting; the tables are
+    returned, for the caller to write.
+
+    Parameters
+    ----------
+    act : Activation
+    mask : Mask
+        :func:`layer_mask`: its layers, in order, and their selected units.
+    responses : Responses
+        One row per stimulus of ``act``.
+    out : path-like
+        Output directory (exists).
+    iter_axis : {None, "channel", "row_col", "position"}
+        As :class:`LayerFeatures`.
+    groups : array of shape (n_stim,), optional
+        Passed to :func:`encode_layer`; also a column of the folds table.
+    max_stat, p_threshold, scoring
+        As :func:`encoding_tables` (``scoring`` also to :func:`encode_layer`).
+    **encode_args
+        The other options of :func:`encode_layer` (model, analysis, alphas, cv,
+        inner_cv, reduce, n_perm, seed, model_params, n_targets_batch, n_jobs).
+
+    Returns
+    -------
+    EncodingRun
+    """
+    results, maps = [], []
+    for layer in progress_bar(mask.layers, desc="layers", unit="layer", enabled=progress):
+        features = LayerFeatures(act, layer, mask=mask, iter_axis=iter_axis)
+        res = encode_layer(features, responses, groups=groups, scoring=scoring,
+                           model_dir=_layer_dir(out, layer) if save_models else None,
+                           force=True, progress=progress, **encode_args)
+        del features
+        if responses.brain is not None:
+            maps += write_encoding_maps(_layer_dir(out, layer), res, responses,
+                                        max_stat=max_stat, force=True)
+        results.append(res)
+    scores, summary = encoding_tables(results, responses, scoring=scoring,
+                                      max_stat=max_stat, p_threshold=p_threshold)
+    folds = {"sample": np.arange(1, act.n_stim + 1), "stimID": act.stim_ids}
+    if groups is not None:
+        folds["group"] = groups
+    folds["fold"] = results[0].folds + 1
+    return EncodingRun(results=results, scores=scores, summary=summary, folds=folds,
+                       maps=maps)
+
+
 # ---------------------------------------------------------------- decoding
+def safe_name(name):
+    """``name`` with every character but letters, digits and ``-_.`` replaced by ``_``.
+
+    >>> safe_name("L V1/ROI")
+    'L_V1_ROI'
+    """
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+
+
+def layer_sources(act, *, n_stim, stim, layers=None, chn=None, dmask=None):
+    """Decoding features of every layer of activation file ``act`` (db_decode -act).
+
+    Parameters
+    ----------
+    act : path-like
+        ``.act.h5`` file; it must hold the ``n_stim`` stimuli of table ``stim``.
+    layers, chn, dmask
+        As :func:`layer_mask`.
+
+    Returns
+    -------
+    list of (str, callable)
+        ``(layer, read)``: ``read()`` returns the layer's selected units, shape
+        (n_stim, n_chn, n_row, n_col), for :func:`decode_sources`.
+    """
+    from ..base.activation import Activation
+
+    act_path, act = act, Activation.load(act)
+    if act.n_stim != n_stim:
+        raise InputError(f"{act_path} has {act.n_stim} stimuli but {stim} has "
+                         f"{n_stim}; give the table the activation was made from.")
+    mask = layer_mask(act, layers=layers, chn=chn, dmask=dmask)
+    return [(layer, lambda layer=layer: LayerFeatures(
+        act, layer, mask=mask).data) for layer in mask.layers]
+
+
+def response_sources(resp, *, n_stim, stim, rois=None, columns=None):
+    """Decoding features of response file ``resp`` (db_decode -resp).
+
+    Brain data: the features of every ROI (one source ``all`` without ROIs); a
+    ``.roi.h5`` file or a table: its signals or columns together, named after the file.
+    Constant targets are left out, with a warning.
+
+    Parameters
+    ----------
+    resp : path-like
+        As :func:`load_responses`, with ``rois`` and ``columns``; it must hold the
+        ``n_stim`` stimuli of table ``stim``.
+
+    Returns
+    -------
+    list of (str, ndarray)
+    """
+    responses = load_responses(resp, rois=rois, columns=columns)
+    if responses.n_samples != n_stim:
+        raise InputError(f"{resp} has {responses.n_samples} samples but {stim} "
+                         f"has {n_stim} stimuli; they must match one to one.")
+    responses.report_skipped("they are left out of the features")
+    name = "all" if responses.brain is not None else safe_name(str(resp).split("/")[-1])
+    return responses.sources(name)
+
+
+def decoding_outputs(results, y, *, stim_ids, groups=None, target=None):
+    """db_decode's tables, as ``[(file name, columns)]`` in the order they are written.
+
+    Parameters
+    ----------
+    results : list of (str, int, result)
+        :func:`decode_sources`.
+    y : ndarray of shape (n_stim,)
+        The decoded column.
+    stim_ids : sequence of str
+    groups : ndarray of shape (n_stim,), optional
+    target : str, optional
+        The column's name for regressors; None for classifiers, which add
+        ``per_class.csv`` and one ``confusion_<source>.csv`` per source.
+
+    Returns
+    -------
+    list of (str, dict)
+        ``decoding.csv`` (:func:`decoding_tables`' summary), [``per_class.csv``,
+        ``confusion_*.csv``], ``predictions.csv`` (sample, stimID, [group], fold, true,
+        one column per source).
+    """
+    tables = decoding_tables(results, target_names=None if target is None else [target])
+    files = [("decoding.csv", tables["summary"])]
+    if target is None:
+        files.append(("per_class.csv", tables["per_class"]))
+        files += [(f"confusion_{safe_name(name)}.csv", table)
+                  for name, table in tables["confusion"].items()]
+    pred = {"sample": np.arange(1, len(y) + 1), "stimID": stim_ids}
+    if groups is not None:
+        pred["group"] = groups
+    pred.update(fold=results[0][2].folds + 1, true=y)
+    pred.update({name: res.predictions for name, _, res in results})
+    files.append(("predictions.csv", pred))
+    return files
