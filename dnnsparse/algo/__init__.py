@@ -15,6 +15,7 @@ _WHERE = {
     "decoding": "decoding",
     "encoding": "encoding",
     "hrf": "hrf",
+    "metrics": "metrics",
     "model_selection": "model_selection",
     "reduction": "reduction",
     "rsa": "rsa",

@@ -1,4 +1,7 @@
-"""Cross-validation splits, permutations and held-out scores shared by encoding and decoding.
+"""Cross-validation splits and permutations shared by encoding and decoding.
+
+The scores computed on them (Pearson r, R², per-class accuracy) are in
+:mod:`dnnsparse.algo.metrics`.
 
 Everything random takes a ``seed`` (None, an int or a :class:`numpy.random.Generator`,
 see :func:`dnnsparse.utils.validation.check_random_state`) and is bit-for-bit repeatable
@@ -32,15 +35,8 @@ __all__ = [
     "check_groups_not_split",
     "fold_ids",
     "permutation_indices",
-    "pearson_r",
-    "r2_score",
-    "heldout_scores",
     "PermutationTest",
-    "per_class_accuracy",
 ]
-
-# Column batches of this many elements keep score computations' temporaries small.
-_SCORE_CHUNK = 1 << 22
 
 
 def _int_seed(rng):
@@ -229,91 +225,6 @@ def permutation_indices(n_samples, n_perm, *, groups=None, seed=None):
     return out
 
 
-def _as_2d(a):
-    a = np.asarray(a)
-    return a[:, None] if a.ndim == 1 else a
-
-
-def _chunks(n_rows, n_cols):
-    step = max(1, _SCORE_CHUNK // max(n_rows, 1))
-    for start in range(0, n_cols, step):
-        yield slice(start, min(start + step, n_cols))
-
-
-def _score_columns(y_true, y_pred, rows=None):
-    """Pearson r and R² per column, float64, in column chunks."""
-    y_true, y_pred = _as_2d(y_true), _as_2d(y_pred)
-    n, t = y_pred.shape
-    r = np.empty(t)
-    r2 = np.empty(t)
-    for b in _chunks(n, t):
-        yt = (y_true[:, b] if rows is None else y_true[rows, b]).astype(np.float64)
-        yp = y_pred[:, b].astype(np.float64)
-        ss_res = np.einsum("ij,ij->j", yt - yp, yt - yp)
-        yt -= yt.mean(0)
-        yp -= yp.mean(0)
-        ss_tot = np.einsum("ij,ij->j", yt, yt)
-        ss_pred = np.einsum("ij,ij->j", yp, yp)
-        cov = np.einsum("ij,ij->j", yt, yp)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            den = np.sqrt(ss_tot * ss_pred)
-            r[b] = np.where(den > 0, cov / np.where(den > 0, den, 1), np.nan)
-            r2[b] = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1),
-                             np.nan)
-    return r, r2
-
-
-def pearson_r(y_true, y_pred):
-    """Pearson correlation per column (NaN where either column is constant).
-
-    Parameters
-    ----------
-    y_true, y_pred : array-like of shape (n_samples,) or (n_samples, n_targets)
-
-    Returns
-    -------
-    float or ndarray of shape (n_targets,)
-
-    >>> float(pearson_r([1, 2, 3], [2, 4, 7]).round(4))
-    0.9934
-    """
-    r = _score_columns(y_true, y_pred)[0]
-    return r[0] if np.ndim(y_pred) == 1 else r
-
-
-def r2_score(y_true, y_pred):
-    """Coefficient of determination per column, ``1 - SS_res / SS_tot``.
-
-    Equals ``sklearn.metrics.r2_score(..., multioutput="raw_values")`` except for a
-    constant ``y_true`` column, where it is NaN (scikit-learn returns 0 or 1).
-
-    >>> float(r2_score([1, 2, 3], [1, 2, 4]))
-    0.5
-    """
-    r2 = _score_columns(y_true, y_pred)[1]
-    return r2[0] if np.ndim(y_pred) == 1 else r2
-
-
-def heldout_scores(y_true, y_pred, *, rows=None):
-    """Pearson r and R² per target between held-out predictions and data.
-
-    Both are computed once on the concatenated held-out predictions of all folds
-    (not averaged over folds), like ``cross_val_predict`` followed by a score.
-
-    Parameters
-    ----------
-    y_true : ndarray of shape (n_samples, n_targets)
-    y_pred : ndarray of shape (n_samples, n_targets)
-    rows : ndarray of shape (n_samples,), optional
-        Compare with ``y_true[rows]`` (a permuted target) without copying it whole.
-
-    Returns
-    -------
-    r, r2 : ndarray of shape (n_targets,)
-    """
-    return _score_columns(y_true, y_pred, rows)
-
-
 class PermutationTest:
     """Count null scores at least as large as the observed ones, one permutation at a time.
 
@@ -358,19 +269,3 @@ class PermutationTest:
         p[bad] = np.nan
         p_fwer[bad] = np.nan
         return p, p_fwer
-
-
-def per_class_accuracy(confusion):
-    """Accuracy within each true class: ``diag / row sums`` of a confusion matrix.
-
-    Rows are true classes, columns predicted classes (scikit-learn's convention);
-    a class that never occurs gives NaN.
-
-    >>> per_class_accuracy([[3, 1], [0, 4]]).tolist()
-    [0.75, 1.0]
-    """
-    confusion = np.asarray(confusion, dtype=np.float64)
-    totals = confusion.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, np.diag(confusion) / np.where(totals > 0, totals, 1),
-                        np.nan)

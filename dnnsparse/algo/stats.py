@@ -2,7 +2,6 @@
 
 - :func:`hierarchy_trend` -- Kendall's tau of PSI against layer position, with
   per-layer median and interquartile range (the paper's Fig. 1).
-- :func:`per_category_accuracy` -- accuracy per category from a confusion matrix.
 - :func:`psi_accuracy_correlation` -- per-layer Pearson/Spearman correlation of
   category PSI with category accuracy, Bonferroni-corrected, and the trend of
   those correlations along layers (Fig. 2).
@@ -24,13 +23,11 @@ from ..utils.validation import (check_array, check_choice, check_consistent_leng
                                 check_scalar)
 
 __all__ = [
-    "CategoryAccuracy",
     "HierarchyTrend",
     "LayerCorrelation",
     "StepwiseResult",
     "hierarchy_trend",
     "is_fc_layer",
-    "per_category_accuracy",
     "psi_accuracy_correlation",
     "stepwise_by_stage",
     "stepwise_regression",
@@ -114,83 +111,6 @@ def hierarchy_trend(psi, *, positions=None, on="categories", percentile_method="
 
 
 # ---------------------------------------------------------------------------
-# Per-category accuracy
-# ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CategoryAccuracy:
-    """Result of :func:`per_category_accuracy`."""
-
-    accuracy: np.ndarray    #: (n_categories,) fraction of each category's stimuli correct
-    categories: np.ndarray  #: (n_categories,) category labels, rows of ``confusion``
-    counts: np.ndarray      #: (n_categories,) true stimuli per category
-    confusion: np.ndarray   #: (n_categories, n_categories) rows true, columns predicted
-
-
-def per_category_accuracy(y_true, y_pred, *, labels=None):
-    """Accuracy of each category from the confusion matrix (rows = true class).
-
-    ``accuracy[k] = confusion[k, k] / confusion[k].sum()``. With predictions
-    pooled over cross-validation folds this equals the authors' average of
-    per-fold confusion matrices when the folds hold equal numbers per category.
-
-    Parameters
-    ----------
-    y_true, y_pred : array-like of shape (n_samples,)
-        True and predicted category of each stimulus.
-    labels : array-like of shape (n_categories,), optional
-        Categories to report, in this order (e.g. the order of the PSI
-        columns). Default: the sorted unique values of ``y_true``. Predictions
-        outside ``labels`` count as errors; stimuli whose true category is not
-        in ``labels`` are left out.
-
-    Returns
-    -------
-    CategoryAccuracy
-
-    Raises
-    ------
-    InputError
-        If lengths differ, or a category in ``labels`` has no true stimuli.
-
-    Examples
-    --------
-    >>> res = per_category_accuracy(["a", "a", "b", "b", "b"], ["a", "b", "b", "b", "a"])
-    >>> res.accuracy.round(3).tolist(), res.categories.tolist()
-    ([0.5, 0.667], ['a', 'b'])
-    """
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    check_consistent_length(y_true, y_pred, names=["y_true", "y_pred"])
-    if y_true.ndim != 1 or y_pred.ndim != 1 or y_true.size == 0:
-        raise InputError("y_true and y_pred must be non-empty 1-D arrays of labels; got "
-                         f"shapes {y_true.shape} and {y_pred.shape}.")
-    labels = np.unique(y_true) if labels is None else np.asarray(labels)
-    if np.unique(labels).size != labels.size:
-        raise InputError("labels contains duplicates; list every category once.")
-    order = np.argsort(labels, kind="stable")
-    sorted_labels = labels[order]
-
-    def index(values):
-        pos = np.searchsorted(sorted_labels, values).clip(max=labels.size - 1)
-        found = sorted_labels[pos] == values
-        return np.where(found, order[pos], -1)
-
-    true_idx, pred_idx = index(y_true), index(y_pred)
-    keep = true_idx >= 0                       # samples of categories not reported are ignored
-    n = labels.size
-    # Predictions outside labels go to an extra column n, dropped afterwards.
-    pred_col = np.where(pred_idx >= 0, pred_idx, n)
-    confusion = np.bincount(true_idx[keep] * (n + 1) + pred_col[keep],
-                            minlength=n * (n + 1)).reshape(n, n + 1)
-    counts = confusion.sum(axis=1)
-    if (counts == 0).any():
-        missing = labels[counts == 0][:5].tolist()
-        raise InputError(f"{int((counts == 0).sum())} categor(y/ies) in labels have no true "
-                         f"stimuli (e.g. {missing}); accuracy is undefined for them.")
-    return CategoryAccuracy(np.diagonal(confusion) / counts, labels, counts,
-                            confusion[:, :n])
-
-
-# ---------------------------------------------------------------------------
 # PSI-accuracy correlation per layer
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -230,8 +150,9 @@ def psi_accuracy_correlation(psi, accuracy, *, positions=None):
     ----------
     psi : array-like of shape (n_layers, n_categories)
     accuracy : array-like of shape (n_categories,)
-        Accuracy of each category, e.g. from :func:`per_category_accuracy`
-        on a read-out of the last layer (the paper: FC2, 2-fold CV).
+        Accuracy of each category, e.g. from
+        :func:`~dnnsparse.algo.metrics.per_category_accuracy` on a read-out of the
+        last layer (the paper: FC2, 2-fold CV).
     positions : array-like of shape (n_layers,), optional
         Layer positions for the trend of the correlations (default 1..n_layers).
 

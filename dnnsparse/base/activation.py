@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import InputError, UnknownLayerError
 from ..io.act import ActFile, write_act
+from ..utils.extmath import group_sums
 from ..utils.validation import check_choice
 
 __all__ = ["Activation", "POOLS", "pool_array", "concatenate"]
@@ -46,14 +47,6 @@ def pool_array(x, method):
     """
     method = check_choice(str(method).lower(), POOLS, name="pool")
     return POOLS[method](x, (2, 3))
-
-
-def _add_rows(sums, rows, block):
-    """``sums[rows[i]] += block[i]`` for all i, in float64 (vectorised ``np.add.at``)."""
-    order = np.argsort(rows, kind="stable")
-    rows, block = rows[order], block[order]
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    sums[rows[starts]] += np.add.reduceat(block.astype(np.float64, copy=False), starts, axis=0)
 
 
 def _as4d(a, layer):
@@ -276,6 +269,10 @@ class Activation:
     def aggregate(self, labels, *, layers=None, batch_size=512):
         """Per-category means (float64 accumulation) of every layer.
 
+        The arithmetic of :func:`~dnnsparse.utils.extmath.group_sums`, block after
+        block: the same means as ``algo.sparseness.category_means(...,
+        unit="position")``, bit for bit, for the same blocks.
+
         Parameters
         ----------
         labels : array-like (n_stim,)
@@ -296,7 +293,8 @@ class Activation:
             shape = self.shape(layer)
             sums = np.zeros((len(cats), int(np.prod(shape[1:]))))
             for start, block in self.iter_batches(layer, batch_size):
-                _add_rows(sums, inverse[start:start + len(block)], block.reshape(len(block), -1))
+                sums += group_sums(block.reshape(len(block), -1),
+                                   inverse[start:start + len(block)], len(cats))
             data[layer] = (sums / counts[:, None]).reshape((len(cats),) + shape[1:])
         out = self._derive(data, stim_ids=cats.astype(str))
         out.attrs = {**self.attrs, "aggregate": "label"}

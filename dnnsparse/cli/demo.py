@@ -44,8 +44,8 @@ def get_parser():
                help="networks added when their ImageNet weights are cached; give no name to "
                     "add none")
     add_option(g, "unit", default="channel", choices=sorted(UNIT_MODES),
-               help="a unit is a channel averaged over its map (the paper) or every element "
-                    "(large files; Top-K, being spatial, shows there)")
+               help=UNIT_MODES.describe() + " (position: large files; Top-K, being "
+                    "spatial, shows there)")
     add_lesion_args(p, seed_help="seed of the random views and of the lesion")
     p.set_defaults(lesion="weights")        # the demo always compares with a lesion
     g = p.add_argument_group("compute")

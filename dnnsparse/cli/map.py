@@ -53,8 +53,7 @@ def get_parser():
                help="db_psi summary table (columns layer, median) instead of computing "
                     "layer PSI here")
     add_option(g, "unit", default="channel", choices=sorted(UNIT_MODES),
-               help="a layer's units for PSI: channels averaged over space (the paper), "
-                    "or every position")
+               help="a layer's units for PSI -- " + UNIT_MODES.describe())
     add_option(p, "out", required=True, metavar="DIR", help="output directory")
     add_plot_arg(p)
     add_force_arg(p)

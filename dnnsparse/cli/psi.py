@@ -59,9 +59,9 @@ def get_parser():
     add_roi_args(p)
     g = p.add_argument_group("sparseness")
     add_option(g, "measure", default="psi", choices=sorted(MEASURES),
-               help="psi (the paper), lifetime (per unit), hoyer, kurtosis, active fraction")
+               help=MEASURES.describe())
     add_option(g, "unit", default="channel", choices=sorted(UNIT_MODES),
-               help="a unit is a channel averaged over its map, or every element")
+               help=UNIT_MODES.describe())
     add_option(g, "abs", action="store_true",
                help="absolute value of every activation (voxel signal) before the category "
                     "means: the paper's control analysis, for layers with negative values; "

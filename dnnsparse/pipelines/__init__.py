@@ -17,7 +17,6 @@ _WHERE = {
     "LayerEncoding": "_encoding",
     "LayerFeatures": "_encoding",
     "LayerMapping": "_mapping",
-    "PER_UNIT_MEASURES": "_psi",
     "PHOTOGRAPHS": "_demo_stimuli",
     "Responses": "_responses",
     "SCORINGS": "_encoding",

@@ -10,7 +10,9 @@ The pieces behind ``db_rsa`` and ``db_map``:
   bootstrap CI and, for several subjects, a noise ceiling;
 - :func:`map_layers` -- one score per layer x ROI, permutation p, FDR across
   the table, best layer per ROI, and the PSI of layers and ROIs
-  (:func:`layer_psi`, :func:`roi_psi`) -> :class:`LayerMapping`;
+  (:func:`layer_psi`, :func:`roi_psi`: the medians of
+  :func:`~dnnsparse.pipelines.activation_sparseness` and
+  :func:`~dnnsparse.pipelines.brain_sparseness`) -> :class:`LayerMapping`;
 - :func:`fdr_bh` -- Benjamini-Hochberg adjusted p-values.
 
 Random steps take ``seed``. With an int seed every ROI is tested with the same
@@ -39,10 +41,9 @@ from ..errors import InputError
 from ..io.rdm import n_items_from_pairs
 from ..utils.progress import progress
 from ..utils.validation import check_scalar
-from ..algo.rsa import average_by_label, check_comparison, compare_rdms, compute_rdm, layer_rdms
+from ..algo.rsa import check_comparison, compare_rdms, compute_rdm, layer_rdms
 from ..algo.rsa import noise_ceiling, rdm_bootstrap, rdm_permutation_test
-from ..algo.sparseness import category_means
-from ..algo.sparseness import population_sparseness
+from ._psi import _n_units, activation_sparseness, brain_sparseness
 
 __all__ = ["LayerMapping", "brain_rdms", "dnn_rdms", "fdr_bh", "layer_psi", "map_layers",
            "mean_rdms", "roi_psi", "row_grouping", "rsa_table"]
@@ -404,19 +405,29 @@ def rsa_table(dnn, brain, *, method="pearson", n_perm=0, n_boot=0, ci=0.95, seed
 
 
 # -- sparseness -------------------------------------------------------------------
-def _median_psi(means, what):
-    if means.shape[1] < 2:
-        log.warning("%s has %d unit(s); PSI needs at least 2 and is NaN.", what,
-                    means.shape[1])
-        return np.nan
-    try:
-        return float(np.median(population_sparseness(means)))
-    except InputError as exc:
-        raise InputError(f"{what}: {exc}") from None
+def _median_psi(names, sizes, sparseness, what):
+    """Median PSI of every population; NaN (with a warning) for those of < 2 units.
+
+    PSI of a single unit is undefined: :func:`activation_sparseness` and
+    :func:`brain_sparseness` refuse it. Here it only annotates the mapping table,
+    so such a layer or ROI gets NaN and the table is still written.
+    """
+    out = np.full(len(names), np.nan)
+    keep = [i for i, n in enumerate(sizes) if n >= 2]
+    for i in sorted(set(range(len(names))) - set(keep)):
+        log.warning("%s %r has %d unit(s); PSI needs at least 2 and is NaN.", what, names[i],
+                    sizes[i])
+    if keep:
+        result = sparseness([names[i] for i in keep])
+        out[keep] = [np.median(v) for v in result.values]
+    return out
 
 
 def layer_psi(act, layers=None, *, labels=None, unit="channel", show_progress=False):
     """Median category PSI of each layer (Liu, Zhen & Liu, 2020).
+
+    The medians of :func:`~dnnsparse.pipelines.activation_sparseness` (``db_psi``'s
+    ``median``), with its checks.
 
     Parameters
     ----------
@@ -435,24 +446,24 @@ def layer_psi(act, layers=None, *, labels=None, unit="channel", show_progress=Fa
     Returns
     -------
     ndarray, shape (n_layers,)
-        Median over categories of :func:`population_sparseness` of the
-        layer's category means.
+        Median over categories of
+        :func:`~dnnsparse.algo.sparseness.population_sparseness` of the layer's
+        category means; NaN for a layer of fewer than 2 units (with a
+        warning).
     """
     layers = act.layers if layers is None else list(layers)
-    out = np.empty(len(layers))
-    for i, layer in enumerate(progress(layers, desc="layer PSI", unit="layer",
-                                       enabled=show_progress)):
-        if labels is None:                # rows are categories: each its own group
-            means = category_means(act.get(layer), np.arange(act.n_stim), unit=unit).means
-        else:
-            batches = (block for _, block in act.iter_batches(layer))
-            means = category_means(batches, labels, unit=unit).means
-        out[i] = _median_psi(means, f"layer {layer!r}")
-    return out
+    rows = np.arange(act.n_stim) if labels is None else labels   # None: each row a category
+    return _median_psi(
+        layers, [_n_units(act, layer, unit) for layer in layers],
+        lambda keep: activation_sparseness(act, rows, layers=keep, measure="psi", unit=unit,
+                                           show_progress=show_progress),
+        "layer")
 
 
 def roi_psi(brain, rois, *, labels=None):
     """Median category PSI of each ROI, its voxels (vertices) as units.
+
+    The medians of :func:`~dnnsparse.pipelines.brain_sparseness`, with its checks.
 
     Parameters
     ----------
@@ -468,13 +479,12 @@ def roi_psi(brain, rois, *, labels=None):
         NaN for an ROI of fewer than 2 features (with a warning).
     """
     rois = rois.to_space(brain.space)
-    out = np.empty(len(rois))
-    for j, (name, members) in enumerate(zip(rois.names, rois.members)):  # loop over ROIs
-        patterns = brain.data[:, members]
-        means = (average_by_label(patterns, labels)[0] if labels is not None
-                 else patterns.astype(np.float64))
-        out[j] = _median_psi(means, f"ROI {name!r}")
-    return out
+    members = dict(zip(rois.names, rois.members))
+    return _median_psi(
+        rois.names, rois.sizes.tolist(),
+        lambda keep: brain_sparseness(brain.data, {name: members[name] for name in keep},
+                                      labels, measure="psi"),
+        "ROI")
 
 
 # -- mapping ------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from scipy import stats
 from ..errors import InputError
 from ..io import prepare_output_dir
 from ..io.table import write_table
+from ..utils.memory import items_per_read
 from ..utils.progress import progress
 from ..utils.validation import check_choice
 from ..algo.sparseness import UNIT_MODES, category_means
@@ -39,7 +40,6 @@ from ..algo.sparseness import MEASURES, dead_units, sparseness
 from ..algo.stats import STEPWISE_CRITERIA, TREND_TARGETS, hierarchy_trend, psi_accuracy_correlation, stepwise_by_stage
 
 __all__ = [
-    "PER_UNIT_MEASURES",
     "AccuracyAnalysis",
     "SparsenessResult",
     "accuracy_analysis",
@@ -53,11 +53,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Measures computed per unit (across categories) rather than per category.
-PER_UNIT_MEASURES = ("lifetime",)
 #: Warn when the largest category has more than this many times the smallest's stimuli.
 SIZE_RATIO_WARNING = 2.0
-_READ_VALUES = 2 ** 24      # values per read of a layer (as algo.sparseness)
 
 
 # ---------------------------------------------------------------------------
@@ -85,7 +82,7 @@ class SparsenessResult:
         A key of :data:`~dnnsparse.algo.sparseness.MEASURES`.
     values : list of ndarray
         Per layer: shape (n_categories,) -- or (n_units,) for a per-unit measure
-        (:data:`PER_UNIT_MEASURES`).
+        (``MEASURES[measure].per_unit``).
     labels : ndarray of shape (n_categories,)
         Category labels, in the order of the values.
     names : ndarray of str, shape (n_categories,)
@@ -117,8 +114,13 @@ class SparsenessResult:
 
     @property
     def per_unit(self):
-        """True for measures computed per unit (lifetime sparseness)."""
-        return self.measure in PER_UNIT_MEASURES
+        """True for measures computed per unit (lifetime sparseness), from the registry."""
+        return MEASURES[self.measure].per_unit
+
+    @property
+    def bounded(self):
+        """True for measures whose values lie in [0, 1], from the registry."""
+        return MEASURES[self.measure].bounded
 
     @property
     def positions(self):
@@ -254,6 +256,13 @@ def _check_unit_mode(act, layer, unit):
                          "again without -pool.")
 
 
+def _n_units(act, layer, unit):
+    """Units of ``layer`` with ``unit`` (without reading it): what the registry's unit
+    function makes of one stimulus of zeros."""
+    one = np.zeros((1,) + tuple(act.shape(layer)[1:]), dtype=np.float32)
+    return UNIT_MODES[unit](one).shape[1]
+
+
 def _unit_ids(act, layer, unit, n_units):
     """1-based channel numbers (as ``db_act -chn``; original ones for a masked file)."""
     chn = act.layer_attrs(layer).get("chn")
@@ -277,13 +286,13 @@ def _check_absolute(act, layer, source):
                          "without -pool.")
 
 
-def _layer_means(act, layer, row_labels, unit, absolute=False):
-    """Category means (n_categories, n_units) of one layer, read in blocks of stimuli."""
-    shape = act.shape(layer)
-    step = max(1, _READ_VALUES // max(1, int(np.prod(shape[1:]))))
+def _layer_values(act, layer, row_labels, unit, absolute, measure, options):
+    """(values, n_units, n_dead) of one layer, read in blocks of stimuli; errors name it."""
+    step = items_per_read(np.prod(act.shape(layer)[1:]))
     blocks = (block for _, block in act.iter_batches(layer, step))
     try:
-        return category_means(blocks, row_labels, unit=unit, absolute=absolute).means
+        means = category_means(blocks, row_labels, unit=unit, absolute=absolute).means
+        return _measure_values(means, measure, options)
     except InputError as exc:
         where = f"{act.path}, " if act.path is not None else ""
         raise InputError(f"{where}layer {layer!r}: {exc}") from None
@@ -363,8 +372,8 @@ def activation_sparseness(act, labels=None, *, names=None, layers=None, measure=
     values, n_units, n_dead, ids = [], [], [], []
     for layer in progress(layers, desc=f"{measure} per layer", unit="layer",
                           enabled=show_progress):
-        means = _layer_means(act, layer, row_labels, unit, absolute)
-        v, n, d = _measure_values(means, measure, measure_options)
+        v, n, d = _layer_values(act, layer, row_labels, unit, absolute, measure,
+                                measure_options)
         values.append(v)
         n_units.append(n)
         n_dead.append(d)

@@ -1,14 +1,16 @@
 """Small helpers shared by every layer of the package (no torch): validation, progress
-bars, parallel map, memory, file digests, lazy package namespaces and the shared numerics
-(:mod:`.extmath`)."""
+bars, parallel map, memory, file digests, lazy package namespaces, registries and the
+shared numerics (:mod:`.extmath`)."""
 from .lazy import lazy_exports
 
 _WHERE = {
+    "extmath": "extmath",
     "filehash": "filehash",
     "lazy": "lazy",
     "memory": "memory",
     "parallel": "parallel",
     "progress": "progress",
+    "registry": "registry",
     "validation": "validation",
 }
 __all__ = sorted(_WHERE)

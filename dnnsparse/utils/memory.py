@@ -1,13 +1,27 @@
-"""Keep the process's memory from creeping up during long streaming runs."""
+"""Memory during long streaming runs: how much to read at once, and giving freed heap back."""
 import ctypes
 import ctypes.util
 import functools
 import logging
 import sys
 
-__all__ = ["release_free_memory"]
+__all__ = ["READ_VALUES", "items_per_read", "release_free_memory"]
 
 log = logging.getLogger(__name__)
+
+#: Values per read of an array-like (an HDF5 dataset, a memmap) that is streamed in
+#: pieces: 2**24 (128 MiB as float64). Every HDF5 read has a fixed cost, so pieces
+#: are large; the float64 work on them is done in smaller, cache-sized blocks.
+READ_VALUES = 2 ** 24
+
+
+def items_per_read(values_per_item):
+    """How many items (stimuli, units) of ``values_per_item`` values make one read.
+
+    >>> items_per_read(64 * 55 * 55), items_per_read(2 ** 30)
+    (86, 1)
+    """
+    return max(1, READ_VALUES // max(int(values_per_item), 1))
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,6 +10,7 @@ from scipy.spatial.distance import cosine as cosine_distance
 from scipy.spatial.distance import pdist, squareform
 
 from dnnsparse.algo.rsa import average_by_label, compare_rdms, compute_rdm, kendall_tau_a, layer_rdms
+from dnnsparse.algo.sparseness import category_means
 from dnnsparse.algo.rsa import noise_ceiling, rdm_bootstrap, rdm_permutation_test
 from dnnsparse.base.rdm import RDM
 from dnnsparse.errors import InputError
@@ -68,6 +69,21 @@ def test_category_average(rng):
     means = np.stack([X[labels == k].mean(0) for k in (1, 2, 3)])
     np.testing.assert_allclose(rdm, pdist(means), atol=1e-12)
     np.testing.assert_allclose(average_by_label(X, labels)[0], means, atol=1e-15)
+
+
+def test_category_average_keeps_its_arithmetic(rng):
+    """average_by_label now goes through utils.extmath.group_means: bit for bit the
+    old np.add.at sums (so every RDM of label-averaged patterns is unchanged) and the
+    category means of the sparseness measures."""
+    X = rng.standard_normal((200, 9)) * 10.0 ** rng.uniform(-3, 3, (200, 1))
+    labels = rng.choice(["b", "a", "c", "d"], size=200, p=[.5, .3, .15, .05])
+    unique, inverse = np.unique(labels, return_inverse=True)
+    sums = np.zeros((len(unique), X.shape[1]))
+    np.add.at(sums, inverse, X)                                    # the old code
+    means, rows = average_by_label(X, labels)
+    np.testing.assert_array_equal(means, sums / np.bincount(inverse)[:, None])
+    np.testing.assert_array_equal(rows, unique)
+    np.testing.assert_array_equal(means, category_means(X, labels).means)
 
 
 def test_layer_rdms_per_channel_and_position(rng):

@@ -13,6 +13,7 @@ from dnnsparse.algo.sparseness import _kernel as _sparseness_kernel
 from dnnsparse.algo.sparseness import _measures as sp_module
 from dnnsparse.algo.sparseness import MEASURES, active_fraction, category_means, dead_units, hoyer_sparseness, kurtosis_sparseness, lifetime_sparseness, population_sparseness, sparseness
 from dnnsparse.errors import InputError
+from dnnsparse.utils import memory
 
 # scipy's zscore warns about the dead (constant) units the references contain on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")
@@ -186,7 +187,7 @@ def test_small_blocks_by_default_match(rng, monkeypatch):
     x = rng.gamma(0.5, size=(30, 500))
     whole = population_sparseness(x, chunk_size=10 ** 6)
     monkeypatch.setattr(sp_module, "_BLOCK_VALUES", 30 * 16)   # 16-unit blocks
-    monkeypatch.setattr(sp_module, "_READ_VALUES", 30 * 64)
+    monkeypatch.setattr(memory, "READ_VALUES", 30 * 64)
     assert_allclose(population_sparseness(x), whole, rtol=0, atol=1e-12)
 
 
@@ -198,7 +199,7 @@ def test_hdf5_and_memmap_inputs(gamma_responses, tmp_path, monkeypatch):
         f.create_dataset("layer", data=x32)
     mm = np.memmap(tmp_path / "resp.dat", dtype=np.float32, mode="w+", shape=x32.shape)
     mm[:] = x32
-    monkeypatch.setattr(sp_module, "_READ_VALUES", 23 * 5)     # several reads
+    monkeypatch.setattr(memory, "READ_VALUES", 23 * 5)         # several reads
     with h5py.File(path, "r") as f:
         assert_allclose(population_sparseness(f["layer"]), expected, rtol=0, atol=1e-12)
         assert_allclose(population_sparseness(f["layer"], chunk_size=3), expected, rtol=0,
@@ -326,6 +327,17 @@ def test_registry_dispatch(gamma_responses):
                        population_sparseness(gamma_responses, normalize=False))
     with pytest.raises(InputError, match="choose from"):
         sparseness(gamma_responses, measure="gini")
+    # entries carry what their consumers need: output shape, range and a help phrase
+    for name, entry in MEASURES.items():
+        values = sparseness(gamma_responses, measure=name)
+        n_rows, n_cols = gamma_responses.shape
+        assert values.shape == ((n_cols,) if entry.per_unit else (n_rows,))
+        if entry.bounded:
+            assert ((values >= 0) & (values <= 1)).all()
+        assert f"{name}: {entry.description}" in MEASURES.describe()
+    assert [n for n, e in MEASURES.items() if not e.bounded] == ["kurtosis"]
+    from dnnsparse.algo.sparseness import UNIT_MODES
+    assert UNIT_MODES.describe().startswith("channel: a channel averaged over its spatial map")
 
 
 # ---------------------------------------------------------------------------
@@ -359,6 +371,33 @@ def test_category_means_against_loop(conv_acts, unit, n_units):
     assert_allclose(means, ref, rtol=0, atol=1e-12)
     assert got_cats.tolist() == cats and got_counts.tolist() == counts
     assert len(set(counts)) > 1                     # sizes really are unequal
+
+
+def test_category_means_arithmetic_is_fixed(conv_acts):
+    """Per batch, each category's stimuli are added in float64 in stimulus order from 0
+    (utils.extmath.group_sums, the scipy one-hot product it always was); the batches'
+    sums are then added in order. Bit for bit, so db_psi's values do not change."""
+    from scipy import sparse
+
+    acts, labels = conv_acts
+    cats, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    feats = acts.reshape(37, 3, -1).mean(axis=2, dtype=np.float64)
+    total = None
+    for start in range(0, 37, 5):                          # the old code, batch by batch
+        rows = inverse[start:start + 5]
+        onehot = sparse.csr_matrix((np.ones(rows.size), (rows, np.arange(rows.size))),
+                                   shape=(4, rows.size))
+        part = np.asarray(onehot @ feats[start:start + 5])
+        total = part if total is None else total + part
+    means = category_means(acts, labels, batch_size=5).means
+    assert_array_equal(means, total / counts[:, None])
+    loop = np.zeros((4, 3))
+    for start in range(0, 37, 5):
+        part = np.zeros((4, 3))
+        for i in range(start, min(start + 5, 37)):
+            part[inverse[i]] = part[inverse[i]] + feats[i]
+        loop = loop + part
+    assert_array_equal(means, loop / counts[:, None])
 
 
 def test_category_means_sources_agree(conv_acts, tmp_path):

@@ -6,12 +6,10 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats
 from sklearn.linear_model import LinearRegression
-from sklearn.metrics import confusion_matrix
 
 from dnnsparse.algo import stats as stats_module
-from dnnsparse.algo.stats import (hierarchy_trend, is_fc_layer, per_category_accuracy,
-                                  psi_accuracy_correlation, stepwise_by_stage,
-                                  stepwise_regression)
+from dnnsparse.algo.stats import (hierarchy_trend, is_fc_layer, psi_accuracy_correlation,
+                                  stepwise_by_stage, stepwise_regression)
 from dnnsparse.errors import InputError
 
 
@@ -48,34 +46,6 @@ def test_trend_on_medians_with_positions(psi):
         hierarchy_trend(psi, positions=[1, 2, 3])
     with pytest.raises(InputError, match="choose from"):
         hierarchy_trend(psi, on="layers")
-
-
-# ---------------------------------------------------------------------------
-# Per-category accuracy
-# ---------------------------------------------------------------------------
-def test_accuracy_from_confusion_matrix(rng):
-    y_true = rng.choice([3, 7, 11, 20], size=200)
-    y_pred = np.where(rng.random(200) < 0.6, y_true, rng.choice([3, 7, 11, 20, 99], size=200))
-    res = per_category_accuracy(y_true, y_pred)
-    cm = confusion_matrix(y_true, y_pred, labels=[3, 7, 11, 20, 99])[:4, :4]
-    full = confusion_matrix(y_true, y_pred, labels=[3, 7, 11, 20, 99])[:4]
-    assert_array_equal(res.confusion, cm)
-    assert_allclose(res.accuracy, np.diag(cm) / full.sum(axis=1))
-    assert_array_equal(res.categories, [3, 7, 11, 20])
-    assert_array_equal(res.counts, [np.sum(y_true == c) for c in [3, 7, 11, 20]])
-    # a caller's order (e.g. PSI columns) is kept
-    order = [20, 3, 11, 7]
-    ordered = per_category_accuracy(y_true, y_pred, labels=order)
-    assert_allclose(ordered.accuracy, [res.accuracy[[3, 7, 11, 20].index(c)] for c in order])
-
-
-def test_accuracy_errors():
-    with pytest.raises(InputError, match="no true stimuli"):
-        per_category_accuracy(["a", "b"], ["a", "b"], labels=["a", "b", "c"])
-    with pytest.raises(InputError, match="y_true: 2, y_pred: 3"):
-        per_category_accuracy(["a", "b"], ["a", "b", "b"])
-    with pytest.raises(InputError, match="duplicates"):
-        per_category_accuracy(["a", "b"], ["a", "b"], labels=["a", "a"])
 
 
 # ---------------------------------------------------------------------------

@@ -35,6 +35,32 @@ def test_aggregate_equals_slow_loop(act):
         act.aggregate(labels[:5])
 
 
+def test_aggregate_is_the_category_means_of_the_sparseness_measures(rng):
+    """One implementation (utils.extmath.group_sums): for the same blocks of stimuli,
+    aggregate's means are category_means(unit="position") bit for bit, and the
+    float64 sums of every category's stimuli in stimulus order."""
+    from dnnsparse.algo.sparseness import category_means
+
+    x = (rng.standard_normal((50, 3, 2, 2)) * 10.0 ** rng.uniform(-3, 3, (50, 1, 1, 1)))
+    x = x.astype(np.float32)
+    labels = rng.choice([5, 1, 3], size=50, p=[.6, .3, .1])
+    act = Activation({"conv": x})
+    agg = act.aggregate(labels, batch_size=16)          # 4 blocks, crossing categories
+    blocks = (x[i:i + 16] for i in range(0, 50, 16))
+    ref = category_means(blocks, labels, unit="position").means
+    np.testing.assert_array_equal(agg["conv"].reshape(3, -1), ref)
+    flat = x.reshape(50, -1).astype(np.float64)
+    for row, k in enumerate([1, 3, 5]):
+        total = np.zeros(12)
+        for start in range(0, 50, 16):              # block partial sums, then added
+            part = np.zeros(12)
+            for i in range(start, min(start + 16, 50)):
+                if labels[i] == k:
+                    part = part + flat[i]
+            total = total + part
+        np.testing.assert_array_equal(agg["conv"][row].ravel(), total / (labels == k).sum())
+
+
 def test_arithmetic_concat_subset(act):
     np.testing.assert_allclose((act + act)["fc"], 2 * act["fc"])
     np.testing.assert_allclose((act - 1)["conv"], act["conv"] - 1)

@@ -6,6 +6,7 @@ from scipy import stats
 from scipy.spatial.distance import pdist
 
 from dnnsparse.pipelines import LayerMapping, brain_rdms, dnn_rdms, fdr_bh, layer_psi, map_layers, roi_psi, row_grouping, rsa_table
+from dnnsparse.pipelines import activation_sparseness, brain_sparseness
 from dnnsparse.algo.rsa import rdm_permutation_test
 from dnnsparse.algo.sparseness import population_sparseness
 from dnnsparse.base.activation import Activation
@@ -173,7 +174,67 @@ def test_one_voxel_roi_has_nan_psi(rng, caplog):
     rois = ROISet(["one", "rest"], [[0], [1, 2, 3, 4, 5]], space)
     psi = roi_psi(brain, rois, labels=[0, 0, 1, 1])
     assert np.isnan(psi[0]) and np.isfinite(psi[1])
-    assert "'one' has 1 unit(s)" in caplog.text
+    assert "ROI 'one' has 1 unit(s); PSI needs at least 2 and is NaN" in caplog.text
+    # the validated path itself refuses a one-unit population (db_psi exits 2)
+    with pytest.raises(InputError, match="population 'one'.*at least 2 unit"):
+        brain_sparseness(brain.data, {"one": [0]}, [0, 0, 1, 1])
+    assert psi[1] == np.median(brain_sparseness(brain.data, {"rest": [1, 2, 3, 4, 5]},
+                                                [0, 0, 1, 1]).values[0])
+
+
+def test_one_unit_layer_has_nan_psi_and_the_others_are_db_psi_medians(rng, caplog):
+    """db_map's layer PSI is activation_sparseness (db_psi) bit for bit; a layer of one
+    unit, which the validated path refuses, gets NaN with a warning so that the mapping
+    table is still written."""
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    act = Activation({"one": rng.random((8, 1, 3, 3)), "conv": rng.random((8, 4, 3, 3)),
+                      "fc": rng.random((8, 6))})
+    got = layer_psi(act, labels=labels)
+    assert np.isnan(got[0]) and np.isfinite(got[1:]).all()
+    assert "layer 'one' has 1 unit(s); PSI needs at least 2 and is NaN" in caplog.text
+    res = activation_sparseness(act, labels, layers=["conv", "fc"])
+    np.testing.assert_array_equal(got[1:], [np.median(v) for v in res.values])
+    with pytest.raises(InputError, match="layer 'one': .*at least 2 unit"):
+        activation_sparseness(act, labels, layers=["one"])
+    # position units: the one-channel layer has 9 of them
+    pos = layer_psi(act, ["one"], labels=labels, unit="position")
+    assert np.isfinite(pos).all()
+
+
+def test_layer_psi_refuses_positions_of_a_pooled_layer(rng):
+    act = Activation({"conv": rng.random((6, 4, 1, 1))},
+                     layer_attrs={"conv": {"pool": "mean", "raw_shape": [4, 3, 3]}})
+    assert np.isfinite(layer_psi(act, labels=[0, 1, 2] * 2)).all()
+    with pytest.raises(InputError, match="was pooled"):
+        layer_psi(act, labels=[0, 1, 2] * 2, unit="position")
+
+
+def test_mapping_psi_keeps_its_values(rng):
+    """The old layer_psi/roi_psi arithmetic (category_means over blocks of 256 stimuli,
+    np.add.at ROI means) and the validated path agree bit for bit on data of <= 256
+    stimuli: db_map's psi_layer and psi_roi columns do not change."""
+    from dnnsparse.algo.sparseness import category_means
+
+    act, brain, rois = synthetic(rng, n=40)
+    labels = rng.choice([4, 1, 2, 8], size=40)
+    old = [np.median(population_sparseness(category_means(
+        (b for _, b in act.iter_batches(layer)), labels).means)) for layer in act.layers]
+    np.testing.assert_array_equal(layer_psi(act, labels=labels), old)
+    old_roi = []
+    for members in rois.members:
+        X = brain.data[:, members]
+        unique, inverse = np.unique(labels, return_inverse=True)
+        sums = np.zeros((len(unique), X.shape[1]))
+        np.add.at(sums, inverse, X)
+        old_roi.append(np.median(population_sparseness(sums / np.bincount(inverse)[:, None])))
+    np.testing.assert_array_equal(roi_psi(brain, rois, labels=labels), old_roi)
+    # rows that already are categories (labels None), e.g. a file without label metadata
+    cat = Activation({layer: category_means(act.get(layer), labels, unit="position").means
+                      .reshape((4,) + act.shape(layer)[1:]) for layer in act.layers})
+    assert cat.category_labels is None
+    old_cat = [np.median(population_sparseness(category_means(
+        cat.get(layer), np.arange(4)).means)) for layer in cat.layers]
+    np.testing.assert_array_equal(layer_psi(cat), old_cat)
 
 
 def test_rsa_table_against_scipy_and_noise_ceiling(rng):

@@ -136,6 +136,28 @@ def test_lifetime_is_per_unit_with_pooled_trend(stim_data):
         res.matrix()
 
 
+def test_per_unit_comes_from_the_measure_registry(stim_data, monkeypatch):
+    """A new per-unit measure needs only its registry entry: tables, trend and the
+    matrix follow its ``per_unit`` flag (there is no second list to keep in step)."""
+    from dnnsparse.algo.sparseness import MEASURES, Measure, lifetime_sparseness
+
+    act, labels, _, _ = stim_data
+    assert [m for m, e in MEASURES.items() if e.per_unit] == ["lifetime"]
+    monkeypatch.setitem(MEASURES, "unit_mean", Measure(
+        lambda r, **kw: np.asarray(r).mean(axis=0), per_unit=True, bounded=False,
+        description="mean of each unit over the categories"))
+    res = activation_sparseness(act, labels, measure="unit_mean")
+    assert res.per_unit and not res.bounded
+    assert list(res.table()) == ["layer", "layer_index", "unit", "unit_mean"]
+    assert res.trend()["categories"][2] == 5 + 11          # all units pooled
+    with pytest.raises(InputError, match="per unit"):
+        res.matrix()
+    assert "unit_mean: mean of each unit over the categories" in MEASURES.describe()
+    lifetime = activation_sparseness(act, labels, measure="lifetime")
+    assert lifetime.per_unit and lifetime.bounded
+    assert MEASURES["lifetime"].func is lifetime_sparseness
+
+
 def test_table_summary_and_trend_against_numpy_and_scipy(stim_data):
     act, labels, _, _ = stim_data
     res = activation_sparseness(act, labels)

@@ -23,6 +23,7 @@ from scipy import stats
 from scipy.spatial.distance import pdist
 
 from ...errors import InputError
+from ...utils.extmath import group_means
 from ...utils.progress import progress
 from ...utils.validation import check_array, check_choice, check_consistent_length
 
@@ -144,6 +145,8 @@ def average_by_label(X, labels):
     Returns
     -------
     means : ndarray, shape (n_labels, n_features), float64
+        :func:`~dnnsparse.utils.extmath.group_means` (the category means of the
+        sparseness measures, bit for bit).
     unique : ndarray, shape (n_labels,)
         Sorted labels (row order of ``means``, as DNNBrain's ``-cate``).
 
@@ -153,10 +156,8 @@ def average_by_label(X, labels):
     X = check_array(X, name="patterns", ndim=2)
     labels = np.asarray(labels)
     check_consistent_length(X, labels, names=["patterns", "labels"])
-    unique, inverse = np.unique(labels, return_inverse=True)
-    sums = np.zeros((len(unique), X.shape[1]))
-    np.add.at(sums, inverse, X)
-    return sums / np.bincount(inverse)[:, None], unique
+    means, unique, _ = group_means(X, labels)
+    return means, unique
 
 
 def compute_rdm(X, *, metric="correlation", labels=None, chunk_size=None,

@@ -5,26 +5,27 @@ Sparseness measures (:mod:`.sparseness`) take ``responses`` of shape
 activations -- an array, a memmap, an HDF5 dataset or batches straight from a
 network -- in one pass, accumulated in float64, for any label order and any
 category sizes. A unit is a channel averaged over its spatial map (the paper) or
-every element of the layer (:data:`UNIT_MODES`).
+every element of the layer (:data:`UNIT_MODES`). The sums of every batch are
+:func:`~dnnsparse.utils.extmath.group_sums`, the package's one category-means
+arithmetic.
 """
 import logging
 import numbers
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import numpy as np
-from scipy import sparse
 
 from ...errors import InputError
+from ...utils.extmath import group_sums
+from ...utils.memory import items_per_read
 from ...utils.progress import progress
+from ...utils.registry import Registry
 from ...utils.validation import check_array, check_choice, check_scalar
 
-__all__ = ["UNIT_MODES", "CategoryMeans", "category_means"]
+__all__ = ["UNIT_MODES", "CategoryMeans", "UnitMode", "category_means"]
 
 logger = logging.getLogger(__name__)
-
-# Stimuli of an array-like are read in pieces of about 2**24 values (as
-# algo.sparseness reads units), because every read (HDF5) has a fixed cost.
-_READ_VALUES = 2 ** 24
 
 
 class CategoryMeans(NamedTuple):
@@ -47,8 +48,22 @@ def _position_units(batch):
     return batch.reshape(batch.shape[0], -1).astype(np.float64)
 
 
-#: ``unit`` -> function turning a batch (b, n_chn, ...) into its units (b, n_units).
-UNIT_MODES = {"channel": _channel_units, "position": _position_units}
+@dataclass(frozen=True)
+class UnitMode:
+    """What a unit of a layer is (an entry of :data:`UNIT_MODES`); calling it calls ``func``."""
+
+    func: Callable      #: batch (b, n_chn, ...) -> its units (b, n_units), float64
+    description: str    #: one phrase, for help texts
+
+    def __call__(self, batch):
+        return self.func(batch)
+
+
+#: ``unit`` -> :class:`UnitMode` turning a batch (b, n_chn, ...) into its units (b, n_units).
+UNIT_MODES = Registry(
+    channel=UnitMode(_channel_units, "a channel averaged over its spatial map (the paper)"),
+    position=UnitMode(_position_units, "every element (channel, row, column) of the layer"),
+)
 
 
 def _stimulus_batches(activations, n_stim, batch_size):
@@ -61,7 +76,9 @@ def _stimulus_batches(activations, n_stim, batch_size):
             raise InputError(f"activations have {activations.shape[0]} stimuli but labels "
                              f"{n_stim}; they must match.")
         per_stim = int(np.prod(activations.shape[1:]))
-        step = (max(1, _READ_VALUES // max(per_stim, 1)) if batch_size is None
+        # About READ_VALUES values per read (as the measures read units): every
+        # HDF5 read has a fixed cost.
+        step = (items_per_read(per_stim) if batch_size is None
                 else check_scalar(batch_size, name="batch_size", kind=numbers.Integral,
                                   min_val=1))
         for start in range(0, n_stim, step):
@@ -141,10 +158,7 @@ def category_means(activations, labels, *, unit="channel", absolute=False, batch
         rows = inverse[start:start + len(feats)]
         if rows.size != len(feats):
             raise InputError(f"The batches hold more stimuli than labels ({labels.size}).")
-        # Sparse one-hot (n_cat, b) @ (b, n_units): O(b * n_units), any label order.
-        onehot = sparse.csr_matrix((np.ones(rows.size), (rows, np.arange(rows.size))),
-                                   shape=(n_cat, rows.size))
-        part = np.asarray(onehot @ feats)
+        part = group_sums(feats, rows, n_cat)        # O(b * n_units), any label order
         if sums is None:
             sums = part
         elif part.shape != sums.shape:

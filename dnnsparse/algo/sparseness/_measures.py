@@ -29,17 +29,22 @@ import numbers
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ...errors import InputError
+from ...utils.memory import items_per_read
+from ...utils.registry import Registry
 from ...utils.validation import check_array, check_choice, check_scalar
 from . import _kernel as _sparseness_kernel
 from ._category import UNIT_MODES, CategoryMeans, category_means
 
 __all__ = [
     "MEASURES",
+    "Measure",
     "active_fraction",
     "dead_units",
     "hoyer_sparseness",
@@ -52,13 +57,12 @@ __all__ = [
 # Work is done on float64 blocks of about 2**18 values (2 MiB), which stay in the
 # CPU cache through the ~10 passes each block needs; that is faster than large
 # blocks and never allocates big temporaries. Data sets that are read
-# (HDF5) are read in larger pieces of about 2**24 values, because every read
-# has a fixed cost.
+# (HDF5) are read in larger pieces of about utils.memory.READ_VALUES (2**24)
+# values, because every read has a fixed cost.
 _BLOCK_VALUES = 2 ** 18
 # The compiled kernel does four passes per block, two of them over float32 or
 # float64 input: its best block is smaller (measured on 2 MiB of L2 per core).
 _KERNEL_BLOCK_VALUES = 160_000
-_READ_VALUES = 2 ** 24
 # A category whose z-scores lie within this fraction of their magnitude (at
 # least 1) of each other (root mean square) differ by rounding only: the
 # category is constant (PSI 0).
@@ -95,7 +99,7 @@ def _widths(chunk_size, data, block_values=None):
         return int(chunk_size), min(block, int(chunk_size))
     if isinstance(data, np.ndarray):
         return block, block          # slicing an array reads nothing
-    return max(block, _READ_VALUES // n_rows), block
+    return max(block, items_per_read(n_rows)), block
 
 
 def _raise_nonfinite(block, start, name="responses"):
@@ -664,13 +668,37 @@ def dead_units(responses, *, chunk_size=None):
                            for _, block in _column_chunks(responses, chunk_size)])
 
 
-MEASURES = {
-    "psi": population_sparseness,
-    "lifetime": lifetime_sparseness,
-    "hoyer": hoyer_sparseness,
-    "kurtosis": kurtosis_sparseness,
-    "active": active_fraction,
-}
+@dataclass(frozen=True)
+class Measure:
+    """One sparseness measure of :data:`MEASURES` and what its values are.
+
+    Calling it calls ``func``. Everything that depends on the kind of measure
+    (tables, trend tests, figures, help texts) reads these fields, so a new
+    measure needs only its entry here.
+    """
+
+    func: Callable      #: ``func(responses, **options) -> ndarray``
+    per_unit: bool      #: one value per unit (across categories), else per category
+    bounded: bool       #: values lie in [0, 1]
+    description: str    #: one phrase, for help texts
+
+    def __call__(self, responses, **kwargs):
+        return self.func(responses, **kwargs)
+
+
+#: name -> :class:`Measure`; the ``measure=`` choices of :func:`sparseness`.
+MEASURES = Registry(
+    psi=Measure(population_sparseness, per_unit=False, bounded=True,
+                description="population sparseness of each category (the paper)"),
+    lifetime=Measure(lifetime_sparseness, per_unit=True, bounded=True,
+                     description="lifetime sparseness of each unit across categories"),
+    hoyer=Measure(hoyer_sparseness, per_unit=False, bounded=True,
+                  description="Hoyer sparseness of each category"),
+    kurtosis=Measure(kurtosis_sparseness, per_unit=False, bounded=False,
+                     description="excess kurtosis of each category across units"),
+    active=Measure(active_fraction, per_unit=False, bounded=True,
+                   description="fraction of units active (above 0) for each category"),
+)
 
 
 def sparseness(responses, *, measure="psi", **kwargs):
@@ -686,7 +714,8 @@ def sparseness(responses, *, measure="psi", **kwargs):
     Returns
     -------
     ndarray
-        Shape (n_categories,), or (n_units,) for ``"lifetime"``.
+        Shape (n_categories,), or (n_units,) for a per-unit measure
+        (``MEASURES[measure].per_unit``: ``"lifetime"``).
 
     Examples
     --------
