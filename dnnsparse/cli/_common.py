@@ -149,18 +149,18 @@ def add_lesion_args(parser, *, seed_help="seed of the lesion"):
 
 
 def manipulate_from_args(dnn, args):
-    """Apply ``-lesion`` and ``-topk`` to ``dnn``; return file attributes describing them."""
-    attrs = {}
+    """Apply ``-lesion`` and ``-topk`` to ``dnn`` and return it.
+
+    The DNN records both (``dnn.lesions``, ``dnn.topk``); extraction writes them
+    into the file attributes (``lesion``, ``topk``, ``topk_mode``).
+    """
     if getattr(args, "lesion", None):
         from ..model import lesion
         lesion(dnn, args.lesion, seed=args.seed)
     if getattr(args, "topk", None):
         from ..model import insert_topk
-        spec = parse_layer_fractions(args.topk)
-        insert_topk(dnn, spec, mode=args.topk_mode)
-        attrs["topk"] = ",".join(f"{k}={v:g}" for k, v in spec.items())
-        attrs["topk_mode"] = args.topk_mode
-    return attrs
+        insert_topk(dnn, parse_layer_fractions(args.topk), mode=args.topk_mode)
+    return dnn
 
 
 def parse_device(args):

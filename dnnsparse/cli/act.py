@@ -55,8 +55,8 @@ def main(args):
     if args.chn:
         extra = Mask.from_args(args.layer, chn=args.chn)
         mask = extra if mask is None else _merge(mask, extra)
-    dnn = dnn_from_args(args)
-    attrs = {"stim_file": str(args.stim), **manipulate_from_args(dnn, args)}
+    dnn = manipulate_from_args(dnn_from_args(args), args)
+    attrs = {"stim_file": str(args.stim)}
     act = dnn.extract(stim, args.layer, mask=mask, pool=args.pool, aggregate=args.aggregate,
                       out=args.out, force=args.force, batch_size=args.batch_size,
                       device=parse_device(args), workers=args.workers,

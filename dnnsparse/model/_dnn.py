@@ -1,78 +1,22 @@
 """The :class:`DNN` wrapper: a PyTorch network with friendly layer names.
 
 It knows its layers (in forward order), how to preprocess images, how to hook a
-layer's output (also for modules called several times per forward pass), and
-how to extract activations for a stimulus set (:mod:`dnnsparse.model._extract`).
+layer's output (also for modules called several times per forward pass,
+:mod:`._hooks`), what was done to it (``lesions``, ``topk``), and how to extract
+activations for a stimulus set (:mod:`dnnsparse.model._extract`).
 """
 import logging
 
 import torch
 
 from ..errors import UnknownLayerError
+from ._hooks import CallCounter, CallFilteredHook, LayerCapture, as_4d
 from ._layers import module_path_names, parse_ref
 from ._transforms import IMAGENET_MEAN, IMAGENET_STD, make_image_transform, make_transform, normalize
 
-__all__ = ["DNN", "StopForward", "as_4d"]
+__all__ = ["DNN"]
 
 log = logging.getLogger(__name__)
-
-
-def as_4d(output):
-    """A layer's output as a tensor ``(n, n_chn, n_row, n_col)``.
-
-    Tuples (e.g. a GoogLeNet/LSTM-style output) give their first element; FC
-    outputs ``(n, units)`` become ``(n, units, 1, 1)``; token maps
-    ``(n, a, b)`` become ``(n, a, b, 1)``.
-    """
-    if isinstance(output, (tuple, list)):
-        output = output[0]
-    if not torch.is_tensor(output):
-        raise TypeError(f"layer output is a {type(output).__name__}, not a tensor")
-    if output.ndim == 2:
-        return output[:, :, None, None]
-    if output.ndim == 3:
-        return output[..., None]
-    if output.ndim == 4:
-        return output
-    raise ValueError(f"layer output of shape {tuple(output.shape)} is not supported")
-
-
-class _CallCounter:
-    """Counts the calls of selected modules within one forward pass.
-
-    A forward pre-hook on the root resets the counts; a pre-hook on each watched
-    module increments its count, so a forward hook knows which call it sees.
-    """
-
-    def __init__(self, root):
-        self.counts = {}
-        self._handles = [root.register_forward_pre_hook(self._reset)]
-
-    def _reset(self, module, args):
-        for k in self.counts:
-            self.counts[k] = 0
-
-    def watch(self, module):
-        key = id(module)
-        if key not in self.counts:
-            self.counts[key] = 0
-
-            def count(mod, args):
-                self.counts[key] += 1
-            self._handles.append(module.register_forward_pre_hook(count))
-        return key
-
-
-class _CallFilteredHook:
-    """Forward hook that runs ``hook`` only on the ``call``-th call of the module."""
-
-    def __init__(self, counter, key, call, hook):
-        self.counter, self.key, self.call, self.hook = counter, key, call, hook
-
-    def __call__(self, module, inputs, output):
-        if self.counter.counts[self.key] - 1 == self.call:
-            return self.hook(module, inputs, output)
-        return None
 
 
 class DNN:
@@ -117,9 +61,11 @@ class DNN:
         self.preprocess = preprocess
         self.weights = weights
         self.weights_sha256 = weights_sha256
-        self._counter = _CallCounter(self.module)
+        self._counter = CallCounter(self.module)
         self._modules = dict(self.module.named_modules())
         self.lesions = []    # descriptions of lesions applied (see model.lesion)
+        # {layer: (fraction, mode)} of the Top-K hooks in place (see model.insert_topk)
+        self.topk = {}
 
     def __repr__(self):
         return (f"<DNN {self.name} weights={self.weights} layers={len(self.layer_map)} "
@@ -176,7 +122,7 @@ class DNN:
         """
         module, path, call = self.resolve(layer)
         if call is not None:
-            hook = _CallFilteredHook(self._counter, self._counter.watch(module), call, hook)
+            hook = CallFilteredHook(self._counter, self._counter.watch(module), call, hook)
         return module.register_forward_hook(hook, prepend=prepend)
 
     def transform(self, preprocess=None):
@@ -200,24 +146,11 @@ class DNN:
         network (``ReLU(inplace=True)``) cannot change them. With ``stop_early``
         the pass stops once every requested layer has been seen.
         """
-        captured = {}
         layers = list(dict.fromkeys(layers))
-
-        def make_hook(name):
-            def hook(module, inputs, output):
-                captured[name] = as_4d(output).detach().clone()
-                if stop_early and len(captured) == len(layers):
-                    raise StopForward
-            return hook
-
-        handles = [self.register_layer_hook(l, make_hook(l)) for l in layers]
-        try:
-            self.module(x)
-        except StopForward:
-            pass
-        finally:
-            for h in handles:
-                h.remove()
+        reduce = lambda output: as_4d(output).detach().clone()       # noqa: E731
+        with LayerCapture(self.register_layer_hook, dict.fromkeys(layers, reduce),
+                          stop_early=stop_early) as capture:
+            captured = capture.run(self.module, x)
         missing = [l for l in layers if l not in captured]
         if missing:
             raise UnknownLayerError(f"layers {missing} were not reached in a forward pass of "
@@ -238,15 +171,28 @@ class DNN:
         with atomic_output(path, force=True) as tmp:
             torch.save(self.module.state_dict(), tmp)
 
+    def topk_attrs(self):
+        """File attributes recording the Top-K in place: ``{"topk": ..., "topk_mode": ...}``.
+
+        ``topk`` lists ``layer=fraction`` pairs in insertion order (as ``db_act -topk``
+        takes them), ``topk_mode`` their mode; Top-K inserted with different modes
+        gives ``layer=mode`` pairs there. Empty without Top-K.
+
+        Examples
+        --------
+        >>> dnn = DNN(torch.nn.Sequential(torch.nn.ReLU()))
+        >>> dnn.topk = {"0": (0.25, "keep")}
+        >>> dnn.topk_attrs()
+        {'topk': '0=0.25', 'topk_mode': 'keep'}
+        """
+        if not self.topk:
+            return {}
+        modes = {mode for _, mode in self.topk.values()}
+        return {"topk": ",".join(f"{l}={f:g}" for l, (f, _) in self.topk.items()),
+                "topk_mode": modes.pop() if len(modes) == 1 else
+                ",".join(f"{l}={m}" for l, (_, m) in self.topk.items())}
+
     def extract(self, stim, layers=None, **kwargs):
         """Activations of ``stim`` in ``layers``; see :func:`dnnsparse.model.extract`."""
         from ._extract import extract
         return extract(self, stim, layers, **kwargs)
-
-
-class StopForward(Exception):
-    """Raised inside a hook to end a forward pass once all layers are captured.
-
-    :meth:`DNN.forward_layers` and :func:`dnnsparse.model.extract` catch it;
-    nothing deeper in the network runs.
-    """

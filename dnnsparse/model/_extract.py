@@ -1,32 +1,34 @@
 """One-pass activation extraction: images → ``.act.h5`` (or memory), batch by batch.
 
 For every batch the network runs ONCE, under ``torch.inference_mode()``, with
-forward hooks on all requested layers; the pass stops as soon as the deepest
-requested layer has been seen. Each hook copies its layer's output, applies the
-layer's channel/row/column mask and spatial pooling on the device, and the
-result is streamed to the output file, so peak memory does not grow with the
-number of stimuli. With ``aggregate="label"`` only per-category means are kept
-(accumulated in float64).
+forward hooks on all requested layers (:class:`~._hooks.LayerCapture`); the pass
+stops as soon as the deepest requested layer has been seen. Each hook copies its
+layer's output, applies the layer's channel/row/column mask and spatial pooling on
+the device (:class:`_LayerPlan`), and the batch loop (:func:`_run_batches`) hands
+the rows to a *sink*, which alone knows where they go:
+
+- :class:`_FileSink` streams them into an ``.act.h5`` file (:class:`~dnnsparse.io.act.ActWriter`),
+  so peak memory does not grow with the number of stimuli;
+- :class:`_MemorySink` keeps them in arrays;
+- :class:`_CategoryMeans` (``aggregate="label"``) sums them per category in float64
+  and stores only the means in one of the two.
 """
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
 
-from ..base.activation import Activation
+from ..base.activation import POOLS, Activation
 from ..errors import FileFormatError, InputError
 from ..io import check_output_path
 from ..io.act import ActWriter
 from ..utils.memory import release_free_memory
 from ..utils.progress import progress
 from ..utils.validation import check_choice, check_scalar
-from ._dnn import StopForward, as_4d
+from ._hooks import LayerCapture, as_4d
+from ._images import ImageDataset, image_batches
 
-__all__ = ["extract", "ImageDataset", "TORCH_POOLS", "collate_images", "default_workers", "image_batches"]
+__all__ = ["extract", "TORCH_POOLS"]
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +40,11 @@ def _median(x):
     return ((s[..., (n - 1) // 2] + s[..., n // 2]) / 2)[..., None, None]
 
 
-#: Spatial pooling on tensors (n, c, h, w) → (n, c, 1, 1); same definitions as
-#: :data:`dnnsparse.base.activation.POOLS` (element-wise l1/l2 norms). Reductions
-#: run in the layer's own dtype: torch sums float32 by cascade summation, which is
-#: as accurate as the float32 values stored (float64 reductions are ~50x slower
-#: on CPU). Per-category accumulation (``aggregate="label"``) is float64.
-TORCH_POOLS = {
+# The tensor twins of :data:`dnnsparse.base.activation.POOLS`, keyed by its names.
+# Reductions run in the layer's own dtype: torch sums float32 by cascade summation,
+# which is as accurate as the float32 values stored (float64 reductions are ~50x
+# slower on CPU). Per-category accumulation (``aggregate="label"``) is float64.
+_TORCH_POOL_IMPL = {
     "mean": lambda x: x.mean(dim=(2, 3), keepdim=True),
     "max": lambda x: x.amax(dim=(2, 3), keepdim=True),
     "median": _median,
@@ -52,99 +53,25 @@ TORCH_POOLS = {
 }
 
 
+def _torch_pools(impl):
+    """``{name: tensor pooling}`` in the order of base's POOLS, which owns the names."""
+    if set(impl) != set(POOLS):
+        raise RuntimeError(f"spatial pools of dnnsparse.base.activation.POOLS {sorted(POOLS)} "
+                           f"and their torch versions {sorted(impl)} differ; give every "
+                           f"pool both implementations.")
+    return {name: impl[name] for name in POOLS}
+
+
+#: Spatial pooling on tensors (n, c, h, w) → (n, c, 1, 1): the methods of
+#: :data:`dnnsparse.base.activation.POOLS` (same names, same definitions; l1/l2 are
+#: element-wise norms), computed on the device.
+TORCH_POOLS = _torch_pools(_TORCH_POOL_IMPL)
+
+
 # Return freed heap memory to the system every this many batches: often enough to keep
 # the peak flat (measured flat from 500 to 1000 images with 8), rarely enough that
 # re-faulting the freed pages costs nothing measurable.
 _TRIM_EVERY = 8
-
-
-class ImageDataset(Dataset):
-    """Decode images from ``paths`` with ``transform``; errors are returned, not raised.
-
-    Returning the error text (instead of raising inside a worker process) lets
-    the main process report the file in one clean line.
-    """
-
-    def __init__(self, paths, transform):
-        self.paths = [str(p) for p in paths]
-        self.transform = transform
-
-    def __len__(self):
-        return len(self.paths)
-
-    def __getitem__(self, i):
-        try:
-            with Image.open(self.paths[i]) as img:
-                return i, self.transform(img), None
-        except Exception as exc:   # any decoding problem is reported with the file name
-            return i, None, f"{exc.__class__.__name__}: {exc}"
-
-
-def default_workers(workers, device):
-    """``workers``, or for None: 0 on a CPU (see :func:`image_batches`), min(4, cores)
-    on a GPU."""
-    if workers is not None:
-        return workers
-    return min(4, os.cpu_count() or 1) if torch.device(device).type == "cuda" else 0
-
-
-def image_batches(dataset, batch_size, *, workers=None, device="cpu"):
-    """Iterate over ``(indices, uint8 batch, errors)`` of an :class:`ImageDataset`.
-
-    Parameters
-    ----------
-    dataset : ImageDataset
-    batch_size : int
-    workers : int, optional
-        > 0: that many DataLoader processes decode ahead, alongside the network
-        -- right when the network runs on a GPU and the CPU is free. 0: the
-        batch is decoded by threads of this process (Pillow releases the GIL)
-        *between* forward passes. On a CPU the network already keeps every core
-        busy; decoding beside it takes cores from it, and each of its layers
-        waits for its slowest thread (measured on 2 cores: AlexNet, 500 images,
-        1.46x the bare forward time with a worker process, see
-        docs/benchmarks.md). None: 0 on a CPU, min(4, cores) on a GPU.
-    device : str or torch.device
-        Where the batches go (pinned memory for CUDA with worker processes).
-
-    Yields
-    ------
-    indices, x, errors
-        As :func:`collate_images` returns them.
-    """
-    device = torch.device(device)
-    workers = default_workers(workers, device)
-    if workers:
-        yield from DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                              num_workers=workers, collate_fn=collate_images,
-                              pin_memory=device.type == "cuda", prefetch_factor=4)
-        return
-    n = len(dataset)
-    with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
-        for start in range(0, n, batch_size):
-            yield collate_images(list(pool.map(dataset.__getitem__,
-                                               range(start, min(start + batch_size, n)))))
-
-
-def collate_images(items):
-    """``collate_fn`` of a DataLoader over an :class:`ImageDataset`.
-
-    Parameters
-    ----------
-    items : list of (index, tensor or None, error or None)
-        What :class:`ImageDataset` returns for each image of the batch.
-
-    Returns
-    -------
-    indices : list of int
-    x : tensor of shape (n, 3, H, W), or None when an image could not be read
-    errors : list of (index, str)
-        The images that could not be read, with the reason.
-    """
-    idx = [i for i, _, _ in items]
-    errors = [(i, e) for i, _, e in items if e is not None]
-    x = None if errors else torch.stack([t for _, t, _ in items])
-    return idx, x, errors
 
 
 class _LayerPlan:
@@ -205,50 +132,118 @@ def _plan(dnn, layers, mask, pool):
     return plans
 
 
-def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out=None,
-            force=False, batch_size=32, device="cpu", workers=None, preprocess=None,
-            compression="lzf", attrs=None, show_progress=True):
-    """Extract activations of ``stim`` in ``layers`` with one forward pass per batch.
+# ------------------------------------------------------------------------- sinks
+# A sink takes the rows of each layer, batch by batch: ``write(layer, start, rows)``
+# with rows (batch, *shape) as NumPy; ``finish()`` after the last batch (inside the
+# ``with`` block), then ``result()`` gives the Activation.
 
-    Parameters
-    ----------
-    dnn : DNN
-    stim : Stimulus
-        Image stimuli; missing files are reported before any computation.
-    layers : list of str, optional
-        Friendly layer names (or module paths). Default: the mask's layers.
-    mask : Mask, optional
-        Channels/rows/cols to keep per layer (layers not in the mask: all).
-    pool : {"mean", "max", "median", "l1", "l2"}, optional
-        Spatial pooling per channel → ``(n, n_chn, 1, 1)``.
-    aggregate : {None, "label"}
-        ``"label"``: store per-category means (float64 accumulation) of the
-        ``label`` column instead of per-image activations.
-    out : path, optional
-        Stream into this ``.act.h5`` file (returned lazily); otherwise in memory.
-    force : bool
-        Overwrite ``out``.
-    batch_size, device, workers : computing options
-        ``workers`` DataLoader processes decode images alongside the network;
-        0: threads decode each batch between forward passes (see
-        :func:`image_batches`); None (default): 0 on a CPU, 4 on a GPU.
-    preprocess : {"squash", "crop"}, optional
-        Overrides the network's default preprocessing.
-    compression : {"lzf", "gzip", "none"}
-    attrs : dict, optional
-        Extra file attributes (e.g. the stimulus file name).
-    show_progress : bool
-        tqdm bar with images/s.
+class _Layout:
+    """What a sink stores: ``{layer: shape}``, the row IDs, dtype and attributes."""
 
-    Returns
-    -------
-    Activation
-        Shape per layer ``(n_stim or n_categories, n_chn, n_row, n_col)``.
+    def __init__(self, shapes, row_ids, dtype, attrs, layer_attrs):
+        self.shapes, self.row_ids, self.dtype = shapes, row_ids, dtype
+        self.attrs, self.layer_attrs = attrs, layer_attrs
+        self.n_rows = len(row_ids)
 
-    Examples
-    --------
-    >>> act = dnn.extract(stim, ["conv5_relu", "fc2_relu"], pool="mean")   # doctest: +SKIP
+
+class _FileSink(ActWriter):
+    """Rows streamed into an ``.act.h5`` file (written atomically, see ActWriter)."""
+
+    def __init__(self, path, layout, *, compression, force, batch_rows):
+        super().__init__(path, layout.shapes, layout.n_rows, attrs=layout.attrs,
+                         layer_attrs=layout.layer_attrs, stim_ids=layout.row_ids,
+                         compression=compression, force=force, dtype=layout.dtype,
+                         batch_rows=batch_rows)
+        self.layout = layout
+
+    def finish(self):
+        pass
+
+    def result(self):
+        """The written file, opened lazily."""
+        return Activation.load(self.path)
+
+
+class _MemorySink:
+    """Rows kept in memory arrays (the write interface of :class:`_FileSink`)."""
+
+    def __init__(self, layout):
+        self.layout = layout
+        self.data = {l: np.empty((layout.n_rows,) + s, dtype=layout.dtype)
+                     for l, s in layout.shapes.items()}
+        self.meta = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def write(self, layer, start, data):
+        self.data[layer][start:start + len(data)] = data
+
+    def write_meta(self, name, values):
+        self.meta[name] = values
+
+    def finish(self):
+        pass
+
+    def result(self):
+        act = Activation(self.data, stim_ids=self.layout.row_ids, attrs=self.layout.attrs,
+                         layer_attrs=self.layout.layer_attrs)
+        if "label" in self.meta:
+            act.category_labels, act.category_counts = self.meta["label"], self.meta["count"]
+        return act
+
+
+class _CategoryMeans:
+    """Per-category means of the stimulus rows (float64 sums), stored in ``inner``.
+
+    ``inverse`` gives each stimulus row's category (an index into ``labels``);
+    ``counts`` the stimuli per category. ``inner`` is a file or memory sink with one
+    row per category; :meth:`finish` writes the means there, with ``label`` and
+    ``count``.
     """
+
+    def __init__(self, inner, labels, inverse, counts):
+        self.inner, self.labels, self.counts = inner, labels, counts
+        self._inverse = torch.as_tensor(inverse)
+        self._sums = {l: torch.zeros((len(labels), int(np.prod(s))), dtype=torch.float64)
+                      for l, s in inner.layout.shapes.items()}
+
+    def __enter__(self):
+        self.inner.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.inner.__exit__(*exc)
+
+    def write(self, layer, start, data):
+        rows = torch.from_numpy(data).reshape(len(data), -1).double()
+        self._sums[layer].index_add_(0, self._inverse[start:start + len(data)], rows)
+
+    def finish(self):
+        counts = torch.as_tensor(self.counts, dtype=torch.float64)[:, None]
+        for name, s in self._sums.items():
+            mean = s / counts
+            self.inner.write(name, 0, mean.reshape((len(self.labels),)
+                                                   + self.inner.layout.shapes[name]).numpy())
+        self.inner.write_meta("label", self.labels)
+        self.inner.write_meta("count", self.counts)
+
+    def result(self):
+        return self.inner.result()
+
+
+def _make_sink(layout, *, out, compression, force, batch_rows):
+    if out is None:
+        return _MemorySink(layout)
+    return _FileSink(out, layout, compression=compression, force=force, batch_rows=batch_rows)
+
+
+# -------------------------------------------------------------------- extraction
+def _check_request(stim, *, out, force, batch_size, workers, aggregate, device):
+    """Every check that needs no network, before any computation; the torch device."""
     if out is not None:
         check_output_path(out, force=force)       # fail before any computation
     check_scalar(batch_size, name="batch_size", kind=int, min_val=1)
@@ -266,113 +261,112 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("device 'cuda' was requested but CUDA is not available; use "
                          "-device cpu.")
+    return device
+
+
+def _categories(stim):
+    """``(labels, inverse, counts)`` of the stimulus table's label column."""
+    if stim.labels is None:
+        raise InputError("aggregate='label' needs a 'label' column in the stimulus table.")
+    return np.unique(stim.labels, return_inverse=True, return_counts=True)
+
+
+def _run_batches(dnn, plans, batches, sink, *, device, paths, bar):
+    """Run the network once per batch; hand each layer's reduced rows to ``sink``.
+
+    ``batches`` yields ``(indices, uint8 images, errors)`` (:func:`image_batches`);
+    ``paths`` name the images in errors. Calls ``sink.finish()`` after the last batch.
+    """
+    inputs = None         # the float input batch, reused (the network does not modify it)
+    capture = LayerCapture(dnn.register_layer_hook, {p.name: p.reduce for p in plans})
+    with capture, sink, torch.inference_mode():
+        for n_batches, (idx, x, errors) in enumerate(batches, 1):
+            if errors:
+                i, msg = errors[0]
+                raise FileFormatError(f"cannot read image {paths[i]} (row {i + 1} "
+                                      f"of the stimulus table): {msg}. Fix or remove it.")
+            x = x.to(device, non_blocking=True)
+            if inputs is None or inputs.shape != x.shape:
+                inputs = torch.empty(x.shape, dtype=torch.float32, device=device)
+            for name, value in capture.run(dnn.module, dnn.normalize(x, out=inputs)).items():
+                sink.write(name, idx[0], value.numpy())
+            bar.update(len(idx))
+            if n_batches % _TRIM_EVERY == 0:
+                release_free_memory()   # peak memory must not grow with the stimuli
+        sink.finish()
+
+
+def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out=None,
+            force=False, batch_size=32, device="cpu", workers=None, preprocess=None,
+            compression="lzf", attrs=None, show_progress=True):
+    """Extract activations of ``stim`` in ``layers`` with one forward pass per batch.
+
+    Parameters
+    ----------
+    dnn : DNN
+    stim : Stimulus
+        Image stimuli; missing files are reported before any computation.
+    layers : list of str, optional
+        Friendly layer names (or module paths). Default: the mask's layers.
+    mask : Mask, optional
+        Channels/rows/cols to keep per layer (layers not in the mask: all).
+    pool : {"mean", "max", "median", "l1", "l2"}, optional
+        Spatial pooling per channel → ``(n, n_chn, 1, 1)`` (:data:`TORCH_POOLS`).
+    aggregate : {None, "label"}
+        ``"label"``: store per-category means (float64 accumulation) of the
+        ``label`` column instead of per-image activations.
+    out : path, optional
+        Stream into this ``.act.h5`` file (returned lazily); otherwise in memory.
+    force : bool
+        Overwrite ``out``.
+    batch_size, device, workers : computing options
+        ``workers`` DataLoader processes decode images alongside the network;
+        0: threads decode each batch between forward passes (see
+        :func:`image_batches`); None (default): 0 on a CPU, 4 on a GPU.
+    preprocess : {"squash", "crop"}, optional
+        Overrides the network's default preprocessing.
+    compression : {"lzf", "gzip", "none"}
+    attrs : dict, optional
+        Extra file attributes (e.g. the stimulus file name). The network's
+        provenance is recorded whatever they say: ``lesion`` (``dnn.lesions``) and,
+        with Top-K in place, ``topk``/``topk_mode`` (:meth:`DNN.topk_attrs`).
+    show_progress : bool
+        tqdm bar with images/s.
+
+    Returns
+    -------
+    Activation
+        Shape per layer ``(n_stim or n_categories, n_chn, n_row, n_col)``.
+
+    Examples
+    --------
+    >>> act = dnn.extract(stim, ["conv5_relu", "fc2_relu"], pool="mean")   # doctest: +SKIP
+    """
+    device = _check_request(stim, out=out, force=force, batch_size=batch_size,
+                            workers=workers, aggregate=aggregate, device=device)
     dnn.to(device)
     plans = _plan(dnn, layers, mask, pool)
-
-    if aggregate == "label":
-        labels = stim.labels
-        if labels is None:
-            raise InputError("aggregate='label' needs a 'label' column in the stimulus table.")
-        cats, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-        inverse_t = torch.as_tensor(inverse)
-        n_rows, row_ids = len(cats), cats.astype(str)
-        sums = {p.name: torch.zeros((n_rows, int(np.prod(p.shape))), dtype=torch.float64)
-                for p in plans}
-    else:
-        n_rows, row_ids = len(stim), stim.ids
-
+    categories = _categories(stim) if aggregate == "label" else None
+    transform = dnn.image_transform(preprocess)
     file_attrs = {"net": dnn.name, "weights": dnn.weights,
                   "weights_sha256": dnn.weights_sha256, "pool": pool or "",
                   "preprocess": preprocess or dnn.preprocess,
                   "aggregate": aggregate or "", "lesion": "; ".join(dnn.lesions),
-                  **(attrs or {})}
-    layer_attrs = {p.name: p.attrs() for p in plans}
+                  **(attrs or {}), **dnn.topk_attrs()}
     shapes = {p.name: p.shape for p in plans}
-    loader = image_batches(ImageDataset(stim.paths, dnn.image_transform(preprocess)),
-                           batch_size, workers=workers, device=device)
-
-    # per-category means are few rows: keep their float64 precision
-    dtype = np.float64 if aggregate else np.float32
-    if out is not None:
-        sink = ActWriter(out, shapes, n_rows, attrs=file_attrs, layer_attrs=layer_attrs,
-                         stim_ids=row_ids, compression=compression, force=force, dtype=dtype,
-                         batch_rows=None if aggregate else batch_size)
-    else:
-        sink = _MemorySink(shapes, n_rows, dtype)
-
-    captured = {}
-    n_batches = 0
-    inputs = None         # the float input batch, reused (the network does not modify it)
-
-    def make_hook(plan):
-        def hook(module, inputs, output):
-            captured[plan.name] = plan.reduce(output)
-            if len(captured) == len(plans):
-                raise StopForward       # nothing deeper is needed for this batch
-        return hook
-
-    handles = [dnn.register_layer_hook(p.name, make_hook(p)) for p in plans]
-    bar = progress(total=len(stim), desc=f"{dnn.name} activations", unit="img",
-                   enabled=show_progress)
-    try:
-        with sink, torch.inference_mode():
-            for idx, x, errors in loader:
-                if errors:
-                    i, msg = errors[0]
-                    raise FileFormatError(f"cannot read image {stim.paths[i]} (row {i + 1} "
-                                          f"of the stimulus table): {msg}. Fix or remove it.")
-                captured.clear()
-                try:
-                    x = x.to(device, non_blocking=True)
-                    if inputs is None or inputs.shape != x.shape:
-                        inputs = torch.empty(x.shape, dtype=torch.float32, device=device)
-                    dnn.module(dnn.normalize(x, out=inputs))
-                except StopForward:
-                    pass
-                start = idx[0]
-                for name, value in captured.items():
-                    if aggregate == "label":
-                        sums[name].index_add_(0, inverse_t[start:start + len(idx)],
-                                              value.reshape(len(idx), -1).double())
-                    else:
-                        sink.write(name, start, value.numpy())
-                bar.update(len(idx))
-                n_batches += 1
-                if n_batches % _TRIM_EVERY == 0:
-                    release_free_memory()   # peak memory must not grow with the stimuli
-            if aggregate == "label":
-                for name, s in sums.items():
-                    mean = (s / torch.as_tensor(counts, dtype=torch.float64)[:, None])
-                    sink.write(name, 0, mean.reshape((n_rows,) + shapes[name]).numpy())
-                sink.write_meta("label", cats)
-                sink.write_meta("count", counts)
-    finally:
-        bar.close()
-        for h in handles:
-            h.remove()
-
-    if out is not None:
-        return Activation.load(out)
-    act = Activation(sink.data, stim_ids=row_ids, attrs=file_attrs, layer_attrs=layer_attrs)
-    if aggregate == "label":
-        act.category_labels, act.category_counts = cats, counts
-    return act
-
-
-class _MemorySink:
-    """In-memory stand-in for :class:`ActWriter` (same write interface)."""
-
-    def __init__(self, shapes, n_rows, dtype):
-        self.data = {l: np.empty((n_rows,) + s, dtype=dtype) for l, s in shapes.items()}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def write(self, layer, start, data):
-        self.data[layer][start:start + len(data)] = data
-
-    def write_meta(self, name, values):
-        pass
+    layer_attrs = {p.name: p.attrs() for p in plans}
+    if categories is None:
+        layout = _Layout(shapes, stim.ids, np.float32, file_attrs, layer_attrs)
+    else:   # per-category means are few rows: keep their float64 precision
+        layout = _Layout(shapes, categories[0].astype(str), np.float64, file_attrs,
+                         layer_attrs)
+    sink = _make_sink(layout, out=out, compression=compression, force=force,
+                      batch_rows=batch_size if categories is None else None)
+    if categories is not None:
+        sink = _CategoryMeans(sink, *categories)
+    batches = image_batches(ImageDataset(stim.paths, transform), batch_size, workers=workers,
+                            device=device)
+    with progress(total=len(stim), desc=f"{dnn.name} activations", unit="img",
+                  enabled=show_progress) as bar:
+        _run_batches(dnn, plans, batches, sink, device=device, paths=stim.paths, bar=bar)
+    return sink.result()

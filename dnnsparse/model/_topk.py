@@ -297,16 +297,28 @@ class _TopKHook:
         return f"_TopKHook(layer={self.layer!r}, fraction={self.fraction}, mode={self.mode!r})"
 
 
-# layers that carry a Top-K hook now, per model (weak keys: no reference kept alive)
-_ACTIVE = weakref.WeakKeyDictionary()
-_ACTIVE_BY_ID = {}   # fallback for models that cannot be weakly referenced
+def _record(model):
+    """The ``{layer: (fraction, mode)}`` record a wrapper keeps of its Top-K, or None.
+
+    A :class:`~dnnsparse.model.DNN` keeps it in ``dnn.topk`` (like ``dnn.lesions``),
+    so that extraction writes it into the files' attributes; a plain module needs no
+    record (its hooks are looked at, see :func:`_carrying_topk`).
+    """
+    record = None if isinstance(model, nn.Module) else getattr(model, "topk", None)
+    return record if isinstance(record, dict) else None
 
 
-def _active_layers(model):
-    try:
-        return _ACTIVE.setdefault(model, set())
-    except TypeError:
-        return _ACTIVE_BY_ID.setdefault(id(model), set())
+def _carrying_topk(model, layers):
+    """Those of ``layers`` that carry Top-K in ``model`` now."""
+    record = _record(model)
+    if record is not None:
+        return [layer for layer in layers if layer in record]
+    if isinstance(model, nn.Module):
+        modules = dict(model.named_modules())
+        return [layer for layer in layers if layer in modules and any(
+            isinstance(h, _TopKHook) and h.layer == layer
+            for h in modules[layer]._forward_hooks.values())]
+    return []   # a wrapper keeping no record: nothing to check against
 
 
 def _register_prepended(module, hook):
@@ -361,9 +373,9 @@ class TopKHandle:
             return
         for handle in self._handles:
             handle.remove()
-        model = self._model()
-        if model is not None:
-            _active_layers(model).difference_update(self.layers)
+        record = _record(self._model())
+        for layer in self.layers if record is not None else ():
+            record.pop(layer, None)
         self._handles.clear()
         self.active = False
         logger.debug("Removed Top-K from layers %s", list(self.layers))
@@ -393,7 +405,9 @@ def insert_topk(model, spec, *, mode="keep"):
 
     Each layer gets a forward hook that returns the sparsified output. The
     module tree, the parameters and the layer names stay as they are, so call
-    it after the weights are loaded. Hooks are registered first in line
+    it after the weights are loaded. A :class:`~dnnsparse.model.DNN` records the
+    Top-K in ``dnn.topk`` until the handle is removed (extraction writes it into the
+    file attributes ``topk``/``topk_mode``). Hooks are registered first in line
     (``prepend=True``), so activation-recording hooks on the same module see the
     sparsified output; a module called several times per forward pass is
     sparsified at every call.
@@ -421,8 +435,9 @@ def insert_topk(model, spec, *, mode="keep"):
         For a layer the model does not have (the message lists valid names).
     InputError
         For a bad fraction or mode, an empty spec, or a layer that already has
-        Top-K from an earlier call (remove that handle first). Nothing is
-        inserted when an error is raised.
+        Top-K from an earlier call (remove that handle first; checked for plain
+        modules and for wrappers keeping a ``topk`` record, as a DNN does).
+        Nothing is inserted when an error is raised.
 
     Examples
     --------
@@ -438,8 +453,7 @@ def insert_topk(model, spec, *, mode="keep"):
     if not hasattr(spec, "items") or not spec:
         raise InputError(f"spec must be a non-empty dict {{layer: fraction}}; got {spec!r}.")
     spec = {layer: _check_fraction(fraction) for layer, fraction in spec.items()}
-    active = _active_layers(model)
-    doubled = [layer for layer in spec if layer in active]
+    doubled = _carrying_topk(model, spec)
     if doubled:
         raise InputError(f"Layer(s) {', '.join(map(repr, doubled))} already carry Top-K; "
                          f"call .remove() on the earlier handle before inserting again.")
@@ -459,6 +473,8 @@ def insert_topk(model, spec, *, mode="keep"):
         for handle in handles:   # all or nothing
             handle.remove()
         raise
-    active.update(spec)
+    record = _record(model)
+    if record is not None:
+        record.update({layer: (fraction, mode) for layer, fraction in spec.items()})
     logger.debug("Inserted Top-K (%s) at %s", mode, spec)
     return TopKHandle(model, spec, mode, handles)

@@ -62,7 +62,7 @@ from ..io import atomic_output, check_input_file, prepare_output_dir
 from ..io.table import write_table
 from ..utils.progress import progress
 from ..utils.validation import check_choice, check_random_state, check_scalar
-from ._extract import ImageDataset, collate_images, default_workers
+from ._images import ImageDataset, collate_images, default_workers
 from ._transforms import to_rgb
 
 __all__ = ["AUGMENTATIONS", "CHECKPOINT", "OPTIMIZERS", "TrainResult", "finetuned_info", "find_classifier",
@@ -414,7 +414,7 @@ def train_classifier(dnn, train_stim, *, out, val_stim=None, val_fraction=0.2, e
     ...                        epochs=5, topk={"layer3": 0.2})        # doctest: +SKIP
     >>> res.history["val_accuracy"][-1]                               # doctest: +SKIP
     """
-    from ._topk import MODES, insert_topk   # model -> algo: Top-K lives in algo
+    from ._topk import MODES, insert_topk
     check_scalar(epochs, name="epochs", kind=numbers.Integral, min_val=1)
     check_scalar(lr, name="lr", min_val=0, include_min=False)
     check_scalar(momentum, name="momentum", min_val=0)

@@ -2,25 +2,36 @@
 
 ImageNet weights go through torch's normal cache (``torch.hub.get_dir()``,
 i.e. ``$TORCH_HOME/hub/checkpoints``): a cached file is used as is; otherwise
-the file is downloaded when the network allows. Offline (or with
-``DNNSPARSE_OFFLINE=1``) a missing file raises
-:class:`~dnnsparse.errors.WeightsUnavailableError` naming the expected file,
-its URL and how to supply it.
+the file is downloaded when the network allows (each network operation of the
+download waits at most ``timeout`` seconds; nothing process-wide is changed).
+Without network access, or with downloads off, a missing file raises
+:class:`~dnnsparse.errors.WeightsUnavailableError` naming the expected file, its
+URL and how to supply it.
+
+Downloads are off when a call says ``offline=True`` (``load_dnn(..., offline=True)``)
+or, for calls that leave ``offline=None``, when the environment variable
+``DNNSPARSE_OFFLINE`` is set to anything non-empty -- the user's setting, read
+here only (:func:`offline_from_env`).
 """
 from concurrent.futures import ThreadPoolExecutor
 import logging
 import os
-import socket
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 
 from ..errors import FileFormatError, InputError, WeightsUnavailableError
-from ..io import check_input_file
+from ..io import atomic_output, check_input_file
 from ..utils.filehash import sha256_file
+from ..utils.progress import progress
 
-__all__ = ["load_state_dict_file", "cached_download", "apply_state_dict"]
+__all__ = ["OFFLINE_ENV", "load_state_dict_file", "cached_download", "apply_state_dict",
+           "offline_from_env"]
+
+#: Environment variable turning weight downloads off (any non-empty value).
+OFFLINE_ENV = "DNNSPARSE_OFFLINE"
 
 log = logging.getLogger(__name__)
 
@@ -87,26 +98,59 @@ def apply_state_dict(module, state_dict, *, source, ignore=(), assign=False):
     module.load_state_dict(state_dict, assign=assign)
 
 
-def cached_download(url, *, net):
-    """Path of the cached file for ``url``, downloading it if needed and allowed."""
+def offline_from_env():
+    """Whether the user turned downloads off: ``DNNSPARSE_OFFLINE`` set, non-empty."""
+    return bool(os.environ.get(OFFLINE_ENV))
+
+
+def _download(url, path, *, timeout, desc):
+    """``url`` → ``path`` (atomically), each socket operation waiting ``timeout`` s."""
+    request = urllib.request.Request(url, headers={"User-Agent": "dnnsparse"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        size = response.headers.get("Content-Length")
+        with atomic_output(path, force=True) as tmp, open(tmp, "wb") as f, \
+                progress(total=int(size) if size else None, desc=desc, unit="B",
+                         unit_scale=True, unit_divisor=1024) as bar:
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+                bar.update(len(chunk))
+
+
+def cached_download(url, *, net, offline=None, timeout=30):
+    """Path of the cached file for ``url``, downloading it if needed and allowed.
+
+    Parameters
+    ----------
+    url : str
+    net : str
+        Network name, for messages.
+    offline : bool, optional
+        True: never download (a missing file raises). None: as the environment
+        variable ``DNNSPARSE_OFFLINE`` says (:func:`offline_from_env`).
+    timeout : float, default=30
+        Seconds each network operation of the download may wait.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        When the file is not cached and cannot (or may not) be downloaded.
+    """
     filename = os.path.basename(urlparse(url).path)
     cache = Path(torch.hub.get_dir()) / "checkpoints" / filename
     if cache.is_file():
         return cache
     how = (f"Download {url} and save it as {cache} (or set TORCH_HOME), or pass a local "
            f"file with -weights FILE.pth, or use -weights random.")
-    if os.environ.get("DNNSPARSE_OFFLINE"):
+    off = (f"{OFFLINE_ENV} is set" if offline is None and offline_from_env() else
+           "downloads are off (offline=True)" if offline else "")
+    if off:
         raise WeightsUnavailableError(f"ImageNet weights for {net} are not cached at {cache} "
-                                      f"and DNNSPARSE_OFFLINE is set. {how}")
+                                      f"and {off}. {how}")
     log.info("downloading %s weights to %s", net, cache)
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(30)
     try:
-        torch.hub.download_url_to_file(url, str(cache), progress=True)
+        _download(url, cache, timeout=timeout, desc=filename)
     except Exception as exc:   # no network, proxy, DNS, HTTP error: all the same advice
         raise WeightsUnavailableError(f"ImageNet weights for {net} are not cached at {cache} "
                                       f"and could not be downloaded ({exc.__class__.__name__}). "
                                       f"{how}") from None
-    finally:
-        socket.setdefaulttimeout(old)
     return cache

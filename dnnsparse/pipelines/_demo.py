@@ -11,9 +11,7 @@ analysis itself, this module the pipeline from a network to its results:
   (photographs, EfficientNet-Lite0 intact vs weight-permuted, optionally Top-K,
   AlexNet when its weights are cached).
 """
-import contextlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,20 +76,6 @@ def network_sparseness(dnn, stim, layers=None, *, out, measure="psi", unit="chan
                                      layers=layers, measure=measure, unit=unit)
 
 
-@contextlib.contextmanager
-def _offline():
-    """No download attempts while loading weights (the demo promises no network)."""
-    old = os.environ.get("DNNSPARSE_OFFLINE")
-    os.environ["DNNSPARSE_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["DNNSPARSE_OFFLINE"]
-        else:
-            os.environ["DNNSPARSE_OFFLINE"] = old
-
-
 def _demo_variants(net, *, seed, lesion_kind, topk, topk_mode, image_size):
     """[(label, kind, DNN)]: the intact network, its lesion, and Top-K when asked."""
     from ..model import lesion
@@ -99,8 +83,8 @@ def _demo_variants(net, *, seed, lesion_kind, topk, topk_mode, image_size):
     from ..model import insert_topk
 
     def build():
-        with _offline():
-            dnn = load_dnn(net, weights="imagenet")
+        # offline: no download attempts (the demo promises no network)
+        dnn = load_dnn(net, weights="imagenet", offline=True)
         dnn.input_size = (image_size, image_size)
         return dnn
 
@@ -109,9 +93,8 @@ def _demo_variants(net, *, seed, lesion_kind, topk, topk_mode, image_size):
                      lesion(build(), lesion_kind, seed=seed)))
     if topk:
         dnn = build()
-        insert_topk(dnn, topk, mode=topk_mode)
-        spec = ",".join(f"{k}={v:g}" for k, v in topk.items())
-        variants.append((f"{net}_topk", f"top-k {spec}", dnn))
+        insert_topk(dnn, topk, mode=topk_mode)       # recorded in dnn.topk and its files
+        variants.append((f"{net}_topk", f"top-k {dnn.topk_attrs()['topk']}", dnn))
     return variants
 
 

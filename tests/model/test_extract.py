@@ -7,6 +7,7 @@ from PIL import Image
 
 from dnnsparse.base.mask import Mask
 from dnnsparse.base.stimulus import Stimulus
+from dnnsparse.errors import InputError
 from dnnsparse.model import load_dnn
 
 
@@ -99,7 +100,7 @@ def test_legacy_weights_file_loads_without_memory_map(tmp_path):
     assert (tmp_path / "zip.pth").read_bytes() == before
 
 
-def test_mask_pool_and_aggregate_match_numpy(stim):
+def test_mask_and_pool_match_numpy(stim):
     dnn = load_dnn("alexnet", weights="random", seed=2)
     full = dnn.extract(stim, ["conv3_relu", "fc2"], show_progress=False)
     mask = Mask().set("conv3_relu", chn=[5, 0, 9], row=[1, 2])
@@ -111,14 +112,91 @@ def test_mask_pool_and_aggregate_match_numpy(stim):
     med = dnn.extract(stim, ["conv3_relu"], pool="median", show_progress=False)
     np.testing.assert_allclose(med["conv3_relu"][..., 0, 0],
                                np.median(full["conv3_relu"], axis=(2, 3)), rtol=1e-6)
-    agg = dnn.extract(stim, ["conv3_relu"], pool="mean", aggregate="label",
-                      show_progress=False)
-    per_image = full["conv3_relu"].astype(np.float64).mean((2, 3))
-    for row, k in enumerate(np.unique(stim.labels)):
-        np.testing.assert_allclose(agg["conv3_relu"][row, :, 0, 0],
-                                   per_image[stim.labels == k].mean(0), rtol=1e-6)
-    assert agg["conv3_relu"].dtype == np.float64
-    assert list(agg.category_counts) == [3, 2, 4]
+
+
+@pytest.fixture
+def per_image(stim):
+    """Unpooled per-image activations of a seeded AlexNet (the aggregate reference)."""
+    dnn = load_dnn("alexnet", weights="random", seed=2)
+    act = dnn.extract(stim, ["conv3_relu", "fc2"], batch_size=4, show_progress=False)
+    return {l: act[l].astype(np.float64) for l in act.layers}
+
+
+@pytest.mark.parametrize("pool, to_file", [(None, True), ("mean", False), ("max", True),
+                                           ("median", False), ("l1", True), ("l2", False)])
+def test_aggregate_label_gives_category_means(stim, per_image, tmp_path, pool, to_file):
+    # per-category means (float64) of every pooling, in memory and in a file, against
+    # numpy pooling and a loop over the categories of the unequal groups [3, 2, 4]
+    from dnnsparse.base.activation import pool_array
+    dnn = load_dnn("alexnet", weights="random", seed=2)
+    out = tmp_path / "agg.act.h5" if to_file else None
+    agg = dnn.extract(stim, ["conv3_relu", "fc2"], pool=pool, aggregate="label", out=out,
+                      batch_size=4, show_progress=False)     # batches cross categories
+    cats = np.unique(stim.labels)
+    assert list(agg.category_labels) == list(cats) and list(agg.category_counts) == [3, 2, 4]
+    assert list(agg.stim_ids) == [str(c) for c in cats]
+    assert agg.attrs["aggregate"] == "label" and agg.attrs["pool"] == (pool or "")
+    for layer, full in per_image.items():
+        ref = pool_array(full, pool) if pool else full
+        assert agg[layer].dtype == np.float64 and agg[layer].shape == (3,) + ref.shape[1:]
+        for row, k in enumerate(cats):
+            np.testing.assert_allclose(agg[layer][row], ref[stim.labels == k].mean(0),
+                                       rtol=1e-5, atol=1e-6)
+    if to_file:
+        agg.close()
+
+
+def test_aggregate_refusals(stim, tmp_path):
+    dnn = load_dnn("alexnet", weights="random")
+    with pytest.raises(InputError, match="Unknown aggregate='stimulus'; choose 'label'"):
+        dnn.extract(stim, ["fc2"], aggregate="stimulus")
+    unlabelled = Stimulus(stim.ids, root=stim.root)
+    with pytest.raises(InputError, match="needs a 'label' column"):
+        dnn.extract(unlabelled, ["fc2"], aggregate="label", out=tmp_path / "a.act.h5")
+    assert not (tmp_path / "a.act.h5").exists()
+
+
+def test_torch_pools_are_the_numpy_pools(rng):
+    from dnnsparse.base.activation import POOLS, pool_array
+    from dnnsparse.model import TORCH_POOLS
+    from dnnsparse.model._extract import _TORCH_POOL_IMPL, _torch_pools
+    assert list(TORCH_POOLS) == list(POOLS)                 # base owns the names
+    for shape in [(3, 4, 5, 7), (2, 3, 6, 6), (2, 5, 1, 1)]:  # odd and even medians
+        x = rng.standard_normal(shape).astype(np.float32)
+        for name in POOLS:
+            got = TORCH_POOLS[name](torch.from_numpy(x))
+            assert got.dtype == torch.float32 and tuple(got.shape) == shape[:2] + (1, 1)
+            np.testing.assert_allclose(got.numpy(), pool_array(x.astype(np.float64), name),
+                                       rtol=1e-5, atol=1e-6, err_msg=name)
+    with pytest.raises(RuntimeError, match="differ; give every pool both"):
+        _torch_pools({k: v for k, v in _TORCH_POOL_IMPL.items() if k != "l2"})
+
+
+def test_topk_is_recorded_in_every_file(stim, tmp_path):
+    from dnnsparse.model import insert_topk
+    dnn = load_dnn("alexnet", weights="random")
+    first = insert_topk(dnn, {"conv5_relu": 0.1, "fc1_relu": 0.25}, mode="mean")
+    assert dnn.topk == {"conv5_relu": (0.1, "mean"), "fc1_relu": (0.25, "mean")}
+    expect = {"topk": "conv5_relu=0.1,fc1_relu=0.25", "topk_mode": "mean"}
+    for out in (None, tmp_path / "a.act.h5"):
+        for aggregate in (None, "label"):
+            act = dnn.extract(stim, ["conv5_relu"], pool="mean", aggregate=aggregate, out=out,
+                              force=True, attrs={"stim_file": "s.csv"}, show_progress=False)
+            attrs = act.attrs
+            assert {k: attrs[k] for k in expect} == expect and attrs["stim_file"] == "s.csv"
+            if out is not None:
+                act.close()
+    with pytest.raises(InputError, match="already carry Top-K"):
+        insert_topk(dnn, {"fc1_relu": 0.5})
+    second = insert_topk(dnn, {"conv1": 0.5})                     # another mode
+    assert dnn.topk_attrs() == {"topk": "conv5_relu=0.1,fc1_relu=0.25,conv1=0.5",
+                                "topk_mode": "conv5_relu=mean,fc1_relu=mean,conv1=keep"}
+    first.remove()
+    assert dnn.topk_attrs() == {"topk": "conv1=0.5", "topk_mode": "keep"}
+    second.remove()
+    with dnn.extract(stim, ["conv5_relu"], pool="mean", out=tmp_path / "b.act.h5",
+                     show_progress=False) as act:
+        assert dnn.topk == {} and "topk" not in act.attrs and "topk_mode" not in act.attrs
 
 
 def test_memory_does_not_depend_on_stimulus_order_or_batch(stim):

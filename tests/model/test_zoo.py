@@ -1,3 +1,6 @@
+import os
+import re
+
 import pytest
 import torch
 import torchvision
@@ -106,3 +109,59 @@ def test_weights_file_that_is_not_pytorch(tmp_path):
     torch.save({"a": [1, 2]}, tmp_path / "obj.pth")
     with pytest.raises(FileFormatError, match="does not hold a state dict of tensors"):
         load_dnn("alexnet", weights=str(tmp_path / "obj.pth"))
+
+
+# ------------------------------------------------- downloads: explicit offline, timeout
+def test_offline_parameter_overrides_the_environment(tmp_path, monkeypatch):
+    from dnnsparse.model import cached_download
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("DNNSPARSE_OFFLINE", raising=False)
+    with pytest.raises(WeightsUnavailableError,
+                       match=r"alexnet-owt-7be5be79.pth and downloads are off \(offline=True\)"):
+        load_dnn("alexnet", offline=True)
+    assert "DNNSPARSE_OFFLINE" not in os.environ
+    # a local file:// "download": offline=False downloads although the variable is set
+    source = tmp_path / "remote" / "tiny-0123.pth"
+    source.parent.mkdir()
+    torch.save({"w": torch.arange(3.0)}, source)
+    monkeypatch.setenv("DNNSPARSE_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableError, match="and DNNSPARSE_OFFLINE is set. Download"):
+        cached_download(source.as_uri(), net="tiny")
+    path = cached_download(source.as_uri(), net="tiny", offline=False)
+    assert path == tmp_path / "torch" / "hub" / "checkpoints" / "tiny-0123.pth"
+    assert path.read_bytes() == source.read_bytes()
+    assert list(path.parent.iterdir()) == [path]                   # no temporary left
+    source.unlink()
+    assert cached_download(source.as_uri(), net="tiny") == path   # cached: no download
+
+
+def test_download_timeout_is_per_call(tmp_path, monkeypatch):
+    # a loopback server that accepts the connection and never answers
+    import socket
+    import threading
+    from dnnsparse.model import cached_download
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("DNNSPARSE_OFFLINE", raising=False)
+    server = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/stalled-0123.pth"
+    errors, seen = [], set()
+
+    def download():
+        try:
+            cached_download(url, net="stalled", timeout=0.5)
+        except WeightsUnavailableError as exc:
+            errors.append(str(exc))
+
+    before = socket.getdefaulttimeout()
+    thread = threading.Thread(target=download)
+    try:
+        thread.start()
+        while thread.is_alive():            # the process-wide default is never touched
+            seen.add(socket.getdefaulttimeout())
+            thread.join(0.01)
+    finally:
+        server.close()
+    assert seen == {before} and socket.getdefaulttimeout() == before
+    assert len(errors) == 1
+    assert re.search(r"could not be downloaded \((TimeoutError|URLError)\)", errors[0])
+    assert not (tmp_path / "hub" / "checkpoints" / "stalled-0123.pth").exists()
