@@ -16,6 +16,7 @@ _WHERE = {
     "check_input_file": "_files",
     "check_output_path": "_files",
     "dmask": "dmask",
+    "maps": "maps",
     "open_h5": "_files",
     "prepare_output_dir": "_files",
     "rdm": "rdm",

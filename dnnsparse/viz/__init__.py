@@ -13,6 +13,7 @@ _WHERE = {
     "plot_encoding_summary": "_encoding",
     "plot_explained_variance": "_reduction",
     "plot_medians": "_psi",
+    "plot_rf_maps": "_rf",
     "plot_shape_bias_sweep": "_topk",
     "plot_similarity_heatmap": "_rsa",
     "plot_similarity_table": "_rsa",
