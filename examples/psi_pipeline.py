@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from dnnsparse.pipelines import make_demo_stimuli
-from dnnsparse.pipelines import accuracy_analysis, activation_sparseness, category_names, format_summary, probe_accuracy, write_psi_outputs
+from dnnsparse.pipelines import (accuracy_analysis, activation_sparseness, category_names,
+                                 format_summary, probe_accuracy, write_psi_outputs)
 from dnnsparse.pipelines import relu_layers
 from dnnsparse.base.stimulus import Stimulus
 from dnnsparse.model import lesion

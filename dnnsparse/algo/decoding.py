@@ -29,7 +29,8 @@ from ..errors import InputError
 from ..utils.progress import progress as progress_bar
 from ..utils.validation import check_array, check_choice, check_consistent_length
 from .metrics import heldout_scores, per_class_accuracy
-from .model_selection import PermutationTest, check_resampling, fold_ids, make_splits, permutation_indices
+from .model_selection import (PermutationTest, check_resampling, fold_ids, make_splits,
+                              permutation_indices)
 
 __all__ = ["MODELS", "DecodingResult", "decode", "make_decoder"]
 

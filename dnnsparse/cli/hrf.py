@@ -46,22 +46,9 @@ def get_parser():
     return p
 
 
-def _onsets(stim, path):
-    missing = [c for c in ("onset", "duration") if c not in stim.columns]
-    if missing:
-        raise InputError(f"{path} has no {' or '.join(missing)} column; db_hrf needs "
-                         "'onset' and 'duration' (seconds) for every stimulus.")
-    try:
-        return (stim["onset"].astype(float), stim["duration"].astype(float))
-    except ValueError:
-        raise InputError(f"{path}: the onset and duration columns must hold numbers "
-                         "(seconds).") from None
-
-
 @cli_main(get_parser)
 def main(args):
-    from ..pipelines import convolve_activation
-    from ..pipelines import count_samples
+    from ..pipelines import convolve_activation, count_samples, stimulus_timing
     from ..base.activation import Activation
     from ..base.stimulus import Stimulus
     from ..io import check_output_path
@@ -78,7 +65,7 @@ def main(args):
     if n_scans < 1:
         raise InputError(f"-n-scans {n_scans}: give at least 1 scan.")
     stim = Stimulus.load(args.stim)
-    onsets, durations = _onsets(stim, args.stim)
+    onsets, durations = stimulus_timing(stim, args.stim)
     with Activation.load(args.act) as act:
         if act.n_stim != len(stim):
             raise InputError(f"{args.act} has {act.n_stim} stimuli but {args.stim} has "

@@ -28,14 +28,10 @@ With -accuracy (label, accuracy; e.g. from db_probe):
 example: db_psi -act alexnet.act.h5 -stim imgs.stim.csv -out psi/ -accuracy acc.csv
          db_psi -act norelu.act.h5 -stim imgs.stim.csv -abs -out psi_abs/
 """
-import logging
-
 import numpy as np
 
 from ..errors import InputError
 from ._common import add_force_arg, add_option, cli_main, make_parser
-
-log = logging.getLogger(__name__)
 
 
 def get_parser():
@@ -79,82 +75,12 @@ def get_parser():
     return p
 
 
-def _stimulus(args):
-    """The stimulus table (or None) and its category names."""
-    from ..pipelines import category_names
-    from ..base.stimulus import Stimulus
-
-    if not args.stim:
-        return None, None
-    stim = Stimulus.load(args.stim)
-    if stim.labels is None:
-        raise InputError(f"{args.stim} has no 'label' column to group stimuli by; add one "
-                         "(db_stim makes tables with labels from category folders).")
-    return stim, category_names(stim.labels, stim.columns.get("condition"))
-
-
-def _activation_result(args, stim, names):
-    from ..pipelines import activation_sparseness
-    from ..base.activation import Activation
-
-    act = Activation.load(args.act)
-    with act:
-        if act.category_labels is not None:              # db_act -aggregate label
-            if stim is not None:
-                unknown = np.setdiff1d(act.category_labels, stim.labels)
-                if unknown.size:
-                    raise InputError(f"{args.act} has categories {unknown[:5].tolist()} that "
-                                     f"{args.stim} does not label; give the table it was "
-                                     "made from, or leave -stim out.")
-            labels = None
-        else:
-            if stim is None:
-                raise InputError(f"{args.act} has one row per stimulus; give -stim TABLE "
-                                 "with their labels (or extract with -aggregate label).")
-            if act.n_stim != len(stim):
-                raise InputError(f"{args.act} has {act.n_stim} stimuli but {args.stim} has "
-                                 f"{len(stim)}; give the table the activations were made "
-                                 "from.")
-            if not np.array_equal(act.stim_ids, stim.ids):
-                log.warning("stimulus IDs of %s differ from those of %s; rows are matched "
-                            "by position.", args.act, args.stim)
-            labels = stim.labels
-        return activation_sparseness(act, labels, names=names, layers=args.layer,
-                                     measure=args.measure, unit=args.unit, absolute=args.abs,
-                                     show_progress=not args.quiet)
-
-
-def _brain_result(args, stim, names):
-    from ..pipelines import brain_sparseness
-    from ..base.brain import BrainData
-    from ..io.roi import read_roi_file
-    from ._args import build_rois
-
-    if args.layer:
-        raise InputError("-layer applies to -act; select ROIs with -select.")
-    if args.roi_file:
-        rois, data = read_roi_file(args.roi_file)
-        source, populations, unit = args.roi_file, {"rois": slice(None)}, "roi"
-        feature_names = rois
-    else:
-        brain = BrainData.load(args.nif)
-        data, source = brain.data, args.nif
-        roiset = build_rois(args, brain.space).to_space(brain.space)
-        populations = dict(zip(roiset.names, roiset.members))
-        unit = "vertex" if brain.kind == "gifti" else "voxel"
-        feature_names = None
-    if stim is not None and len(data) != len(stim):
-        raise InputError(f"{source} has {len(data)} samples but {args.stim} has {len(stim)} "
-                         "stimuli; they must match one to one (leave -stim out when the "
-                         "samples already are categories).")
-    return brain_sparseness(data, populations, None if stim is None else stim.labels,
-                            names=names, measure=args.measure, unit=unit,
-                            feature_names=feature_names, absolute=args.abs)
-
-
 @cli_main(get_parser)
 def main(args):
-    from ..pipelines import accuracy_analysis, format_summary, write_psi_outputs
+    from ..pipelines import (accuracy_analysis, activation_file_sparseness,
+                             brain_file_sparseness, format_summary, load_grouping_stimuli,
+                             write_psi_outputs)
+    from ._args import build_rois
     from ..io import check_input_file, prepare_output_dir
     from ..io.table import read_table
 
@@ -166,9 +92,19 @@ def main(args):
     if args.accuracy:
         check_input_file(args.accuracy, what="accuracy table")
     prepare_output_dir(args.out, force=args.force)        # refuse early, before computing
-    stim, names = _stimulus(args)
-    result = (_activation_result(args, stim, names) if args.act
-              else _brain_result(args, stim, names))
+    stim, names = load_grouping_stimuli(args.stim)
+    if args.act:
+        result = activation_file_sparseness(
+            args.act, stim, stim_path=args.stim, names=names, layers=args.layer,
+            measure=args.measure, unit=args.unit, absolute=args.abs,
+            show_progress=not args.quiet)
+    else:
+        if args.layer:
+            raise InputError("-layer applies to -act; select ROIs with -select.")
+        result = brain_file_sparseness(
+            args.roi_file or args.nif, lambda space: build_rois(args, space), stim,
+            stim_path=args.stim, names=names, roi_file=bool(args.roi_file),
+            measure=args.measure, absolute=args.abs)
     accuracy = None
     if args.accuracy:
         table = read_table(args.accuracy)

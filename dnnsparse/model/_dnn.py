@@ -12,7 +12,8 @@ import torch
 from ..errors import UnknownLayerError
 from ._hooks import CallCounter, CallFilteredHook, LayerCapture, as_4d
 from ._layers import module_path_names, parse_ref
-from ._transforms import IMAGENET_MEAN, IMAGENET_STD, make_image_transform, make_transform, normalize
+from ._transforms import (IMAGENET_MEAN, IMAGENET_STD, make_image_transform, make_transform,
+                          normalize)
 
 __all__ = ["DNN"]
 
@@ -63,7 +64,7 @@ class DNN:
         self.weights_sha256 = weights_sha256
         self._counter = CallCounter(self.module)
         self._modules = dict(self.module.named_modules())
-        self.lesions = []    # descriptions of lesions applied (see model.lesion)
+        self.lesions = []    # descriptions of lesions applied (see model._lesion)
         # {layer: (fraction, mode)} of the Top-K hooks in place (see model.insert_topk)
         self.topk = {}
 

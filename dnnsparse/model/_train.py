@@ -65,7 +65,8 @@ from ..utils.validation import check_choice, check_random_state, check_scalar
 from ._images import ImageDataset, collate_images, default_workers
 from ._transforms import to_rgb
 
-__all__ = ["AUGMENTATIONS", "CHECKPOINT", "OPTIMIZERS", "TrainResult", "finetuned_info", "find_classifier",
+__all__ = ["AUGMENTATIONS", "CHECKPOINT", "OPTIMIZERS", "TrainResult", "finetuned_info",
+           "find_classifier",
            "load_finetuned", "replace_classifier", "split_stimuli", "train_classifier"]
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,8 @@ from torch import nn
 
 from ..errors import InputError, WeightsUnavailableError
 from ._dnn import DNN
-from ._layers import efficientnet_lite_names, googlenet_names, module_path_names, resnet_names, sequential_names
+from ._layers import (efficientnet_lite_names, googlenet_names, module_path_names, resnet_names,
+                      sequential_names)
 from ._weights import apply_state_dict, cached_download, load_state_dict_file
 
 __all__ = ["NETS", "NetSpec", "load_dnn", "wrap_module"]

@@ -1,6 +1,6 @@
 """Decoding of whole files: the library behind db_decode.
 
-The algorithm lives in :mod:`.decoding`; this module decodes every feature source
+The algorithm lives in :mod:`dnnsparse.algo.decoding`; this module decodes every feature source
 (layers of an activation, ROIs of brain data) and turns the results into tables:
 
 - :func:`decode_sources` -- decoding from each layer or ROI, one at a time;

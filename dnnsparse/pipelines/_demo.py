@@ -1,7 +1,7 @@
 """Networks through the sparse-coding analysis, and the embedded demo (``db_demo``).
 
 Liu, Zhen & Liu (2020) extract per-category unit means of every ReLU layer of a
-network and measure their population sparseness; :mod:`.psi_analysis` holds the
+network and measure their population sparseness; :mod:`._psi` holds the
 analysis itself, this module the pipeline from a network to its results:
 
 - :func:`relu_layers` -- a network's ``*_relu`` layers (the paper's Conv#/FC#);
@@ -26,8 +26,6 @@ __all__ = ["DemoResult", "format_demo", "network_sparseness", "relu_layers", "ru
 
 log = logging.getLogger(__name__)
 
-# psi_analysis is imported inside the functions: it re-exports this module's names
-# (importing it here would make the two modules import each other half-initialised).
 
 
 def relu_layers(dnn):

@@ -1,7 +1,8 @@
 """Encoding analyses of whole files: the library behind db_encode (and the features of
 db_decode).
 
-The algorithms live in :mod:`.encoding`, :mod:`.decoding` and :mod:`.hrf`; this module
+The algorithms live in :mod:`dnnsparse.algo.encoding`, :mod:`dnnsparse.algo.decoding`
+and :mod:`dnnsparse.algo.hrf`; this module
 turns files into their inputs and their results into tables and maps:
 
 - :func:`layer_mask` and :class:`LayerFeatures` -- a layer's units after ``-layer/-chn``
@@ -13,11 +14,10 @@ turns files into their inputs and their results into tables and maps:
   input's own format, and the model refitted on all stimuli.
 
 The targets (:func:`~dnnsparse.pipelines.load_responses` ->
-:class:`~dnnsparse.pipelines.Responses`) live in :mod:`.responses`, decoding
+:class:`~dnnsparse.pipelines.Responses`) live in :mod:`._responses`, decoding
 (:func:`~dnnsparse.pipelines.decode_sources`,
-:func:`~dnnsparse.pipelines.decoding_tables`) in :mod:`.decoding_analysis`,
-:func:`~dnnsparse.pipelines.convolve_activation` in :mod:`.hrf_analysis`; their
-names stay importable from here.
+:func:`~dnnsparse.pipelines.decoding_tables`) in :mod:`._decoding`,
+:func:`~dnnsparse.pipelines.convolve_activation` in :mod:`._hrf`.
 
 Examples
 --------
@@ -235,7 +235,7 @@ class LayerEncoding:
 
 
 def _fit_and_save(X, Y, path, *, model, analysis, encoder_args, force):
-    """Refit on all stimuli and save as plain arrays (:mod:`.encoding_io`)."""
+    """Refit on all stimuli and save as plain arrays (:mod:`._encoder_files`)."""
     from ..algo.encoding import best_units, make_encoder
     from ._encoder_files import save_model, save_unit_model
 

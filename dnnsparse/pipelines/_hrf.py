@@ -1,6 +1,6 @@
 """HRF convolution of whole files: the library behind db_hrf.
 
-The haemodynamic model lives in :mod:`.hrf`; :func:`convolve_activation` turns an
+The haemodynamic model lives in :mod:`dnnsparse.algo.hrf`; :func:`convolve_activation` turns an
 activation with one row per stimulus presentation into one with a row per scan.
 """
 import numbers
@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..utils.progress import progress as progress_bar
 from ..utils.validation import check_scalar
 
-__all__ = ["convolve_activation"]
+__all__ = ["convolve_activation", "stimulus_timing"]
 
 
 def convolve_activation(act, onsets, durations, *, tr, n_scans, out, layers=None,
@@ -69,3 +69,20 @@ def convolve_activation(act, onsets, durations, *, tr, n_scans, out, layers=None
             X = act.to_matrix(layer).astype(np.float64, copy=False)   # (n_events, n_units)
             writer.write(layer, 0, (design @ X).reshape((n_scans,) + shapes[layer]))
     return Path(out)
+
+
+def stimulus_timing(stim, path):
+    """``(onsets, durations)`` in seconds from ``stim``'s ``onset``/``duration`` columns.
+
+    ``path`` names the table in the one-line error raised when a column is missing or
+    holds something other than numbers.
+    """
+    missing = [c for c in ("onset", "duration") if c not in stim.columns]
+    if missing:
+        raise InputError(f"{path} has no {' or '.join(missing)} column; db_hrf needs "
+                         "'onset' and 'duration' (seconds) for every stimulus.")
+    try:
+        return (stim["onset"].astype(float), stim["duration"].astype(float))
+    except ValueError:
+        raise InputError(f"{path}: the onset and duration columns must hold numbers "
+                         "(seconds).") from None

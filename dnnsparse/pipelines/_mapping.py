@@ -456,7 +456,7 @@ def layer_psi(act, layers=None, *, labels=None, unit="channel", show_progress=Fa
     return _median_psi(
         layers, [_n_units(act, layer, unit) for layer in layers],
         lambda keep: activation_sparseness(act, rows, layers=keep, measure="psi", unit=unit,
-                                           show_progress=show_progress),
+                                           show_progress=show_progress and "layer PSI"),
         "layer")
 
 

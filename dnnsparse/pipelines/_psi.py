@@ -21,7 +21,7 @@ read arguments and print:
 
 :func:`~dnnsparse.pipelines.network_sparseness` and
 :func:`~dnnsparse.pipelines.run_demo` -- extraction plus analysis of a network,
-and the embedded demo -- live in :mod:`.psi_demo` (and are importable from here).
+and the embedded demo -- live in :mod:`._demo`.
 """
 import logging
 from dataclasses import dataclass, field
@@ -37,15 +37,19 @@ from ..utils.progress import progress
 from ..utils.validation import check_choice
 from ..algo.sparseness import UNIT_MODES, category_means
 from ..algo.sparseness import MEASURES, dead_units, sparseness
-from ..algo.stats import STEPWISE_CRITERIA, TREND_TARGETS, hierarchy_trend, psi_accuracy_correlation, stepwise_by_stage
+from ..algo.stats import (STEPWISE_CRITERIA, TREND_TARGETS, hierarchy_trend,
+                          psi_accuracy_correlation, stepwise_by_stage)
 
 __all__ = [
     "AccuracyAnalysis",
     "SparsenessResult",
     "accuracy_analysis",
+    "activation_file_sparseness",
     "activation_sparseness",
+    "brain_file_sparseness",
     "brain_sparseness",
     "category_names",
+    "load_grouping_stimuli",
     "format_summary",
     "probe_accuracy",
     "write_psi_outputs",
@@ -330,7 +334,8 @@ def activation_sparseness(act, labels=None, *, names=None, layers=None, measure=
         activations that were not pooled with mean/max/median at extraction
         (``-pool l1`` files are fine: their values are already absolute).
     measure_options : dict, optional
-    show_progress : bool, default=False
+    show_progress : bool or str, default=False
+        Show a progress bar over the layers; a string is the bar's label.
 
     Returns
     -------
@@ -370,8 +375,8 @@ def activation_sparseness(act, labels=None, *, names=None, layers=None, measure=
         _warn_sizes(counts, source)
     names = names or {}
     values, n_units, n_dead, ids = [], [], [], []
-    for layer in progress(layers, desc=f"{measure} per layer", unit="layer",
-                          enabled=show_progress):
+    desc = show_progress if isinstance(show_progress, str) else f"{measure} per layer"
+    for layer in progress(layers, desc=desc, unit="layer", enabled=bool(show_progress)):
         v, n, d = _layer_values(act, layer, row_labels, unit, absolute, measure,
                                 measure_options)
         values.append(v)
@@ -462,6 +467,88 @@ def brain_sparseness(data, populations, labels=None, *, names=None, measure="psi
 # ---------------------------------------------------------------------------
 # Accuracy: decoding, correlation, stepwise regression
 # ---------------------------------------------------------------------------
+def load_grouping_stimuli(path):
+    """The stimulus table at ``path`` (or None for None) and its category names.
+
+    Raises :class:`InputError` when the table has no ``label`` column to group by.
+    """
+    from ..base.stimulus import Stimulus
+
+    if not path:
+        return None, None
+    stim = Stimulus.load(path)
+    if stim.labels is None:
+        raise InputError(f"{path} has no 'label' column to group stimuli by; add one "
+                         "(db_stim makes tables with labels from category folders).")
+    return stim, category_names(stim.labels, stim.columns.get("condition"))
+
+
+def activation_file_sparseness(path, stim=None, *, stim_path=None, names=None, **options):
+    """:func:`activation_sparseness` of the ``.act.h5`` file at ``path``.
+
+    A per-stimulus file is grouped by ``stim``'s labels (its rows must match the file's);
+    a per-category file (``db_act -aggregate label``) is used as it is, ``stim`` then
+    only names the categories. ``stim_path`` names the table in messages; ``options``
+    go to :func:`activation_sparseness` (``layers``, ``measure``, ``unit``, ...).
+    """
+    from ..base.activation import Activation
+
+    act = Activation.load(path)
+    with act:
+        if act.category_labels is not None:              # db_act -aggregate label
+            if stim is not None:
+                unknown = np.setdiff1d(act.category_labels, stim.labels)
+                if unknown.size:
+                    raise InputError(f"{path} has categories {unknown[:5].tolist()} that "
+                                     f"{stim_path} does not label; give the table it was "
+                                     "made from, or leave -stim out.")
+            labels = None
+        else:
+            if stim is None:
+                raise InputError(f"{path} has one row per stimulus; give -stim TABLE "
+                                 "with their labels (or extract with -aggregate label).")
+            if act.n_stim != len(stim):
+                raise InputError(f"{path} has {act.n_stim} stimuli but {stim_path} has "
+                                 f"{len(stim)}; give the table the activations were made "
+                                 "from.")
+            if not np.array_equal(act.stim_ids, stim.ids):
+                log.warning("stimulus IDs of %s differ from those of %s; rows are matched "
+                            "by position.", path, stim_path)
+            labels = stim.labels
+        return activation_sparseness(act, labels, names=names, **options)
+
+
+def brain_file_sparseness(path, rois=None, stim=None, *, stim_path=None, names=None,
+                          roi_file=False, measure="psi", absolute=False):
+    """:func:`brain_sparseness` of a brain data file or of a ``.roi.h5`` file.
+
+    With ``roi_file``, the ROIs of the ``.roi.h5`` file at ``path`` are the units of one
+    population ``"rois"``; otherwise ``path`` is brain data and each ROI of ``rois`` (an
+    :class:`~dnnsparse.base.ROISet`, or ``rois(space)`` building one in the data's
+    space) is a population of voxels or vertices.
+    """
+    from ..base.brain import BrainData
+    from ..io.roi import read_roi_file
+
+    if roi_file:
+        roi_names, data = read_roi_file(path)
+        populations, unit, feature_names = {"rois": slice(None)}, "roi", roi_names
+    else:
+        brain = BrainData.load(path)
+        data = brain.data
+        roiset = (rois(brain.space) if callable(rois) else rois).to_space(brain.space)
+        populations = dict(zip(roiset.names, roiset.members))
+        unit = "vertex" if brain.kind == "gifti" else "voxel"
+        feature_names = None
+    if stim is not None and len(data) != len(stim):
+        raise InputError(f"{path} has {len(data)} samples but {stim_path} has {len(stim)} "
+                         "stimuli; they must match one to one (leave -stim out when the "
+                         "samples already are categories).")
+    return brain_sparseness(data, populations, None if stim is None else stim.labels,
+                            names=names, measure=measure, unit=unit,
+                            feature_names=feature_names, absolute=absolute)
+
+
 def probe_accuracy(X, labels, *, names=None, model="logistic", cv=2, seed=0):
     """Cross-validated per-category decoding accuracy of ``labels`` from ``X``.
 

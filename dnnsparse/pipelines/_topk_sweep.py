@@ -33,7 +33,8 @@ from scipy.special import softmax
 from ..errors import InputError
 from ..utils.progress import progress
 from ..utils.validation import check_choice, check_scalar
-from ..algo.shape_bias import CATEGORIES, check_category_names, cue_conflict_shape_bias, decision_accuracy, imagenet_accuracy, parse_cue_conflict_name
+from ..algo.shape_bias import (CATEGORIES, check_category_names, cue_conflict_shape_bias,
+                               decision_accuracy, imagenet_accuracy, parse_cue_conflict_name)
 from ..model import MODES, insert_topk
 
 __all__ = ["ACCURACY_KINDS", "SweepResult", "check_fractions", "check_layer_sets",

@@ -2,8 +2,8 @@
 
 Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas, not
 through pyplot: nothing changes the caller's matplotlib backend or global
-state, and nothing needs a display (:mod:`.figures`; :func:`save_figure` is
-importable from here too). Brain renderings use nilearn when it is installed
+state, and nothing needs a display (:mod:`._figures`). Brain renderings use nilearn when it
+is installed
 (:func:`nilearn_available`).
 
 Examples

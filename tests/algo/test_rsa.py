@@ -9,7 +9,8 @@ from scipy import stats
 from scipy.spatial.distance import cosine as cosine_distance
 from scipy.spatial.distance import pdist, squareform
 
-from dnnsparse.algo.rsa import average_by_label, compare_rdms, compute_rdm, kendall_tau_a, layer_rdms
+from dnnsparse.algo.rsa import (average_by_label, compare_rdms, compute_rdm, kendall_tau_a,
+                                layer_rdms)
 from dnnsparse.algo.sparseness import category_means
 from dnnsparse.algo.rsa import noise_ceiling, rdm_bootstrap, rdm_permutation_test
 from dnnsparse.base.rdm import RDM

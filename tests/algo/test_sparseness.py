@@ -11,7 +11,9 @@ from sklearn.preprocessing import MinMaxScaler
 
 from dnnsparse.algo.sparseness import _kernel as _sparseness_kernel
 from dnnsparse.algo.sparseness import _measures as sp_module
-from dnnsparse.algo.sparseness import MEASURES, active_fraction, category_means, dead_units, hoyer_sparseness, kurtosis_sparseness, lifetime_sparseness, population_sparseness, sparseness
+from dnnsparse.algo.sparseness import (MEASURES, active_fraction, category_means, dead_units,
+                                       hoyer_sparseness, kurtosis_sparseness, lifetime_sparseness,
+                                       population_sparseness, sparseness)
 from dnnsparse.errors import InputError
 from dnnsparse.utils import memory
 

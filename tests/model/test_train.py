@@ -9,7 +9,8 @@ from torch import nn
 from dnnsparse.model import topk_count
 from dnnsparse.base.stimulus import Stimulus
 from dnnsparse.errors import InputError, OutputExistsError, UnknownLayerError
-from dnnsparse.model import finetuned_info, find_classifier, load_finetuned, replace_classifier, split_stimuli, train_classifier
+from dnnsparse.model import (finetuned_info, find_classifier, load_finetuned, replace_classifier,
+                             split_stimuli, train_classifier)
 from dnnsparse.model import load_dnn, wrap_module
 
 SIZE = 16

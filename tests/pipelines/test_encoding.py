@@ -7,7 +7,9 @@ from nibabel import gifti
 
 from dnnsparse.algo.decoding import decode
 from dnnsparse.algo.encoding import encode
-from dnnsparse.pipelines import LayerFeatures, Responses, convolve_activation, count_samples, decode_sources, decoding_tables, encode_layer, encoding_tables, layer_mask, load_responses
+from dnnsparse.pipelines import (LayerFeatures, Responses, convolve_activation, count_samples,
+                                 decode_sources, decoding_tables, encode_layer, encoding_tables,
+                                 layer_mask, load_responses)
 from dnnsparse.utils.parallel import parallel_map
 from dnnsparse.pipelines import UnitEncoder, load_model, save_unit_model
 from dnnsparse.algo.hrf import convolve_events

@@ -1,4 +1,4 @@
-"""psi_analysis against independent references: slow loops, scipy zscore + MinMaxScaler,
+"""pipelines._psi against independent references: slow loops, scipy zscore + MinMaxScaler,
 scipy kendalltau/pearsonr, numpy least squares; demo stimuli; Top-K raises sparseness."""
 import logging
 import warnings
@@ -11,7 +11,8 @@ from scipy import stats
 from sklearn.preprocessing import MinMaxScaler
 
 from dnnsparse.pipelines import _demo_stimuli as demo_stimuli
-from dnnsparse.pipelines import accuracy_analysis, activation_sparseness, brain_sparseness, category_names, format_summary, probe_accuracy, write_psi_outputs
+from dnnsparse.pipelines import (accuracy_analysis, activation_sparseness, brain_sparseness,
+                                 category_names, format_summary, probe_accuracy, write_psi_outputs)
 from dnnsparse.base.activation import Activation
 from dnnsparse.base.brain import BrainData
 from dnnsparse.base.roi import ROISet

@@ -8,7 +8,8 @@ from torch import nn
 
 from dnnsparse.algo.shape_bias import CATEGORIES, cue_conflict_shape_bias, imagenet16_categories
 from dnnsparse.model import topk_sparsify
-from dnnsparse.pipelines import cue_conflict_categories, evaluate_scores, network_output_layer, stimulus_scores, topk_sweep
+from dnnsparse.pipelines import (cue_conflict_categories, evaluate_scores, network_output_layer,
+                                 stimulus_scores, topk_sweep)
 from dnnsparse.base.stimulus import Stimulus
 from dnnsparse.errors import InputError, UnknownLayerError
 from dnnsparse.model import IMAGENET_MEAN, IMAGENET_STD

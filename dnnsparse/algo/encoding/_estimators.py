@@ -36,7 +36,8 @@ from ...utils.progress import progress as progress_bar
 from ...utils.validation import check_array, check_choice, check_consistent_length
 from . import _solvers as _ridge
 from ..metrics import heldout_scores
-from ..model_selection import PermutationTest, check_resampling, fold_ids, make_splits, permutation_indices
+from ..model_selection import (PermutationTest, check_resampling, fold_ids, make_splits,
+                               permutation_indices)
 
 __all__ = [
     "DEFAULT_ALPHAS",

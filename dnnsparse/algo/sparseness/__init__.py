@@ -1,7 +1,9 @@
 """dnnsparse.algo.sparseness.
 """
 from ._category import CategoryMeans, UNIT_MODES, UnitMode, category_means
-from ._measures import MEASURES, Measure, active_fraction, dead_units, hoyer_sparseness, kurtosis_sparseness, lifetime_sparseness, population_sparseness, sparseness
+from ._measures import (MEASURES, Measure, active_fraction, dead_units, hoyer_sparseness,
+                        kurtosis_sparseness, lifetime_sparseness, population_sparseness,
+                        sparseness)
 
 __all__ = [
     "CategoryMeans",

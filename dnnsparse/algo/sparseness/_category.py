@@ -1,6 +1,6 @@
 """Mean response of every unit to every category of stimuli.
 
-Sparseness measures (:mod:`.sparseness`) take ``responses`` of shape
+Sparseness measures (:mod:`._measures`) take ``responses`` of shape
 ``(n_categories, n_units)``; :func:`category_means` makes them from per-stimulus
 activations -- an array, a memmap, an HDF5 dataset or batches straight from a
 network -- in one pass, accumulated in float64, for any label order and any
