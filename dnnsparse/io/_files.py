@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import FileFormatError, MissingFileError, OutputExistsError, OutputWriteError
+from ..utils.signals import raise_if_terminated
 
 __all__ = ["atomic_output", "atomic_output_dir", "check_input_file", "check_output_dir",
            "check_output_path", "h5_read_error", "open_h5", "partial_name",
@@ -297,6 +298,7 @@ def atomic_output(path, *, force=False):
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(path)
         yield tmp
+        raise_if_terminated()          # a SIGTERM whose exception was swallowed
         _install_file(tmp, path, force)
     except OSError as exc:
         failure = write_failure(exc, path)
@@ -395,6 +397,7 @@ def atomic_output_dir(path, *, force=False):
         tmp.mkdir()
         (tmp / OUTPUT_DIR_MARKER).write_text(f"written by dnnsparse {__version__}\n")
         yield tmp
+        raise_if_terminated()
         _install_dir(tmp, path, force)
     except OSError as exc:
         failure = write_failure(exc, path)
