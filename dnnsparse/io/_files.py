@@ -78,22 +78,23 @@ def open_h5(path, *, what="HDF5 file"):
         raise FileFormatError(f"{path} is not an HDF5 {what} ({exc}).") from None
 
 
-def h5_read_error(path, what, exc):
+def h5_read_error(path, what, exc, *, dataset=None):
     """The :class:`FileFormatError` for an ``OSError`` h5py raised reading ``what``.
 
-    A failed Fletcher-32 checksum (or a compressed chunk that does not decode)
-    means the bytes on disk are not those written: the message says so, naming
-    the file and the dataset (``what``, e.g. ``"layer 'conv5'"``).
+    With a Fletcher-32 checksum on ``dataset`` (HDF5 checks it before any
+    decompression) a failed read means the bytes on disk are not those written;
+    without one, a compressed chunk that does not decode means the same. The
+    message names the file and the dataset (``what``, e.g. ``"layer 'conv5'"``).
 
-    >>> err = h5_read_error("a.act.h5", "layer 'fc1'", OSError("checksum error"))
+    >>> err = h5_read_error("a.act.h5", "layer 'fc1'", OSError("filter returned failure"))
     >>> str(err).split(";")[0]
-    "a.act.h5: layer 'fc1' is corrupted (checksum failed)"
+    "a.act.h5: layer 'fc1' is corrupted (its data do not decode: filter returned failure)"
     """
     text = " ".join(str(exc).split())
-    if "checksum" in text.lower() or "fletcher" in text.lower():
-        why = "checksum failed"
+    if getattr(dataset, "fletcher32", False) or "checksum" in text.lower():
+        why = "its Fletcher-32 checksum does not match"
     else:
-        why = f"its data could not be read: {text[:200]}"
+        why = f"its data do not decode: {text[:200]}"
     return FileFormatError(f"{path}: {what} is corrupted ({why}); the file was damaged "
                            f"after it was written: copy it again or recompute it.")
 
