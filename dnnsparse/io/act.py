@@ -119,6 +119,9 @@ class _ChunkRows:
 
     def write(self, start, data):
         stop, n, r = start + len(data), len(self.ds), self.rows
+        if start < 0 or stop > n:
+            raise InputError(f"rows {start}:{stop} of {self.ds.name.lstrip('/')!r} are outside "
+                             f"its {n} stimuli.")
         i = start
         while i < stop:
             b_start = (i // r) * r
@@ -261,12 +264,10 @@ class ActWriter:
                 f.close()
 
     def _abort(self, exc_type, exc, tb):
-        """Close the file, then let atomic_output delete it (or turn a full disk into
-        one line, which is then raised from here)."""
+        """Close the file, then let atomic_output delete it; a full disk or read-only
+        file system comes back from there as one OutputWriteError."""
         self._close_quietly()
-        if not self._stack.__exit__(exc_type, exc, tb):
-            return False
-        return True
+        self._stack.__exit__(exc_type, exc, tb)
 
     def __exit__(self, exc_type, exc, tb):
         # Order matters: HDF5 objects are released and the file closed before
@@ -276,8 +277,8 @@ class ActWriter:
                 for rows in self._datasets.values():
                     rows.flush()
                 self._datasets = {}
-                f, self.file = self.file, None
-                f.close()
+                self.file.close()
+                self.file = None
             except BaseException:
                 exc_type, exc, tb = sys.exc_info()
                 self._abort(exc_type, exc, tb)

@@ -212,3 +212,10 @@ def test_rows_written_out_of_order_and_rewritten(tmp_path, rng):
         for start in (40, 0, 20, 10, 30):
             w.write("fc", start, full[start:start + 10])
     np.testing.assert_array_equal(read_act(path)["fc"], full)
+
+
+def test_rows_beyond_the_file_are_refused(tmp_path):
+    with pytest.raises(InputError, match=r"rows 8:12 of 'fc' are outside its 10 stimuli"):
+        with ActWriter(tmp_path / "b.act.h5", {"fc": (2, 1, 1)}, 10) as w:
+            w.write("fc", 8, np.zeros((4, 2, 1, 1)))
+    assert list(tmp_path.iterdir()) == []
