@@ -220,6 +220,30 @@ def _remove(path):
         log.warning("could not remove partial output %s: %s", path, exc)
 
 
+@contextlib.contextmanager
+def _staged(path, *, create, install):
+    """Temporary name beside ``path``: ``create(tmp)``, the caller writes, ``install(tmp)``.
+
+    Stale partial outputs of ``path`` are removed first; the temporary is always
+    removed at the end; a no-space/read-only failure becomes OutputWriteError.
+    """
+    tmp = partial_name(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(path)
+        create(tmp)
+        yield tmp
+        raise_if_terminated()          # a SIGTERM whose exception was swallowed
+        install(tmp)
+    except OSError as exc:
+        failure = write_failure(exc, path)
+        if failure is None:
+            raise
+        raise failure from None
+    finally:
+        _remove(tmp)
+
+
 # ----------------------------------------------------------------------------
 # One output file
 # ----------------------------------------------------------------------------
@@ -294,20 +318,9 @@ def atomic_output(path, *, force=False):
     ...     tmp_path.write_text("a,b\\n")
     """
     path = check_output_path(path, force=force)
-    tmp = partial_name(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_partials(path)
+    with _staged(path, create=lambda tmp: None,
+                 install=lambda tmp: _install_file(tmp, path, force)) as tmp:
         yield tmp
-        raise_if_terminated()          # a SIGTERM whose exception was swallowed
-        _install_file(tmp, path, force)
-    except OSError as exc:
-        failure = write_failure(exc, path)
-        if failure is None:
-            raise
-        raise failure from None
-    finally:
-        _remove(tmp)
 
 
 # ----------------------------------------------------------------------------
@@ -390,23 +403,13 @@ def atomic_output_dir(path, *, force=False):
     >>> with atomic_output_dir("results", force=True) as out:   # doctest: +SKIP
     ...     write_table(out / "psi.csv", {"layer": ["fc1"], "psi": [0.3]})
     """
-    path = check_output_dir(path, force=force)
-    tmp = partial_name(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_partials(path)
+    def create(tmp):
         tmp.mkdir()
         (tmp / OUTPUT_DIR_MARKER).write_text(f"written by dnnsparse {__version__}\n")
+
+    path = check_output_dir(path, force=force)
+    with _staged(path, create=create, install=lambda tmp: _install_dir(tmp, path, force)) as tmp:
         yield tmp
-        raise_if_terminated()
-        _install_dir(tmp, path, force)
-    except OSError as exc:
-        failure = write_failure(exc, path)
-        if failure is None:
-            raise
-        raise failure from None
-    finally:
-        _remove(tmp)
 
 
 def prepare_output_dir(path, *, force=False):
