@@ -14,6 +14,7 @@ __all__ = [
     "FileFormatError",
     "MissingFileError",
     "OutputExistsError",
+    "OutputWriteError",
     "UnknownLayerError",
     "WeightsUnavailableError",
 ]
@@ -37,6 +38,10 @@ class MissingFileError(DnnsparseError, FileNotFoundError):
 
 class OutputExistsError(DnnsparseError, FileExistsError):
     """An output that exists already and may not be overwritten without force."""
+
+
+class OutputWriteError(DnnsparseError, OSError):
+    """An output that cannot be written: no space left, quota, read-only file system."""
 
 
 class UnknownLayerError(DnnsparseError, ValueError):

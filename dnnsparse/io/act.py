@@ -4,23 +4,29 @@ Layout (HDF5, read with h5py)::
 
     /<layer>          float32 dataset (n_stim, n_chn, n_row, n_col) per layer;
                       FC layers (n_stim, n_unit, 1, 1). Chunked along stimuli,
-                      compressed, written batch by batch.
+                      compressed, Fletcher-32 checksummed, written batch by batch.
       attrs: chn, row, col   1-based indices kept by a channel/row/col mask
                              (absent: all), as in a .dmask.csv
              raw_shape       (n_chn, n_row, n_col) of the layer before masking/pooling
              pool            spatial pooling applied ('' for none)
-    /stimID           the stimulus IDs (UTF-8 strings), one per row
-    /label, /count    only in per-category files (aggregate='label')
-    file attrs: layers (layer order), net, weights, weights_sha256, pool,
+    file attrs: stimID       the stimulus IDs (UTF-8 strings), one per row
+                label, count only in per-category files (aggregate='label')
+                layers (layer order), net, weights, weights_sha256, pool,
                 preprocess, stim_file, aggregate, dnnsparse_version, created, ...
 
-DNNBrain's reader loads every root dataset as a layer; it therefore reads our
-layers unchanged (and ``stimID`` as one more key). A file written by DNNBrain
-(layers only, no attributes) is read here with the layer order of the file and
-stimulus IDs ``0..n-1``.
+The root holds layers and nothing else, because DNNBrain's reader
+(``ActivationFile.read``) returns every root entry as a layer: our metadata are
+attributes, which it does not look at. Files of earlier dnnsparse versions kept
+``stimID``/``label``/``count`` as root datasets; they are read as well. A file
+written by DNNBrain (layers only, no attributes) is read here with the layer
+order of the file and stimulus IDs ``0..n-1``.
+
+Files are written with HDF5 1.8 object headers (readable by any HDF5 since
+2008), which lets an attribute hold the IDs of many thousands of stimuli.
 """
 import contextlib
 import datetime
+import sys
 from pathlib import Path
 
 import h5py
@@ -28,17 +34,21 @@ import numpy as np
 
 from .. import __version__
 from ..errors import FileFormatError, InputError, UnknownLayerError
-from ._files import atomic_output, open_h5
+from ..utils.signals import raise_if_terminated
+from ._files import atomic_output, h5_read_error, open_h5
 
 __all__ = ["ActWriter", "ActFile", "read_act", "write_act", "META_DATASETS"]
 
-#: Root datasets that are not layers.
+#: Metadata that are not layers: root attributes (root datasets in files
+#: written before version 0.2).
 META_DATASETS = ("stimID", "label", "count")
 
 _STR = h5py.string_dtype("utf-8")
 _COMPRESSION = {"gzip": dict(compression="gzip", compression_opts=1, shuffle=True),
                 "lzf": dict(compression="lzf", shuffle=True),
                 "none": {}, None: {}}
+# HDF5 1.8 object headers: attributes beyond 64 kB (stimID of a large set).
+_LIBVER = ("v108", "v108")
 
 
 def _attr_value(v):
@@ -50,6 +60,17 @@ def _attr_value(v):
     if isinstance(v, Path):
         return str(v)
     return v
+
+
+def _meta_attr(values):
+    """``values`` as an attribute: numbers as they are, text as fixed-length UTF-8."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "UOS":
+        return values, None
+    encoded = [str(v).encode("utf-8") for v in values.ravel()]
+    width = max([len(e) for e in encoded] + [1])
+    return (np.array(encoded, dtype=f"S{width}").reshape(values.shape),
+            h5py.string_dtype("utf-8", width))
 
 
 def _decode(v):
@@ -82,6 +103,58 @@ def _chunks(n_stim, shape, itemsize, batch_rows=None, target_bytes=1 << 21):
     return (int(min(rows, n_stim)),) + tuple(shape)
 
 
+class _ChunkRows:
+    """Rows of one dataset gathered into whole chunks before HDF5 sees them.
+
+    The files are written without HDF5's chunk cache: after a failed write (a
+    full disk) HDF5 crashes when it flushes that cache on closing. Handing it
+    whole chunks keeps the cache's benefit -- a chunk is compressed once, not
+    once per batch that touches it -- with the cache switched off.
+    """
+
+    def __init__(self, ds):
+        self.ds = ds
+        self.rows = ds.chunks[0] if ds.chunks else max(len(ds), 1)
+        self.block = None
+
+    def write(self, start, data):
+        stop, n, r = start + len(data), len(self.ds), self.rows
+        if start < 0 or stop > n:
+            raise InputError(f"rows {start}:{stop} of {self.ds.name.lstrip('/')!r} are outside "
+                             f"its {n} stimuli.")
+        i = start
+        while i < stop:
+            b_start = (i // r) * r
+            b_stop = min(b_start + r, n)
+            j = min(stop, b_stop)
+            if i == b_start and j == b_stop:               # whole chunks: write now
+                if self.block is not None and self.block[0] == b_start:
+                    self.block = None                      # superseded
+                self.ds[i:j] = data[i - start:j - start]
+            else:
+                if self.block is None or self.block[0] != b_start:
+                    self.flush()
+                    self.block = (b_start, np.empty((b_stop - b_start,) + self.ds.shape[1:],
+                                                    dtype=self.ds.dtype),
+                                  np.zeros(b_stop - b_start, dtype=bool))
+                _, buf, filled = self.block
+                buf[i - b_start:j - b_start] = data[i - start:j - start]
+                filled[i - b_start:j - b_start] = True
+                if filled.all():
+                    self.flush()
+            i = j
+
+    def flush(self):
+        """Write the rows gathered so far (a partly filled chunk only at the end)."""
+        if self.block is None:
+            return
+        b_start, buf, filled = self.block
+        self.block = None
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], filled.view(np.int8), [0]))))
+        for lo, hi in zip(edges[::2], edges[1::2]):
+            self.ds[b_start + lo:b_start + hi] = buf[lo:hi]
+
+
 class ActWriter:
     """Stream activations into a new ``.act.h5`` file, batch by batch.
 
@@ -101,6 +174,9 @@ class ActWriter:
     stim_ids : sequence of str, optional
     compression : {"gzip", "lzf", "none"}, default="lzf"
         "lzf" is fast and built into h5py; "gzip" is readable by every HDF5 tool.
+    checksum : bool, default=True
+        Store a Fletcher-32 checksum with every chunk (a standard HDF5 filter):
+        reading damaged data then fails instead of returning wrong values.
     dtype : default=float32
     batch_rows : int, optional
         Rows written per :meth:`write` call; chunks are aligned to them.
@@ -113,7 +189,8 @@ class ActWriter:
     """
 
     def __init__(self, path, shapes, n_stim, *, attrs=None, layer_attrs=None, stim_ids=None,
-                 compression="lzf", dtype=np.float32, batch_rows=None, force=False):
+                 compression="lzf", checksum=True, dtype=np.float32, batch_rows=None,
+                 force=False):
         if compression not in _COMPRESSION:
             raise InputError(f"Unknown compression={compression!r}; choose gzip, lzf or none.")
         self.path = Path(path)
@@ -122,7 +199,7 @@ class ActWriter:
         self._attrs = dict(attrs or {})
         self._layer_attrs = dict(layer_attrs or {})
         self._stim_ids = stim_ids
-        self._compression = _COMPRESSION[compression]
+        self._compression = dict(_COMPRESSION[compression], fletcher32=bool(checksum))
         self._dtype = np.dtype(dtype)
         self._batch_rows = batch_rows
         self._force = force
@@ -131,10 +208,22 @@ class ActWriter:
         self.file = None
 
     def __enter__(self):
+        reserved = sorted(set(self._attrs) & set(META_DATASETS))
+        if reserved:
+            raise InputError(f"file attribute(s) {reserved} are reserved for the stimulus "
+                             f"IDs and category metadata; give them as stim_ids/meta.")
         self._stack = contextlib.ExitStack()
         tmp = self._stack.enter_context(atomic_output(self.path, force=self._force))
-        # a chunk cache that holds a chunk while consecutive batches fill it
-        self.file = self._stack.enter_context(h5py.File(tmp, "w", rdcc_nbytes=8 << 20))
+        try:
+            # No chunk cache (see _ChunkRows); old object headers as DNNBrain's h5py reads.
+            self.file = h5py.File(tmp, "w", rdcc_nbytes=0, libver=_LIBVER)
+            self._create()
+        except BaseException:
+            self._abort(*sys.exc_info())
+            raise
+        return self
+
+    def _create(self):
         f = self.file
         attrs = {"layers": list(self.shapes), "dnnsparse_version": __version__,
                  "created": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -150,36 +239,61 @@ class ActWriter:
                                   **(self._compression if self.n_stim else {}))
             for k, v in self._layer_attrs.get(layer, {}).items():
                 ds.attrs[k] = _attr_value(v)
-            self._datasets[layer] = ds
+            self._datasets[layer] = _ChunkRows(ds)
         if self._stim_ids is not None:
             self.write_meta("stimID", [str(s) for s in self._stim_ids])
-        return self
 
     def write(self, layer, start, data):
         """Write ``data`` (batch, n_chn, n_row, n_col) at stimulus rows ``start:start+batch``."""
-        self._datasets[layer][start:start + len(data)] = data
+        raise_if_terminated()
+        self._datasets[layer].write(start, data)
 
     def write_meta(self, name, values):
-        """Write a non-layer root dataset (``stimID``, ``label``, ``count``)."""
-        values = np.asarray(values)
-        if values.dtype.kind in "UOS":
-            values = np.array([str(v) for v in values], dtype=_STR)
-        self.file.create_dataset(name, data=values)
+        """Store metadata ``name`` (``stimID``, ``label`` or ``count``) as a file attribute."""
+        if name not in META_DATASETS:
+            raise InputError(f"metadata {name!r} is not one of {', '.join(META_DATASETS)}.")
+        data, dtype = _meta_attr(values)
+        self.file.attrs.create(name, data=data, dtype=dtype)
+
+    def _close_quietly(self):
+        """Close the HDF5 file after an error (its own errors would hide the first one)."""
+        self._datasets = {}
+        f, self.file = self.file, None
+        if f is not None:
+            with contextlib.suppress(Exception):
+                f.close()
+
+    def _abort(self, exc_type, exc, tb):
+        """Close the file, then let atomic_output delete it; a full disk or read-only
+        file system comes back from there as one OutputWriteError."""
+        self._close_quietly()
+        self._stack.__exit__(exc_type, exc, tb)
 
     def __exit__(self, exc_type, exc, tb):
-        # Closing the ExitStack closes the HDF5 file, then renames (success) or
-        # deletes (error) the temporary file.
-        self._datasets = {}
-        self._stack.__exit__(exc_type, exc, tb)
-        self.file = None
+        # Order matters: HDF5 objects are released and the file closed before
+        # atomic_output renames (success) or deletes (error) the temporary file.
+        if exc_type is None:
+            try:
+                for rows in self._datasets.values():
+                    rows.flush()
+                self._datasets = {}
+                self.file.close()
+                self.file = None
+            except BaseException:
+                exc_type, exc, tb = sys.exc_info()
+                self._abort(exc_type, exc, tb)
+                raise
+            self._stack.__exit__(None, None, None)
+            return False
+        self._abort(exc_type, exc, tb)
         return False
 
 
 def write_act(path, data, *, stim_ids=None, attrs=None, layer_attrs=None, meta=None,
-              force=False, compression="lzf"):
+              force=False, compression="lzf", checksum=True):
     """Write a whole ``{layer: array (n_stim, n_chn, n_row, n_col)}`` dict at once.
 
-    ``meta`` holds extra root datasets such as ``{"label": ..., "count": ...}``.
+    ``meta`` holds category metadata such as ``{"label": ..., "count": ...}``.
     """
     data = {k: np.asarray(v) for k, v in data.items()}
     n = {v.shape[0] for v in data.values()}
@@ -190,8 +304,8 @@ def write_act(path, data, *, stim_ids=None, attrs=None, layer_attrs=None, meta=N
     shapes = {k: v.shape[1:] for k, v in data.items()}
     dtype = np.result_type(*data.values()) if data else np.float32
     with ActWriter(path, shapes, n_stim, attrs=attrs, layer_attrs=layer_attrs,
-                   stim_ids=stim_ids, compression=compression, dtype=dtype,
-                   force=force) as w:
+                   stim_ids=stim_ids, compression=compression, checksum=checksum,
+                   dtype=dtype, force=force) as w:
         for k, v in data.items():
             w.write(k, 0, v)
         for k, v in (meta or {}).items():
@@ -224,7 +338,8 @@ class ActFile:
         self.path = Path(path)
         self.file = open_h5(path, what="activation file")
         f = self.file
-        self.attrs = {k: _decode(v) for k, v in f.attrs.items()}
+        # stimID/label/count are read on demand (stim_ids, meta), not as attributes
+        self.attrs = {k: _decode(f.attrs[k]) for k in f.attrs if k not in META_DATASETS}
         if "layers" in self.attrs:
             layers = self.attrs["layers"]
             layers = [layers] if isinstance(layers, str) else list(layers)
@@ -270,15 +385,38 @@ class ActFile:
     def layer_attrs(self, layer):
         return {k: _decode(v) for k, v in self._dataset(layer).attrs.items()}
 
+    def _meta(self, name):
+        """Metadata ``name``: a root attribute, or a root dataset in older files; or None."""
+        if name in self.file.attrs:
+            return self.file.attrs[name]
+        if name in self.file and isinstance(self.file[name], h5py.Dataset):
+            try:
+                return self.file[name][()]
+            except OSError as exc:
+                raise h5_read_error(self.path, f"dataset {name!r}", exc,
+                                    dataset=self.file[name]) from None
+        return None
+
     @property
     def stim_ids(self):
-        if "stimID" in self.file:
-            return np.array(_decode(self.file["stimID"][()]), dtype=str)
-        return np.arange(self.n_stim).astype(str)
+        ids = self._meta("stimID")
+        if ids is None:
+            return np.arange(self.n_stim).astype(str)
+        ids = np.array(_decode(np.atleast_1d(ids)), dtype=str)
+        if len(ids) != self.n_stim:
+            raise FileFormatError(f"{self.path}: {len(ids)} stimulus IDs for {self.n_stim} "
+                                  f"rows of activations; the file is inconsistent.")
+        return ids
 
     def meta(self, name):
-        """A non-layer dataset (``label``, ``count``) or None."""
-        return self.file[name][()] if name in self.file else None
+        """Category metadata (``label``, ``count``) as an array, or None.
+
+        Text values come back as str (bytes in files of earlier versions).
+        """
+        value = self._meta(name)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "S" and name in self.file.attrs:
+            return np.array(_decode(value), dtype=str)
+        return value
 
     def read(self, layer, *, stim=None, chn=None, row=None, col=None):
         """Read ``layer`` as float array (n, n_chn, n_row, n_col).
@@ -287,10 +425,13 @@ class ActFile:
         are 0-based index arrays (None: all). Only the needed part is read.
         """
         ds = self._dataset(layer)
-        if stim is None or isinstance(stim, slice):
-            data = ds[stim if stim is not None else slice(None)]
-        else:
-            data = _sorted_take(ds, 0, stim)
+        try:
+            if stim is None or isinstance(stim, slice):
+                data = ds[stim if stim is not None else slice(None)]
+            else:
+                data = _sorted_take(ds, 0, stim)
+        except OSError as exc:        # a failed checksum, or a chunk that does not decode
+            raise h5_read_error(self.path, f"layer {layer!r}", exc, dataset=ds) from None
         if data.ndim == 2:
             data = data[:, :, None, None]
         for axis, idx in ((1, chn), (2, row), (3, col)):

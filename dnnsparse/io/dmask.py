@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import FileFormatError, InputError
 from ._files import atomic_output
-from .stim import read_text_lines
+from .table import read_text_lines
 
 __all__ = ["AXES", "read_dmask", "write_dmask"]
 

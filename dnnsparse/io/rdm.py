@@ -4,6 +4,7 @@ Layout (DNNBrain ``RdmFile``)::
 
     /               attribute ``type``: "bRDM" (brain) or "dRDM" (DNN)
     /<name>         one dataset per ROI (bRDM) or layer (dRDM), gzip-compressed
+                    and Fletcher-32 checksummed (standard HDF5 filters)
                     bRDM: (n_pairs,)           one RDM
                     dRDM: (n_iter, n_pairs)    one RDM per channel/position
                     (n_iter = 1 for a whole layer)
@@ -20,7 +21,7 @@ import h5py
 import numpy as np
 
 from ..errors import FileFormatError, InputError
-from ._files import atomic_output, open_h5
+from ._files import atomic_output, h5_read_error, open_h5
 
 __all__ = ["RDM_TYPES", "read_rdm_file", "write_rdm_file", "n_items_from_pairs"]
 
@@ -91,14 +92,15 @@ def write_rdm_file(path, rdm_type, rdms, *, items=None, metrics=None, force=Fals
     with atomic_output(path, force=force) as tmp:
         # track_order keeps the RDMs in the caller's order (layers in network
         # order) instead of HDF5's default alphabetical listing.
-        with h5py.File(tmp, "w", track_order=True) as f:
+        # No chunk cache: HDF5 crashes flushing it after a failed write (full disk).
+        with h5py.File(tmp, "w", track_order=True, rdcc_nbytes=0) as f:
             f.attrs["type"] = rdm_type
             if items is not None:
                 items = np.asarray(items)
                 f.attrs["items"] = ([str(i) for i in items] if items.dtype.kind in "OUS"
                                     else items)
             for name, arr in arrays.items():
-                ds = f.create_dataset(name, data=arr, compression="gzip")
+                ds = f.create_dataset(name, data=arr, compression="gzip", fletcher32=True)
                 if metrics and name in metrics:
                     ds.attrs["metric"] = str(metrics[name])
     return path
@@ -137,7 +139,10 @@ def read_rdm_file(path):
                 raise FileFormatError(f"{path}: RDMs have different numbers of items "
                                       f"({n_items} and {n} in {name!r}).")
             n_items = n
-            rdms[name] = ds[()]
+            try:
+                rdms[name] = ds[()]
+            except OSError as exc:      # a failed checksum
+                raise h5_read_error(path, f"RDM {name!r}", exc, dataset=ds) from None
             if "metric" in ds.attrs:
                 metrics[name] = str(_decode(ds.attrs["metric"]))
         items = _decode(f.attrs["items"]) if "items" in f.attrs else None

@@ -3,7 +3,8 @@
 Layout (DNNBrain ``RoiFile``)::
 
     /            attribute ``roi``: ROI names, one per column of ``data``
-    /data        dataset (n_samples, n_roi)
+    /data        dataset (n_samples, n_roi), Fletcher-32 checksummed (a standard
+                 HDF5 filter, read by any HDF5 tool)
 
 dnnsparse may add root attributes (``stat``, ``source``); DNNBrain's reader
 ignores them.
@@ -14,7 +15,7 @@ import h5py
 import numpy as np
 
 from ..errors import FileFormatError, InputError
-from ._files import atomic_output, open_h5
+from ._files import atomic_output, h5_read_error, open_h5
 
 __all__ = ["read_roi_file", "write_roi_file"]
 
@@ -51,11 +52,13 @@ def write_roi_file(path, names, data, *, attrs=None, force=False):
     if len(set(names)) != len(names):
         raise InputError(f"ROI names must be unique; got {names}.")
     with atomic_output(path, force=force) as tmp:
-        with h5py.File(tmp, "w") as f:
+        # No chunk cache: HDF5 crashes flushing it after a failed write (full disk).
+        with h5py.File(tmp, "w", rdcc_nbytes=0) as f:
             f.attrs["roi"] = names
             for key, value in (attrs or {}).items():
                 f.attrs[key] = value
-            f.create_dataset("data", data=data)
+            # the checksum needs chunks, which an empty dataset cannot have
+            f.create_dataset("data", data=data, fletcher32=data.size > 0)
     return path
 
 
@@ -83,11 +86,15 @@ def read_roi_file(path, *, rois=None):
         if ds.ndim != 2 or ds.shape[1] != len(names):
             raise FileFormatError(f"{path}: 'data' has shape {ds.shape} but 'roi' names "
                                   f"{len(names)} ROI(s).")
+        if rois is not None:
+            rois = [rois] if isinstance(rois, str) else list(rois)
+            missing = [r for r in rois if r not in names]
+            if missing:
+                raise InputError(f"{path} has no ROI {missing}; it has {names}.")
+        try:
+            data = ds[()]
+        except OSError as exc:          # a failed checksum
+            raise h5_read_error(path, "dataset 'data'", exc, dataset=ds) from None
         if rois is None:
-            return names, ds[()]
-        rois = [rois] if isinstance(rois, str) else list(rois)
-        missing = [r for r in rois if r not in names]
-        if missing:
-            raise InputError(f"{path} has no ROI {missing}; it has {names}.")
-        cols = [names.index(r) for r in rois]
-        return rois, ds[()][:, cols]
+            return names, data
+        return rois, data[:, [names.index(r) for r in rois]]

@@ -21,14 +21,15 @@ Readers return a record ``{"type", "path", "header", "columns"}`` where
 """
 import csv
 import io
+import math
 import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FileFormatError, InputError
-from ._files import atomic_output, check_input_file
-from .table import format_value
+from ._files import atomic_output
+from .table import csv_rows, format_value, read_text_lines
 
 __all__ = ["STIM_TYPES", "read_stim", "write_stim", "read_plain_table", "looks_like_stim"]
 
@@ -67,6 +68,24 @@ def _int_column(values):
         raise _BadValue(0, values[0]) from None
 
 
+def _label_column(values):
+    """Integer labels; integral floats (``0.0``, as DNNBrain writes numbers) too."""
+    out = []
+    for i, v in enumerate(values):
+        text = v.strip()
+        if _INT.fullmatch(text):
+            out.append(int(text))
+            continue
+        number = float(text) if _FLOAT.fullmatch(text) else math.nan
+        if not math.isfinite(number) or not number.is_integer():
+            raise _BadValue(i, v)
+        out.append(int(number))
+    try:
+        return np.array(out, dtype=np.int64)
+    except OverflowError:                  # beyond int64: not a label anyone means
+        raise _BadValue(0, values[0]) from None
+
+
 def _float_column(values):
     return np.array(_parse_all(values, _FLOAT, float), dtype=np.float64)
 
@@ -89,7 +108,7 @@ def _auto_column(values):
 _TYPED_COLUMNS = {
     "stimID": (_text_column, "", ""),
     "condition": (_text_column, "", ""),
-    "label": (_int_column, "an integer",
+    "label": (_label_column, "an integer",
               "labels are integer category codes; put category names in a 'condition' column"),
     "onset": (_float_column, "a number", "give the onset in seconds"),
     "duration": (_float_column, "a number", "give the duration in seconds"),
@@ -119,12 +138,11 @@ def _split_rows(lines, first_line, names, where, *, delimiter=","):
     """CSV rows of ``lines`` (file lines from number ``first_line``), checked for width.
 
     Returns the rows and the file line number of each; blank lines are skipped.
+    A double quote left open is an error (:func:`~dnnsparse.io.table.csv_rows`).
     """
-    reader = csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)
-    rows, numbers, start = [], [], 0
-    for row in reader:
-        line = first_line + start          # a quoted field may span several lines
-        start = reader.line_num
+    rows, numbers = [], []
+    for line, row in csv_rows(lines, first_line=first_line, where=where,
+                              delimiter=delimiter):
         if not any(field.strip() for field in row):
             continue
         if len(row) != len(names):
@@ -138,21 +156,6 @@ def _split_rows(lines, first_line, names, where, *, delimiter=","):
         raise FileFormatError(f"{where}: no stimulus rows after the column names; add "
                               f"one line per stimulus.")
     return rows, numbers
-
-
-def read_text_lines(path, what):
-    """``(Path, list of lines)`` of a UTF-8 text file, after checking it exists.
-
-    Raises MissingFileError/FileFormatError naming the file (also for non-UTF-8).
-    """
-    path = check_input_file(path, what=what)
-    # utf-8-sig: spreadsheets often prepend a byte-order mark.
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(f"{path}: not a UTF-8 text file ({exc.reason} at byte "
-                              f"{exc.start}); save it as UTF-8 text.") from None
-    return path, text.split("\n")
 
 
 # ----------------------------------------------------------------------------

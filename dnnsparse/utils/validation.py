@@ -4,6 +4,8 @@ Modelled on scikit-learn's ``utils.validation``: each checker returns the
 cleaned value or raises :class:`~dnnsparse.errors.InputError` with a message that
 names the input, says what was expected and what was given.
 """
+import argparse
+import math
 import numbers
 
 import numpy as np
@@ -16,6 +18,7 @@ __all__ = [
     "check_consistent_length",
     "check_random_state",
     "check_scalar",
+    "finite_float",
 ]
 
 
@@ -112,14 +115,44 @@ def check_choice(value, choices, *, name="value"):
 
 
 def check_scalar(x, *, name, kind=numbers.Real, min_val=None, max_val=None,
-                 include_min=True, include_max=True):
+                 include_min=True, include_max=True, allow_nan=False, allow_inf=False):
     """Check a scalar's type and range, scikit-learn style.
 
+    NaN compares false with every bound, so it is refused first (and so are
+    +-inf) unless ``allow_nan`` / ``allow_inf`` say otherwise.
+
+    Parameters
+    ----------
+    x : object
+    name : str
+        The option's name, used in error messages.
+    kind : type or tuple of types, default=numbers.Real
+    min_val, max_val : number, optional
+        Bounds; ``include_min``/``include_max`` make them inclusive (default).
+    allow_nan, allow_inf : bool, default=False
+        Accept NaN, or +-inf (which must still lie within the bounds).
+
+    Returns
+    -------
+    x, unchanged.
+
+    Examples
+    --------
     >>> check_scalar(0.5, name="fraction", min_val=0, max_val=1, include_min=False)
     0.5
+    >>> check_scalar(float("nan"), name="lr", min_val=0)
+    Traceback (most recent call last):
+    ...
+    dnnsparse.errors.InputError: lr=nan is not a finite number; give a finite value.
     """
     if isinstance(x, bool) or not isinstance(x, kind):
         raise InputError(f"{name} must be a {getattr(kind, '__name__', kind)}; got {x!r}.")
+    if isinstance(x, numbers.Real) and not isinstance(x, numbers.Integral):
+        value = float(x)
+        if (math.isnan(value) and not allow_nan) or (math.isinf(value) and not allow_inf):
+            raise InputError(f"{name}={value!r} is not a finite number; give a finite value.")
+        if math.isnan(value):
+            return x
     low_bad = min_val is not None and (x < min_val if include_min else x <= min_val)
     high_bad = max_val is not None and (x > max_val if include_max else x >= max_val)
     if low_bad or high_bad:
@@ -127,3 +160,35 @@ def check_scalar(x, *, name, kind=numbers.Real, min_val=None, max_val=None,
         hi = "]" if include_max else ")"
         raise InputError(f"{name}={x!r} is outside {lo}{min_val}, {max_val}{hi}.")
     return x
+
+
+def finite_float(text):
+    """``argparse`` type: a float, refusing NaN and +-inf at parse time.
+
+    ``float("nan")`` parses, and NaN then passes every later range check; use
+    ``type=finite_float`` for every numeric option instead of ``type=float``.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        argparse turns it into ``argument -lr: 'nan' is not a finite number ...``
+        and exit status 2.
+
+    Examples
+    --------
+    >>> finite_float("1e-3")
+    0.001
+    >>> finite_float("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: 'nan' is not a finite number; give a value such as 0.5.
+    """
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give a value such "
+                                         f"as 0.5.") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; give a value "
+                                         f"such as 0.5.")
+    return value

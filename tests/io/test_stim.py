@@ -215,3 +215,20 @@ def test_non_utf8_file(tmp_path):
     path.write_bytes("type=image\npath=p\ndata=stimID\ncaf\u00e9.png\n".encode("latin-1"))
     with pytest.raises(FileFormatError, match=r"l.stim.csv: not a UTF-8 text file .*UTF-8"):
         read_stim(path)
+
+
+def test_labels_written_as_integral_floats(tmp_path):
+    # DNNBrain's StimulusFile.write stores numeric columns as floats: label 0.0
+    text = ("type=image\npath=p\ndata=stimID,label\n"
+            "a.png,0.0\nb.png,1.0\nc.png,2.\nd.png,3e0\ne.png,-1.0\n")
+    labels = read_stim(write(tmp_path, text))["columns"]["label"]
+    assert labels.dtype == np.int64 and labels.tolist() == [0, 1, 2, 3, -1]
+    plain = write(tmp_path, "stimID,label\na.png,0.0\nb.png,4\n", "t.csv")
+    assert read_plain_table(plain)["columns"]["label"].tolist() == [0, 4]
+
+
+@pytest.mark.parametrize("bad", ["1.5", "nan", "inf", "0.0001", "cat"])
+def test_labels_that_are_not_integers_are_refused(tmp_path, bad):
+    path = write(tmp_path, f"type=image\npath=p\ndata=stimID,label\na.png,0.0\nb.png,{bad}\n")
+    with pytest.raises(FileFormatError, match=f"line 5: label '{bad}' is not an integer"):
+        read_stim(path)
