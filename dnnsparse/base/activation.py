@@ -97,6 +97,8 @@ class Activation:
             raise InputError(f"layers have different numbers of stimuli: "
                              f"{ {k: v.shape[0] for k, v in self._data.items()} }")
         n = ns.pop() if ns else (len(stim_ids) if stim_ids is not None else 0)
+        #: Whether the rows carry stimulus IDs of their own (else IDs are "0", "1", ...).
+        self.has_stim_ids = stim_ids is not None
         self._stim_ids = (np.arange(n).astype(str) if stim_ids is None
                           else np.asarray([str(s) for s in stim_ids]))
         if len(self._stim_ids) != n:

@@ -12,8 +12,10 @@ from ..utils.lazy import lazy_exports
 _WHERE = {
     "act": "act",
     "atomic_output": "_files",
+    "atomic_output_dir": "_files",
     "brain": "brain",
     "check_input_file": "_files",
+    "check_output_dir": "_files",
     "check_output_path": "_files",
     "dmask": "dmask",
     "maps": "maps",

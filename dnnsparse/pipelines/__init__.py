@@ -27,6 +27,8 @@ _WHERE = {
     "SweepResult": "_topk_sweep",
     "UnitEncoder": "_encoder_files",
     "accuracy_analysis": "_psi",
+    "activation_order": "_align",
+    "align_stimuli": "_align",
     "activation_file_sparseness": "_psi",
     "activation_sparseness": "_psi",
     "affine_form": "_encoder_files",
