@@ -14,12 +14,14 @@ import logging
 import sys
 
 from ..errors import DnnsparseError
+from ..utils.signals import sigterm_as_interrupt
 
 __all__ = [
     "add_option", "make_parser", "cli_main",
     "add_device_args", "add_force_arg", "add_model_args", "add_out_arg",
     "add_stim_arg", "add_verbosity_args", "dnn_from_args", "parse_device",
     "add_lesion_args", "manipulate_from_args", "parse_layer_fractions",
+    "check_device", "check_writable", "custom_code_error", "load_net", "output_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,20 @@ log = logging.getLogger(__name__)
 
 class _Formatter(argparse.RawDescriptionHelpFormatter,
                  argparse.ArgumentDefaultsHelpFormatter):
-    """Keep the docstring's layout (examples) and show defaults."""
+    """Keep the docstring's layout (examples) and show defaults.
+
+    A default is shown once: not when the help text already says what it is
+    ("default: all in the file") and not when there is none to show (None,
+    False of a flag, an empty list).
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if "default" in text.lower() or default is None or default is False or \
+                (isinstance(default, (list, tuple, str)) and not default):
+            return text
+        return super()._get_help_string(action)
 
 
 def make_parser(prog, doc):
@@ -65,8 +80,54 @@ def add_force_arg(parser):
                         help="overwrite existing outputs")
 
 
+def output_path(text):
+    """``argparse`` type of ``-out``: refuse a path under a file (``notes.txt/a.act.h5``).
+
+    >>> output_path("results/a.act.h5")
+    'results/a.act.h5'
+    """
+    from pathlib import Path
+
+    for parent in Path(text).parents:          # the nearest existing one decides
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{text!r}: {parent} is a file, not a "
+                                                 f"folder; give an output path in a folder.")
+            break
+    return text
+
+
+def check_writable(path):
+    """Raise :class:`~dnnsparse.errors.InputError` if ``path`` cannot be created.
+
+    The nearest existing folder above ``path`` must take new files: a hidden
+    probe file is created there and removed at once (permission bits do not
+    tell for root, read-only mounts or /proc). Checked before any work, so that
+    a mistyped or unwritable output does not cost a whole run, and no other
+    output is written before it fails.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from ..errors import InputError
+
+    for parent in Path(os.path.abspath(path)).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot write {path}: {parent} is a file, not a folder.")
+            try:
+                with tempfile.TemporaryFile(dir=parent, prefix=".dnnsparse-probe-"):
+                    pass
+            except OSError as exc:
+                raise InputError(f"cannot write {path}: files cannot be created in {parent} "
+                                 f"({exc.strerror or exc}); choose another output.") from None
+            return path
+    return path
+
+
 def add_out_arg(parser, *, required=True, help="output file"):
-    add_option(parser, "out", required=required, metavar="PATH", help=help)
+    add_option(parser, "out", required=required, metavar="PATH", type=output_path, help=help)
 
 
 def add_stim_arg(parser, *, required=True):
@@ -77,8 +138,10 @@ def add_stim_arg(parser, *, required=True):
 def add_model_args(parser, *, net_required=True):
     g = parser.add_argument_group("network")
     add_option(g, "net", required=net_required, metavar="NAME",
-               help="zoo name (db_info lists them) or a Python file/module path "
-                    "'file.py:function' returning an nn.Module")
+               help="zoo name (db_info lists them) or 'file.py:function' / "
+                    "'package.module:function' returning an nn.Module; that file or module "
+                    "is imported and the function called, running its code with your "
+                    "permissions: use only code you trust")
     add_option(g, "weights", default="imagenet", metavar="W",
                help="'imagenet' (torch cache), 'random' (seeded by -weights-seed) or a .pth file")
     add_option(g, "weights-seed", type=int, default=0, metavar="N",
@@ -105,11 +168,75 @@ def add_device_args(parser):
 def dnn_from_args(args):
     """Build the network named by ``-net``/``-weights``/``-weights-seed``/``-preprocess``.
 
-    torch is imported here, not at module import, so ``--help`` stays fast.
+    torch is imported here, not at module import, so ``--help`` stays fast. A
+    custom network's own code failing (a syntax error, an exception while it is
+    imported or builds the network) is the user's to fix: one line naming the
+    file, line and error (:func:`custom_code_error`), not a traceback.
     """
-    from ..model import load_dnn
-    return load_dnn(args.net, weights=args.weights, seed=args.weights_seed,
+    return load_net(args.net, weights=args.weights, seed=args.weights_seed,
                     preprocess=args.preprocess)
+
+
+def load_net(net, **kwargs):
+    """:func:`dnnsparse.model.load_dnn`, with a custom network's failures as one line."""
+    from ..model import load_dnn
+    try:
+        return load_dnn(net, **kwargs)
+    except DnnsparseError:
+        raise
+    except Exception as exc:
+        error = custom_code_error(net, exc)
+        if error is None:
+            raise
+        raise error from None
+
+
+def _custom_code_file(net):
+    """Resolved path of the file holding a custom ``-net`` spec's code, or None."""
+    import importlib.util
+    from pathlib import Path
+
+    target, sep, func = str(net).rpartition(":")
+    if not sep or not target:
+        return None
+    if target.endswith(".py"):
+        return Path(target).resolve()
+    try:
+        spec = importlib.util.find_spec(target)
+    except (ImportError, ValueError, SyntaxError):
+        return None
+    return Path(spec.origin).resolve() if spec is not None and spec.origin else None
+
+
+def custom_code_error(net, exc):
+    """The :class:`InputError` for ``exc`` if it came from the code of custom ``-net``.
+
+    ``net`` is ``file.py:function`` or ``package.module:function``; ``exc``
+    counts as the user's when it is a syntax error in that file or was raised
+    while running one of its lines. Returns None otherwise (a bug of ours keeps
+    its traceback).
+    """
+    import traceback
+    from pathlib import Path
+
+    from ..errors import InputError
+
+    path = _custom_code_file(net)
+    if path is None:
+        return None
+    where = None
+    if isinstance(exc, SyntaxError) and exc.filename and \
+            Path(exc.filename).resolve() == path:
+        where = exc.lineno
+    else:
+        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__)
+                 if Path(f.filename).resolve() == path]
+        where = lines[-1] if lines else None
+    if where is None:
+        return None
+    what = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+    return InputError(f"-net {net}: the network code failed at {path.name} line {where}: "
+                      f"{type(exc).__name__}: {' '.join(what.split())[:300]}; fix that file.")
 
 
 def parse_layer_fractions(text):
@@ -118,6 +245,8 @@ def parse_layer_fractions(text):
     >>> parse_layer_fractions("conv5_relu=0.1, fc1=1")
     {'conv5_relu': 0.1, 'fc1': 1.0}
     """
+    import math
+
     from ..errors import InputError
     spec = {}
     for item in filter(None, (t.strip() for t in str(text).split(","))):
@@ -126,6 +255,9 @@ def parse_layer_fractions(text):
             spec[layer.strip()] = float(value)
         except ValueError:
             sep = ""
+        if sep and not math.isfinite(spec[layer.strip()]):
+            raise InputError(f"{item!r}: the fraction is not a finite number; give a "
+                             f"fraction in (0, 1], e.g. {layer.strip()}=0.1.")
         if not sep or not layer.strip():
             raise InputError(f"cannot read {item!r}; write LAYER=FRACTION pairs separated by "
                              f"commas, e.g. conv5_relu=0.1,fc1_relu=0.2.")
@@ -163,11 +295,44 @@ def manipulate_from_args(dnn, args):
     return dnn
 
 
+#: Device types a network can run on here (``meta`` holds no data; others need builds
+#: of torch we do not test).
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def parse_device(args):
-    """The device string from ``-device``/``-cuda``."""
-    if args.device:
-        return args.device
-    return "cuda" if args.cuda else "cpu"
+    """The device string from ``-device``/``-cuda``, checked (:func:`check_device`)."""
+    return check_device(args.device or ("cuda" if args.cuda else "cpu"))
+
+
+def check_device(text):
+    """``text`` if torch can compute on that device here, else :class:`InputError`.
+
+    ``cpu``, ``cuda``, ``cuda:N`` (N below the number of GPUs) and ``mps``
+    (Apple silicon) are accepted when available.
+    """
+    import torch
+
+    from ..errors import InputError
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        device = None
+    if device is None or device.type not in _DEVICE_TYPES:
+        raise InputError(f"-device {text!r}: give 'cpu', 'cuda' or 'cuda:N' (or 'mps' on "
+                         f"Apple silicon).")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {text!r} was requested but CUDA is not available; use "
+                             f"-device cpu.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"-device {text}: this machine has {torch.cuda.device_count()} "
+                             f"GPU(s), numbered from 0.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {text!r} was requested but MPS is not available; use "
+                         f"-device cpu.")
+    return text
 
 
 def _setup_logging(verbose, quiet):
@@ -181,7 +346,8 @@ def cli_main(get_parser):
     ``get_parser()`` builds the command's parser (its ``prog`` names the command
     in messages). ``main`` parses ``argv`` (None: ``sys.argv[1:]``), runs the
     command and returns an exit status: 0 success, 2 user error (one line on
-    stderr, no traceback), 130 interrupted. Tests call ``main([...])``.
+    stderr, no traceback), 130 interrupted (Ctrl-C, or SIGTERM as cluster
+    schedulers send it: both clean up partial outputs). Tests call ``main([...])``.
     """
     def decorate(run):
         @functools.wraps(run)
@@ -193,7 +359,8 @@ def cli_main(get_parser):
                 return exc.code if isinstance(exc.code, int) else 2
             _setup_logging(args.verbose, args.quiet)
             try:
-                status = run(args)
+                with sigterm_as_interrupt():   # a scheduler's SIGTERM cleans up like Ctrl-C
+                    status = run(args)
             except (DnnsparseError, FileNotFoundError, IsADirectoryError,
                     PermissionError) as exc:
                 msg = " ".join(str(exc).split())

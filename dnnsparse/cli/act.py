@@ -6,7 +6,9 @@ disk, so memory does not grow with the number of stimuli. Masks select channels
 -pool reduces every channel's map to one number; -aggregate label keeps only
 per-category means of the stimulus table's label column. -lesion permutes weights or
 biases, or removes ReLUs (the sparse-coding paper's lesions); -topk keeps only the
-largest activations of each channel after the given layers.
+largest activations of each channel after the given layers. -layer all-relu
+stands for every '*_relu' layer of the network (the paper's Conv#/FC#), in forward
+order.
 
 example: db_act -net alexnet -layer conv5_relu fc2_relu -stim imgs.stim.csv -pool mean -out alexnet.act.h5
 """
@@ -21,7 +23,9 @@ def get_parser():
     add_model_args(p)
     add_lesion_args(p)
     g = p.add_argument_group("what to extract")
-    add_option(g, "layer", nargs="+", metavar="L", help="layer names (db_info -net NAME lists them)")
+    add_option(g, "layer", nargs="+", metavar="L",
+               help="layer names (db_info -net NAME lists them); 'all-relu': every *_relu "
+                    "layer")
     add_option(g, "chn", nargs="+", type=int, metavar="N",
                help="1-based channels to keep in every -layer")
     add_option(g, "dmask", metavar="FILE", help=".dmask.csv with layers/channels/rows/cols")
@@ -48,24 +52,49 @@ def main(args):
         raise InputError("give -layer names or a -dmask file.")
     if args.chn and not args.layer:
         raise InputError("-chn applies to -layer; give -layer too.")
+    if args.layer and not all(l.strip() for l in args.layer):
+        raise InputError("-layer: a layer name is empty; give names such as conv5_relu "
+                         "(db_info -net NAME lists them).")
+    device = parse_device(args)                 # an unusable -device fails before any work
     check_output_path(args.out, force=args.force)
     stim = Stimulus.load(args.stim)
     stim.check_files()
     mask = Mask.load(args.dmask) if args.dmask else None
+    dnn = manipulate_from_args(dnn_from_args(args), args)
+    if args.layer:
+        args.layer = _expand_layers(dnn, args.layer)
     if args.chn:
         extra = Mask.from_args(args.layer, chn=args.chn)
         mask = extra if mask is None else _merge(mask, extra)
-    dnn = manipulate_from_args(dnn_from_args(args), args)
     attrs = {"stim_file": str(args.stim)}
     act = dnn.extract(stim, args.layer, mask=mask, pool=args.pool, aggregate=args.aggregate,
                       out=args.out, force=args.force, batch_size=args.batch_size,
-                      device=parse_device(args), workers=args.workers,
+                      device=device, workers=args.workers,
                       compression=args.compression, attrs=attrs,
                       show_progress=not args.quiet)
     shapes = ", ".join(f"{l} {act.shape(l)[1:]}" for l in act.layers)
     print(f"wrote {args.out}: {act.n_stim} {'categories' if args.aggregate else 'stimuli'}; "
           f"{shapes}")
     act.close()
+
+
+#: -layer words standing for several layers: name -> layers of a network.
+LAYER_SETS = {"all-relu": lambda dnn: [l for l in dnn.layers if l.endswith("_relu")]}
+
+
+def _expand_layers(dnn, layers):
+    """``layers`` with every word of :data:`LAYER_SETS` replaced by its layers."""
+    out = []
+    for layer in layers:
+        if layer in LAYER_SETS:
+            found = LAYER_SETS[layer](dnn)
+            if not found:
+                raise InputError(f"-layer {layer}: {dnn.name} has no such layers; "
+                                 f"'db_info -net {dnn.name}' lists its layers.")
+            out += found
+        else:
+            out.append(layer)
+    return list(dict.fromkeys(out))             # a layer named twice is extracted once
 
 
 def _merge(mask, extra):

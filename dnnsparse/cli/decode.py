@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import InputError
 from ._args import add_cv_args, add_roi_args, parse_cv, rois_from_args
-from ._common import add_force_arg, add_option, cli_main, make_parser
+from ._common import add_force_arg, add_option, cli_main, make_parser, output_path
 
 
 def get_parser():
@@ -52,7 +52,7 @@ def get_parser():
     add_option(g, "model", default="logistic", choices=sorted(MODELS),
                help="classifiers: logistic, svm (linear); regressors: ridge, lasso, glm")
     add_cv_args(g)
-    add_option(p, "out", required=True, metavar="DIR", help="output directory")
+    add_option(p, "out", type=output_path, required=True, metavar="DIR", help="output directory")
     add_option(p, "no-plot", action="store_true", help="write no figure")
     add_force_arg(p)
     return p
@@ -94,13 +94,13 @@ def _print(results):
 def main(args):
     from ..pipelines import decode_sources, decoding_outputs
     from ..base.stimulus import Stimulus
-    from ..io import prepare_output_dir
+    from ..io import atomic_output_dir, check_output_dir
     from ..io.table import write_table
 
     if args.n_perm < 0 or args.n_jobs == 0:
         raise InputError("-n-perm must be >= 0 and -n-jobs non-zero.")
     args.cv = parse_cv(args.cv)
-    out = prepare_output_dir(args.out, force=args.force)
+    out = check_output_dir(args.out, force=args.force)      # refuse before any work
     stim = Stimulus.load(args.stim)
     y = np.asarray(stim[args.target])
     classifier = args.model in ("logistic", "svm")
@@ -116,12 +116,13 @@ def main(args):
 
     files = decoding_outputs(results, y, stim_ids=stim.ids, groups=groups,
                              target=None if classifier else args.target)
-    for name, table in files:
-        write_table(out / name, table, force=True)
-    written = [name for name, _ in files]
-    if not args.no_plot:
-        from ..viz import plot_decoding_summary
-        plot_decoding_summary(out / "decoding.png", files[0][1], force=True)
-        written.append("decoding.png")
+    with atomic_output_dir(out, force=args.force) as tmp:     # the folder as a whole
+        for name, table in files:
+            write_table(tmp / name, table, force=True)
+        written = [name for name, _ in files]
+        if not args.no_plot:
+            from ..viz import plot_decoding_summary
+            plot_decoding_summary(tmp / "decoding.png", files[0][1], force=True)
+            written.append("decoding.png")
     _print(results)
     print(f"wrote {out}: {', '.join(written)}")

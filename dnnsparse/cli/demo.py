@@ -21,7 +21,7 @@ and each variant's Kendall trend along the layers. Writes to -out DIR:
 example: db_demo -out demo/
 """
 from ._common import (add_force_arg, add_lesion_args, add_option, cli_main, make_parser,
-                      parse_layer_fractions)
+                      output_path, parse_layer_fractions)
 
 
 def get_parser():
@@ -29,7 +29,7 @@ def get_parser():
     from ..algo.sparseness import UNIT_MODES
 
     p = make_parser("db_demo", __doc__)
-    add_option(p, "out", required=True, metavar="DIR", help="output directory")
+    add_option(p, "out", type=output_path, required=True, metavar="DIR", help="output directory")
     g = p.add_argument_group("stimuli")
     add_option(g, "n-per-category", type=int, default=12, metavar="N",
                help="random views of every photograph")

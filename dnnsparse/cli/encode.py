@@ -39,8 +39,9 @@ Outputs in -out DIR:
 example: db_encode -anal mv -act alexnet.act.h5 -layer conv5_relu fc2_relu -resp beta.nii.gz -bmask vtc.nii.gz -model ridge -cv 10 -n-perm 1000 -max-stat -out enc/
 """
 from ..errors import InputError
+from ..utils.validation import finite_float
 from ._args import add_cv_args, add_roi_args, parse_cv, rois_from_args
-from ._common import add_force_arg, add_option, cli_main, make_parser
+from ._common import add_force_arg, add_option, cli_main, make_parser, output_path
 
 
 def get_parser():
@@ -68,13 +69,13 @@ def get_parser():
                help="mv: all units together; uv: best single unit per target")
     add_option(g, "model", choices=sorted(MODELS),
                help="default: ridge for mv, glm for uv (the only uv model)")
-    add_option(g, "alphas", nargs="+", type=float, metavar="A",
+    add_option(g, "alphas", nargs="+", type=finite_float, metavar="A",
                help="ridge penalties tried per target (default 1e-2..1e7, one per "
                     "decade); lasso: one value")
     add_option(g, "inner-cv", default="5", metavar="K",
                help="ridge: folds choosing the penalty inside each training set")
     add_option(g, "n-components", type=int, metavar="N", help="pls: components (default 2)")
-    add_option(g, "reduce", type=float, metavar="N",
+    add_option(g, "reduce", type=finite_float, metavar="N",
                help="PCA fitted in every training fold: N components (or a variance "
                     "fraction < 1)")
     add_option(g, "batch", type=int, metavar="N",
@@ -88,10 +89,10 @@ def get_parser():
                     "series)")
     add_option(g, "max-stat", action="store_true",
                help="also write max-statistic (FWER) p-values; n_sig then counts them")
-    add_option(g, "p-thr", type=float, default=0.05, metavar="P",
+    add_option(g, "p-thr", type=finite_float, default=0.05, metavar="P",
                help="p threshold of the summary's n_sig")
     g = p.add_argument_group("output")
-    add_option(g, "out", required=True, metavar="DIR", help="output directory")
+    add_option(g, "out", type=output_path, required=True, metavar="DIR", help="output directory")
     add_option(g, "no-model", action="store_true",
                help="do not refit and save the models on all stimuli")
     add_option(g, "no-plot", action="store_true", help="write no figure")
@@ -112,9 +113,18 @@ def _model_settings(args):
     if args.n_components is not None:
         if model != "pls":
             raise InputError("-n-components applies to -model pls.")
+        if args.n_components < 1:
+            raise InputError(f"-n-components {args.n_components}: give at least 1 "
+                             "component.")
         params = {"n_components": args.n_components}
     if args.alphas and model not in ("ridge", "lasso"):
         raise InputError(f"-alphas applies to -model ridge or lasso, not {model}.")
+    if args.alphas and min(args.alphas) <= 0:
+        raise InputError(f"-alphas {' '.join(f'{a:g}' for a in args.alphas)}: penalties "
+                         "must be positive (e.g. -alphas 0.1 10 1000).")
+    if args.batch is not None and args.batch < 1:
+        raise InputError(f"-batch {args.batch}: give at least 1 target per batch (or leave "
+                         "it out to bound memory automatically).")
     if model == "lasso" and args.alphas:
         if len(args.alphas) != 1:
             raise InputError("-model lasso takes one -alphas value (its penalty).")
@@ -157,7 +167,7 @@ def main(args):
     from ..algo.model_selection import make_splits
     from ..pipelines import layer_mask, load_responses, run_encoding
     from ..base.activation import Activation
-    from ..io import prepare_output_dir
+    from ..io import atomic_output_dir, check_output_dir
     from ..io.table import write_table
 
     model, params, reduce = _model_settings(args)
@@ -166,7 +176,7 @@ def main(args):
         raise InputError("-n-perm must be >= 0, -n-jobs non-zero and -p-thr in (0, 1).")
     if args.max_stat and not args.n_perm:
         raise InputError("-max-stat corrects permutation p-values; give -n-perm too.")
-    out = prepare_output_dir(args.out, force=args.force)
+    out = check_output_dir(args.out, force=args.force)      # refuse before any work
     act = Activation.load(args.act)
     mask = layer_mask(act, layers=args.layer, chn=args.chn, dmask=args.dmask)
     groups = _groups(args, act)
@@ -183,22 +193,26 @@ def main(args):
                          "time series, convolve the activation with db_hrf).")
     responses.report_skipped()
 
-    run = run_encoding(act, mask, responses, out=out, iter_axis=args.iteraxis, groups=groups,
-                       save_models=not args.no_model, max_stat=args.max_stat,
-                       p_threshold=args.p_thr, scoring=args.scoring,
-                       progress=not args.quiet, model=model, analysis=args.anal,
-                       alphas=args.alphas if model == "ridge" else None,
-                       cv=folds if args.contiguous else args.cv, inner_cv=args.inner_cv,
-                       reduce=reduce, n_perm=args.n_perm, seed=args.seed,
-                       model_params=params, n_targets_batch=args.batch, n_jobs=args.n_jobs)
-    act.close()
-    write_table(out / "scores.tsv", run.scores, force=True)
-    write_table(out / "summary.csv", run.summary, force=True)
-    write_table(out / "folds.csv", run.folds, force=True)
-    if not args.no_plot:
-        from ..viz import plot_encoding_summary
-        plot_encoding_summary(out / "encoding.png", run.summary, scoring=args.scoring,
-                              force=True)
+    # the folder as a whole: a run failing at any layer leaves nothing behind
+    with atomic_output_dir(out, force=args.force) as tmp:
+        run = run_encoding(act, mask, responses, out=tmp, iter_axis=args.iteraxis,
+                           groups=groups, save_models=not args.no_model,
+                           max_stat=args.max_stat, p_threshold=args.p_thr,
+                           scoring=args.scoring, progress=not args.quiet, model=model,
+                           analysis=args.anal,
+                           alphas=args.alphas if model == "ridge" else None,
+                           cv=folds if args.contiguous else args.cv, inner_cv=args.inner_cv,
+                           reduce=reduce, n_perm=args.n_perm, seed=args.seed,
+                           model_params=params, n_targets_batch=args.batch,
+                           n_jobs=args.n_jobs)
+        act.close()
+        write_table(tmp / "scores.tsv", run.scores, force=True)
+        write_table(tmp / "summary.csv", run.summary, force=True)
+        write_table(tmp / "folds.csv", run.folds, force=True)
+        if not args.no_plot:
+            from ..viz import plot_encoding_summary
+            plot_encoding_summary(tmp / "encoding.png", run.summary, scoring=args.scoring,
+                                  force=True)
     _print_summary(run.summary, args.scoring)
     print(f"wrote {out}: scores.tsv, summary.csv, folds.csv"
           f"{', encoding.png' if not args.no_plot else ''}"

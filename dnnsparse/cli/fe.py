@@ -22,6 +22,7 @@ example: db_fe -act alexnet.act.h5 -layer fc1_relu -method pca -n 50 -out pca.ac
     then: db_fe -act other.act.h5 -transform pca.transform.npz -out projected.act.h5
 """
 from ..errors import InputError
+from ..utils.validation import finite_float
 from ._common import add_force_arg, add_option, add_out_arg, cli_main, make_parser
 
 METHODS = ("pca", "ica", "nmf", "kmeans", "agglomerative", "hist", "psd")
@@ -50,7 +51,7 @@ def get_parser():
     add_option(g, "figure", metavar="IMAGE", help="pca: explained variance figure")
     add_option(g, "seed", type=int, default=0, metavar="N", help="ica, nmf, kmeans seed")
     add_option(g, "max-iter", type=int, default=200, metavar="N", help="ica, nmf iterations")
-    add_option(g, "tol", type=float, default=1e-4, metavar="X", help="ica, nmf tolerance")
+    add_option(g, "tol", type=finite_float, default=1e-4, metavar="X", help="ica, nmf tolerance")
     add_option(g, "init", default="nndsvda",
                choices=["nndsvda", "nndsvd", "nndsvdar", "random"], help="nmf start")
     add_option(g, "solver", default="cd", choices=["cd", "mu"], help="nmf solver")

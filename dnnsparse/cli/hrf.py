@@ -17,6 +17,7 @@ import logging
 import numpy as np
 
 from ..errors import InputError
+from ..utils.validation import finite_float
 from ._common import add_force_arg, add_option, add_out_arg, add_stim_arg, cli_main, make_parser
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def get_parser():
     add_option(p, "layer", nargs="+", metavar="L", help="layers; default: all in the file")
     add_stim_arg(p)
     g = p.add_argument_group("scans (-n-scans or -resp)")
-    add_option(g, "tr", type=float, required=True, metavar="S",
+    add_option(g, "tr", type=finite_float, required=True, metavar="S",
                help="repetition time in seconds")
     add_option(g, "n-scans", type=int, metavar="N", help="number of scans (volumes)")
     add_option(g, "resp", metavar="FILE",

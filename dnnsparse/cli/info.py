@@ -1,17 +1,23 @@
 """Describe networks and activation files.
 
 Without options: list the model zoo. With -net: the network's layers, module
-paths and output shapes (a blank 224x224 image is passed through). With -act:
-an .act.h5 file's metadata and layers.
+paths and output shapes (a blank 224x224 image is passed through). With -act
+(or the file name alone): an .act.h5 file's metadata and layers.
 
 example: db_info -net alexnet
+example: db_info alexnet.act.h5
 """
-from ._common import add_option, cli_main, make_parser
+from ..errors import InputError
+from ._common import add_option, cli_main, load_net, make_parser
 
 
 def get_parser():
     p = make_parser("db_info", __doc__)
-    add_option(p, "net", metavar="NAME", help="zoo name or 'file.py:function'")
+    p.add_argument("file", nargs="?", metavar="FILE",
+                   help="an .act.h5 file to describe (same as -act FILE)")
+    add_option(p, "net", metavar="NAME",
+               help="zoo name or 'file.py:function' (runs that file's code: see db_act "
+                    "--help)")
     add_option(p, "weights", default="random", metavar="W",
                help="weights to load (shapes do not depend on them)")
     add_option(p, "act", metavar="FILE", help="an .act.h5 file to describe")
@@ -27,6 +33,11 @@ def _print_table(rows, header):
 @cli_main(get_parser)
 def main(args):
     import numpy as np
+    if args.file:
+        if args.act or args.net:
+            raise InputError(f"give the file to describe once: {args.file} or -act/-net, "
+                             f"not both.")
+        args.act = args.file
     if args.act:
         from ..base.activation import Activation
         with Activation.load(args.act) as act:
@@ -36,11 +47,11 @@ def main(args):
             _print_table([[l, act.shape(l)[1:], int(np.prod(act.shape(l)[1:]))]
                           for l in act.layers], ["layer", "shape (chn,row,col)", "units"])
         return
-    from ..model import NETS, load_dnn
+    from ..model import NETS
     if not args.net:
         _print_table([[n, s.note] for n, s in NETS.items()], ["network", "note"])
         return
-    dnn = load_dnn(args.net, weights=args.weights)
+    dnn = load_net(args.net, weights=args.weights)
     shapes = dnn.layer_shapes()
     print(f"{dnn.name}: input {dnn.input_size}, preprocess {dnn.preprocess}")
     _print_table([[l, dnn.layer_map[l], shapes[l], int(np.prod(shapes[l]))] for l in dnn.layers],

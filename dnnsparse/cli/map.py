@@ -26,8 +26,9 @@ example: db_map -act alexnet.act.h5 -stim imgs.stim.csv -nif beta.nii.gz -roi at
 import numpy as np
 
 from ..errors import InputError
+from ..utils.validation import finite_float
 from ._args import add_plot_arg, add_roi_args, add_rsa_args, build_rois
-from ._common import add_force_arg, add_option, cli_main, make_parser
+from ._common import add_force_arg, add_option, cli_main, make_parser, output_path
 
 
 def get_parser():
@@ -46,7 +47,7 @@ def get_parser():
     add_roi_args(p)
     g = add_rsa_args(p)
     p.set_defaults(n_perm=1000)
-    add_option(g, "alpha", type=float, default=0.05, metavar="A",
+    add_option(g, "alpha", type=finite_float, default=0.05, metavar="A",
                help="FDR level marked in the heatmap")
     g = p.add_argument_group("sparseness")
     add_option(g, "psi", metavar="TABLE",
@@ -54,7 +55,7 @@ def get_parser():
                     "layer PSI here")
     add_option(g, "unit", default="channel", choices=sorted(UNIT_MODES),
                help="a layer's units for PSI -- " + UNIT_MODES.describe())
-    add_option(p, "out", required=True, metavar="DIR", help="output directory")
+    add_option(p, "out", type=output_path, required=True, metavar="DIR", help="output directory")
     add_plot_arg(p)
     add_force_arg(p)
     return p
@@ -66,13 +67,16 @@ def main(args):
                              mapping_sparseness, read_psi_summary, render_best_layer,
                              write_best_layer_maps)
     from ..base.brain import BrainData
-    from ..io import prepare_output_dir
+    from ..io import atomic_output_dir, check_output_dir
     from ..io.table import write_table
 
     if not 0 < args.alpha < 1:
         raise InputError(f"-alpha {args.alpha}: give a level between 0 and 1.")
+    if args.n_perm < 0:
+        raise InputError(f"-n-perm {args.n_perm}: give 0 (no test) or more permutations.")
     if not args.roi and not args.bmask:
         raise InputError("give the ROIs: -roi ATLAS or -bmask MASK [MASK ...].")
+    out = check_output_dir(args.out, force=args.force)      # refuse before any work
     stim, act = load_rsa_inputs(args.stim, args.act, layers=args.layer)
     items = Items(stim, args.stim, act, args.act, cate=args.cate)
     brain = BrainData.load(args.nif)
@@ -80,7 +84,6 @@ def main(args):
     rois = build_rois(args).to_space(brain.space)
     layers = args.layer or act.layers
     psi_layer = read_psi_summary(args.psi, layers) if args.psi else None
-    out = prepare_output_dir(args.out, force=args.force)
 
     dnn = dnn_rdms(act, layers, metric=args.metric, labels=items.act_group,
                    show_progress=not args.quiet)
@@ -93,21 +96,22 @@ def main(args):
     result = map_layers(dnn, bdm, method=args.method, n_perm=args.n_perm, seed=args.seed,
                         psi_layer=psi_layer, psi_roi=psi_roi, show_progress=not args.quiet)
 
-    write_table(out / "mapping.csv", result.table(), force=True)
-    write_table(out / "best_layer.csv", result.best_table(), force=True)
-    written = ["mapping.csv", "best_layer.csv"]
-    written += write_best_layer_maps(out, brain, rois, result)
-    if not args.no_plot:
-        from ..viz import plot_similarity_heatmap
+    with atomic_output_dir(out, force=args.force) as tmp:     # the folder as a whole
+        write_table(tmp / "mapping.csv", result.table(), force=True)
+        write_table(tmp / "best_layer.csv", result.best_table(), force=True)
+        written = ["mapping.csv", "best_layer.csv"]
+        written += write_best_layer_maps(tmp, brain, rois, result)
+        if not args.no_plot:
+            from ..viz import plot_similarity_heatmap
 
-        with np.errstate(invalid="ignore"):
-            marks = result.p_fdr < args.alpha
-        plot_similarity_heatmap(out / "mapping.png", result.score, result.layers,
-                                result.rois, best=result.best, marks=marks,
-                                cbar_label=f"{result.method} of RDMs ({args.metric}); "
-                                           f"* p_fdr < {args.alpha:g}", force=True)
-        written.append("mapping.png")
-        written += render_best_layer(out, brain, rois, result)
+            with np.errstate(invalid="ignore"):
+                marks = result.p_fdr < args.alpha
+            plot_similarity_heatmap(tmp / "mapping.png", result.score, result.layers,
+                                    result.rois, best=result.best, marks=marks,
+                                    cbar_label=f"{result.method} of RDMs ({args.metric}); "
+                                               f"* p_fdr < {args.alpha:g}", force=True)
+            written.append("mapping.png")
+            written += render_best_layer(tmp, brain, rois, result)
     for roi, layer, q in zip(result.rois, result.best_layers(), result.best_table()["p_fdr"]):
         print(f"{roi}: best layer {layer} (p_fdr {q:.3g})")
     print(f"wrote {', '.join(written)} to {out}")

@@ -23,9 +23,10 @@ example: db_rf -net alexnet -theoretical -out rf.csv
 example: db_rf -net alexnet -target conv5:12,7,7 conv3:40 -stim imgs.stim.csv -out rf/
 """
 from ..errors import InputError
+from ..utils.validation import finite_float
 from ._common import (add_device_args, add_force_arg, add_lesion_args, add_model_args,
                       add_option, add_stim_arg, cli_main, dnn_from_args, make_parser,
-                      manipulate_from_args, parse_device)
+                      manipulate_from_args, output_path, parse_device)
 
 
 def get_parser():
@@ -56,11 +57,11 @@ def get_parser():
                help="original minus occluded value (DNNBrain), or its absolute value")
     add_option(o, "interp", default="bicubic", choices=["bicubic", "bilinear", "nearest", "area"],
                help="interpolation of the upsampled activation map")
-    add_option(o, "threshold", type=float, metavar="Q",
+    add_option(o, "threshold", type=finite_float, metavar="Q",
                help="clip each upsampled map below its Q quantile, 0<=Q<1 (DNNBrain's "
                     "interp_threshold)")
     add_stim_arg(p, required=False)
-    add_option(p, "out", metavar="PATH",
+    add_option(p, "out", type=output_path, metavar="PATH",
                help="-theoretical: a .csv/.tsv table (optional); otherwise the output "
                     "directory")
     add_option(p, "no-figures", action="store_true", help="write no overlay figures")
@@ -113,15 +114,10 @@ def _empirical(args):
     if missing:
         raise InputError(f"give {', '.join(missing)} (or -theoretical for the table of "
                          f"layers).")
+    device = parse_device(args)
     check_rf_output_dir(args.out, force=args.force)
     stim = Stimulus.load(args.stim)
     stim.check_files()
-    device = parse_device(args)
-    if device.startswith("cuda"):
-        import torch
-        if not torch.cuda.is_available():
-            raise InputError("device 'cuda' was requested but CUDA is not available; use "
-                             "-device cpu.")
     dnn = manipulate_from_args(dnn_from_args(args), args)
     dnn.to(device)
     targets = resolve_targets(args.target, dnn, stat=args.stat)

@@ -6,17 +6,21 @@ GIFTI .label.gii; names from its label table, else the integer labels, or from
 Brain data (-nif) may be NIfTI-1/2 (3-D: one sample, 4-D: one per volume), MGH,
 CIFTI dscalar/dtseries or GIFTI; atlas and data must share their grid.
 The output .roi.h5 has DNNBrain's layout (attribute 'roi', dataset 'data'
-of shape (n_samples, n_roi)).
+of shape (n_samples, n_roi)); -csv also writes the signals as a table (columns
+sample, stimID with -stim, then one per ROI). Both outputs are checked before any
+work and put in place together.
 
 example: db_roi -nif beta.dscalar.nii -roi MMP.dlabel.nii -merge VTC=L_V8_ROI+L_FFC_ROI+L_PIT_ROI+L_VVC_ROI+L_VMV1_ROI -select VTC L_V1_ROI -out vtc.roi.h5
 example: db_roi -roi MMP.dlabel.nii -list
 """
 import logging
+import os
 import sys
 
 from ..errors import InputError
 from ._args import add_roi_args, rois_from_args
-from ._common import add_force_arg, add_option, cli_main, make_parser
+from ._common import (add_force_arg, add_option, check_writable, cli_main, make_parser,
+                      output_path)
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +36,23 @@ def get_parser():
     add_option(g, "nif", metavar="FILE", help="brain data (samples x voxels/vertices)")
     add_option(g, "method", default="mean", choices=sorted(STATS),
                help="summary of each ROI's voxels/vertices per sample")
-    add_option(g, "out", metavar="PATH", help="output .roi.h5")
-    add_option(g, "csv", metavar="PATH", help="also write the signals as a CSV/TSV table")
+    add_option(g, "out", type=output_path, metavar="PATH", help="output .roi.h5")
+    add_option(g, "csv", type=output_path, metavar="PATH",
+               help="also write the signals as a CSV/TSV table")
+    add_option(g, "stim", metavar="FILE",
+               help="stimulus table with one row per sample: its stimIDs label the -csv rows")
     add_force_arg(p)
     return p
 
 
 @cli_main(get_parser)
 def main(args):
+    import contextlib
+
     from ..base.brain import BrainData
     from ..base.roi import roi_signals
-    from ..io import check_output_path
+    from ..base.stimulus import Stimulus
+    from ..io import atomic_output, check_output_path
     from ..io.roi import write_roi_file
     from ..io.table import write_table
 
@@ -56,19 +66,35 @@ def main(args):
         raise InputError("give -nif (brain data) and -out (.roi.h5), or -list.")
     if not args.out.endswith(".roi.h5"):
         raise InputError(f"-out {args.out}: the output name must end in .roi.h5.")
-    check_output_path(args.out, force=args.force)
-    if args.csv:
-        check_output_path(args.csv, force=args.force)
+    if args.stim and not args.csv:
+        raise InputError("-stim labels the rows of the -csv table; give -csv too.")
+    outputs = [args.out] + ([args.csv] if args.csv else [])
+    if len({os.path.abspath(o) for o in outputs}) < len(outputs):
+        raise InputError("-out and -csv name the same file; give two names.")
+    for path in outputs:                 # every output is checked before any work
+        check_output_path(path, force=args.force)
+        check_writable(path)
+    if args.csv and not str(args.csv).lower().endswith((".csv", ".tsv")):
+        raise InputError(f"-csv {args.csv}: the table name must end in .csv or .tsv.")
     rois = rois_from_args(args)
     brain = BrainData.load(args.nif)
+    stim = Stimulus.load(args.stim) if args.stim else None
+    if stim is not None:
+        brain.check_n_samples(len(stim), what=args.stim)
     signals = roi_signals(brain, rois, stat=args.method)
     source = args.roi or " ".join(args.bmask)
-    write_roi_file(args.out, rois.names, signals, force=args.force,
-                   attrs={"stat": args.method, "nif": str(args.nif), "rois": source})
-    if args.csv:
-        columns = {"sample": list(range(1, brain.n_samples + 1))}
-        columns.update({name: signals[:, j] for j, name in enumerate(rois.names)})
-        write_table(args.csv, columns, force=args.force)
-    print(f"wrote {args.out}: {len(rois)} ROI(s) x {brain.n_samples} sample(s), "
-          f"{args.method}", file=sys.stdout)
+    # Both files are put in place together, at the end: a failure writing either
+    # leaves neither.
+    with contextlib.ExitStack() as stack:
+        tmp = [stack.enter_context(atomic_output(o, force=args.force)) for o in outputs]
+        write_roi_file(tmp[0], rois.names, signals, force=True,
+                       attrs={"stat": args.method, "nif": str(args.nif), "rois": source})
+        if args.csv:
+            columns = {"sample": list(range(1, brain.n_samples + 1))}
+            if stim is not None:
+                columns["stimID"] = list(stim.ids)
+            columns.update({name: signals[:, j] for j, name in enumerate(rois.names)})
+            write_table(tmp[1], columns, force=True)
+    print(f"wrote {args.out}{f' and {args.csv}' if args.csv else ''}: {len(rois)} ROI(s) x "
+          f"{brain.n_samples} sample(s), {args.method}", file=sys.stdout)
     return 0

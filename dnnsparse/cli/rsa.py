@@ -24,8 +24,9 @@ import logging
 import numpy as np
 
 from ..errors import InputError
+from ..utils.validation import finite_float
 from ._args import add_plot_arg, add_roi_args, add_rsa_args, build_rois
-from ._common import add_force_arg, add_option, cli_main, make_parser
+from ._common import add_force_arg, add_option, cli_main, make_parser, output_path
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,8 @@ def get_parser():
     g = add_rsa_args(p)
     add_option(g, "n-boot", type=int, default=0, metavar="N",
                help="bootstrap samples over stimuli for the CI (0: none)")
-    add_option(g, "ci", type=float, default=0.95, metavar="C", help="bootstrap CI level")
-    add_option(p, "out", required=True, metavar="DIR", help="output directory")
+    add_option(g, "ci", type=finite_float, default=0.95, metavar="C", help="bootstrap CI level")
+    add_option(p, "out", type=output_path, required=True, metavar="DIR", help="output directory")
     add_plot_arg(p)
     add_force_arg(p)
     return p
@@ -61,7 +62,7 @@ def main(args):
     from ..pipelines import (Items, dnn_rdms, load_rsa_inputs, mean_rdms, rsa_table,
                              subject_rdms)
     from ..base.rdm import RDM, save_rdms
-    from ..io import prepare_output_dir
+    from ..io import atomic_output_dir, check_output_dir
     from ..io.table import write_table
 
     if not args.act and not args.nif:
@@ -72,9 +73,12 @@ def main(args):
         raise InputError("-layer selects layers of -act; give -act too.")
     if (args.roi or args.bmask) and not args.nif:
         raise InputError("-roi/-bmask select brain data; give -nif too.")
+    if args.n_perm < 0 or args.n_boot < 0 or not 0 < args.ci < 1:
+        raise InputError("-n-perm and -n-boot must be >= 0 and -ci a level between 0 and 1 "
+                         "(e.g. 0.95).")
+    out = check_output_dir(args.out, force=args.force)      # refuse early, before compute
     stim, act = load_rsa_inputs(args.stim, args.act, layers=args.layer)
     items = Items(stim, args.stim, act, args.act, cate=args.cate)
-    out = prepare_output_dir(args.out, force=args.force)    # refuse early, before compute
     # Everything is computed before anything is written: a mistake found late
     # (a subject with other samples) leaves no partial results.
     dnn = subjects = brain = table = None
@@ -96,24 +100,25 @@ def main(args):
     written = []
 
     def save(name, rdms, rdm_type):
-        save_rdms(out / name, {k: RDM(v, labels=names, metric=args.metric)
+        save_rdms(tmp / name, {k: RDM(v, labels=names, metric=args.metric)
                                for k, v in rdms.items()}, rdm_type=rdm_type, force=True)
         written.append(name)
 
-    if dnn is not None:
-        save("dnn.rdm.h5", dnn, "dRDM")
-    if brain is not None:
-        save("brain.rdm.h5", brain, "bRDM")
-        if len(subjects) > 1:
-            for k, (path, rdms) in enumerate(zip(args.nif, subjects), start=1):
-                log.info("brain_subject%d.rdm.h5: %s", k, path)
-                save(f"brain_subject{k}.rdm.h5", rdms, "bRDM")
-    if table is not None:
-        write_table(out / "similarity.csv", table, force=True)
-        written.append("similarity.csv")
-        if not args.no_plot:
-            _heatmap(out / "similarity.png", table, list(dnn), list(brain), args)
-            written.append("similarity.png")
+    with atomic_output_dir(out, force=args.force) as tmp:     # the folder as a whole
+        if dnn is not None:
+            save("dnn.rdm.h5", dnn, "dRDM")
+        if brain is not None:
+            save("brain.rdm.h5", brain, "bRDM")
+            if len(subjects) > 1:
+                for k, (path, rdms) in enumerate(zip(args.nif, subjects), start=1):
+                    log.info("brain_subject%d.rdm.h5: %s", k, path)
+                    save(f"brain_subject{k}.rdm.h5", rdms, "bRDM")
+        if table is not None:
+            write_table(tmp / "similarity.csv", table, force=True)
+            written.append("similarity.csv")
+            if not args.no_plot:
+                _heatmap(tmp / "similarity.png", table, list(dnn), list(brain), args)
+                written.append("similarity.png")
     print(f"wrote {', '.join(written)} to {out}")
     return 0
 

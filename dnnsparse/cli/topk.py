@@ -17,6 +17,7 @@ adds another.
 
 example: db_topk -net alexnet -stim cue-conflict.stim.csv -layer-set conv5_relu -layer-set conv4_relu,conv5_relu -fraction 0.05 0.1 0.2 -out alexnet_topk
 """
+from ..utils.validation import finite_float
 from ._common import (add_device_args, add_force_arg, add_model_args, add_option, add_out_arg,
                       add_stim_arg, cli_main, dnn_from_args, make_parser, parse_device)
 
@@ -29,7 +30,7 @@ def get_parser():
                help="one layer set: Top-K at all these layers together")
     add_option(g, "layer-set", action="append", metavar="A,B", dest="layer_sets",
                help="a further layer set, comma-separated (repeat for several)")
-    add_option(g, "fraction", nargs="+", type=float, required=True, metavar="F",
+    add_option(g, "fraction", nargs="+", type=finite_float, required=True, metavar="F",
                help="fractions of positions kept per channel, in (0, 1]")
     add_option(g, "mode", default="keep", choices=["keep", "mean", "inverse"],
                help="keep the Top-K values, replace them by their channel mean, or keep "
@@ -69,33 +70,33 @@ def _layer_sets(args):
 
 @cli_main(get_parser)
 def main(args):
-    from pathlib import Path
-
+    from ..errors import InputError
     from ..viz import plot_shape_bias_sweep
     from ..pipelines import check_fractions, check_layer_sets, cue_conflict_categories, topk_sweep
     from ..base.stimulus import Stimulus
-    from ..io import prepare_output_dir
+    from ..io import atomic_output_dir, check_output_dir
     from ..io.table import write_table
 
     sets = _layer_sets(args)
     check_fractions(args.fraction)
+    if args.n_boot < 0:
+        raise InputError(f"-n-boot {args.n_boot}: give 0 (no CI) or more replicates.")
+    device = parse_device(args)
+    out = check_output_dir(args.out, force=args.force)    # refuse before any work
     stim = Stimulus.load(args.stim)
     cue_conflict_categories(stim)              # fail before loading the network
     stim.check_files()
-    out = Path(args.out)
-    if out.exists() and not (out.is_dir() and (args.force or not any(out.iterdir()))):
-        prepare_output_dir(out, force=args.force)   # its error, before any computation
     dnn = dnn_from_args(args)
     check_layer_sets(dnn, sets)
     result = topk_sweep(dnn, stim, sets, args.fraction, mode=args.mode, accuracy=args.accuracy,
                         output_layer=args.output_layer, n_boot=args.n_boot, seed=args.seed,
-                        batch_size=args.batch_size, device=parse_device(args),
+                        batch_size=args.batch_size, device=device,
                         workers=args.workers, show_progress=not args.quiet)
-    prepare_output_dir(out, force=args.force)
-    write_table(out / "topk.csv", result.table, force=True)
-    write_table(out / "per_category.csv", result.per_category, force=True)
-    plot_shape_bias_sweep(out / "topk.png", result.table, force=True,
-                          title=f"{dnn.name} ({dnn.weights}), Top-K mode {args.mode}")
+    with atomic_output_dir(out, force=args.force) as tmp:     # the folder as a whole
+        write_table(tmp / "topk.csv", result.table, force=True)
+        write_table(tmp / "per_category.csv", result.per_category, force=True)
+        plot_shape_bias_sweep(tmp / "topk.png", result.table, force=True,
+                              title=f"{dnn.name} ({dnn.weights}), Top-K mode {args.mode}")
     t = result.table
     print(f"wrote {out}/topk.csv ({len(t['layers'])} settings, {t['n_images'][0]} images; "
           f"intact shape bias {t['shape_bias'][0]:.3f}, {t['accuracy_kind'][0]} "

@@ -18,6 +18,7 @@ with the same number of threads (-threads).
 
 example: db_train -net resnet18 -stim train.stim.csv -val-fraction 0.2 -epochs 20 -lr 0.01 -topk layer3=0.2 -freeze conv1 layer1 -out resnet18_topk
 """
+from ..utils.validation import finite_float
 from ._common import (add_device_args, add_force_arg, add_lesion_args, add_model_args,
                       add_option, add_out_arg, add_stim_arg, cli_main, dnn_from_args,
                       make_parser, parse_device, parse_layer_fractions)
@@ -37,14 +38,14 @@ def get_parser():
     v = g.add_mutually_exclusive_group()
     add_option(v, "val-stim", metavar="FILE", help="validation table (labels among the "
                "training classes)")
-    add_option(v, "val-fraction", type=float, default=0.2, metavar="F",
+    add_option(v, "val-fraction", type=finite_float, default=0.2, metavar="F",
                help="fraction of each class split off the training table for validation")
     g = p.add_argument_group("training")
     add_option(g, "epochs", type=int, default=10, metavar="N")
-    add_option(g, "lr", type=float, default=0.01, metavar="LR", help="initial learning rate")
+    add_option(g, "lr", type=finite_float, default=0.01, metavar="LR", help="initial learning rate")
     add_option(g, "optimizer", default="sgd", choices=["sgd", "adam"])
-    add_option(g, "momentum", type=float, default=0.9, metavar="M", help="SGD momentum")
-    add_option(g, "weight-decay", type=float, default=0.0, metavar="WD")
+    add_option(g, "momentum", type=finite_float, default=0.9, metavar="M", help="SGD momentum")
+    add_option(g, "weight-decay", type=finite_float, default=0.0, metavar="WD")
     add_option(g, "augment", default="crop-flip", choices=["crop-flip", "none"],
                help="training augmentation: random resized crop + horizontal flip, or none")
     add_option(g, "resume", action="store_true",
@@ -66,13 +67,23 @@ def main(args):
 
     from ..viz import plot_training_history
     from ..base.stimulus import Stimulus
-    from ..errors import InputError
+    from ..errors import InputError, OutputExistsError
+    from ..io import check_output_dir
     from ..model import CHECKPOINT, train_classifier
 
     if args.input_size is not None and args.input_size < 8:
         raise InputError(f"-input-size {args.input_size} is too small; give at least 8.")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"-threads must be at least 1; got {args.threads}.")
+    device = parse_device(args)
+    if not args.resume:        # refuse before loading anything
+        try:
+            check_output_dir(args.out, force=args.force)
+        except OutputExistsError as exc:
+            if args.force:
+                raise
+            raise OutputExistsError(f"{exc} To continue the run it holds, add -resume.") \
+                from None
     topk = parse_layer_fractions(args.topk) if args.topk else None
     stim = Stimulus.load(args.stim)
     val = Stimulus.load(args.val_stim) if args.val_stim else None
@@ -91,7 +102,7 @@ def main(args):
             epochs=args.epochs, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
             weight_decay=args.weight_decay, batch_size=args.batch_size, freeze=args.freeze,
             topk=topk, topk_mode=args.topk_mode, augment=args.augment, seed=args.seed,
-            resume=args.resume, force=args.force, device=parse_device(args),
+            resume=args.resume, force=args.force, device=device,
             workers=args.workers, show_progress=not args.quiet)
     except KeyboardInterrupt:
         ckpt = Path(args.out) / CHECKPOINT

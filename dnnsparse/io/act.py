@@ -83,6 +83,14 @@ def _decode(v):
     return v
 
 
+def _describe(value):
+    """Short text of an attribute value for messages."""
+    value = np.asarray(value)
+    text = " ".join(repr(_decode(value.item() if value.ndim == 0 else value)).split())
+    return f"{value.dtype} {text[:60]}" if value.ndim == 0 else \
+        f"an array of shape {value.shape} ({value.dtype})"
+
+
 def _chunks(n_stim, shape, itemsize, batch_rows=None, target_bytes=1 << 21):
     """Chunk shape: whole layer maps, about ``target_bytes`` per chunk.
 
@@ -231,7 +239,7 @@ class ActWriter:
         for k, v in attrs.items():
             f.attrs[k] = _attr_value(v)
         for layer, shape in self.shapes.items():
-            if layer in META_DATASETS or "/" in layer:
+            if not layer or layer in META_DATASETS or "/" in layer:
                 raise InputError(f"layer name {layer!r} cannot be stored in an .act.h5 file.")
             ds = f.create_dataset(layer, shape=(self.n_stim,) + shape, dtype=self._dtype,
                                   chunks=_chunks(self.n_stim, shape, self._dtype.itemsize,
@@ -337,29 +345,63 @@ class ActFile:
     def __init__(self, path):
         self.path = Path(path)
         self.file = open_h5(path, what="activation file")
+        try:
+            self._read_layout()
+        except BaseException:
+            self.file.close()            # a refused file is not left open
+            raise
+
+    def _read_layout(self):
         f = self.file
         # stimID/label/count are read on demand (stim_ids, meta), not as attributes
         self.attrs = {k: _decode(f.attrs[k]) for k in f.attrs if k not in META_DATASETS}
-        if "layers" in self.attrs:
-            layers = self.attrs["layers"]
-            layers = [layers] if isinstance(layers, str) else list(layers)
+        if "layers" in f.attrs:
+            layers = self._listed_layers(f.attrs["layers"])
         else:   # DNNBrain file: every dataset is a layer, in the file's order
-            layers = [k for k in f.keys() if isinstance(f[k], h5py.Dataset)
+            layers = [k for k in f.keys() if isinstance(f.get(k, getclass=True), type)
+                      and issubclass(f.get(k, getclass=True), h5py.Dataset)
                       and k not in META_DATASETS]
         missing = [l for l in layers if l not in f]
         if missing:
             raise FileFormatError(f"{self.path}: layers {missing} are listed but missing; "
                                   f"the file is incomplete.")
         for l in layers:
-            if f[l].ndim not in (2, 4):
-                raise FileFormatError(f"{self.path}: dataset {l!r} has shape {f[l].shape}; "
-                                      f"expected (n_stim, n_chn, n_row, n_col).")
+            self._check_layer(l)
         self.layers = layers
         ns = {f[l].shape[0] for l in layers}
         if len(ns) > 1:
             raise FileFormatError(f"{self.path}: layers have different numbers of stimuli "
                                   f"{ {l: f[l].shape[0] for l in layers} }.")
         self.n_stim = ns.pop() if ns else 0
+
+    def _listed_layers(self, value):
+        """The ``layers`` attribute as a list of names; one line if it is not one."""
+        names = np.asarray(value)
+        if names.size == 0:
+            return []
+        if names.ndim > 1 or names.dtype.kind not in "OSU":
+            raise FileFormatError(f"{self.path}: the 'layers' attribute must list the layer "
+                                  f"names (text, one per layer); it holds "
+                                  f"{_describe(value)}. Recreate the file or remove the "
+                                  f"attribute (the datasets are then read as layers).")
+        return [str(n) for n in _decode(np.atleast_1d(names))]
+
+    def _check_layer(self, name):
+        """A layer must be a numeric dataset of shape (n, units) or (n, chn, row, col)."""
+        kind = self.file.get(name, getclass=True)
+        if kind is None or not issubclass(kind, h5py.Dataset):
+            raise FileFormatError(f"{self.path}: layer {name!r} is an HDF5 group, not a "
+                                  f"dataset of activations; the file is not an activation "
+                                  f"file (or was changed by another program).")
+        ds = self.file[name]
+        if ds.dtype.kind not in "biuf":
+            what = "text" if ds.dtype.kind in "OSU" else f"{ds.dtype} values"
+            raise FileFormatError(f"{self.path}: layer {name!r} holds {what}, not numbers; "
+                                  f"a layer must be a numeric (n_stim, n_chn, n_row, n_col) "
+                                  f"dataset.")
+        if ds.ndim not in (2, 4):
+            raise FileFormatError(f"{self.path}: dataset {name!r} has shape {ds.shape}; "
+                                  f"expected (n_stim, n_chn, n_row, n_col).")
 
     def __enter__(self):
         return self

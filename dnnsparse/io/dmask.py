@@ -31,6 +31,7 @@ __all__ = ["AXES", "read_dmask", "write_dmask"]
 
 AXES = ("chn", "row", "col")
 _INT = re.compile(r"[+-]?\d+")
+_MAX_INDEX = int(np.iinfo(np.int64).max)
 
 
 def _parse_axes(text, where):
@@ -58,6 +59,9 @@ def _parse_indices(text, layer, axis, where):
         if value < 1:
             raise FileFormatError(f"{where}: {layer} {axis} index {value} is below 1; "
                                   f"dmask indices are 1-based (the first channel is 1).")
+        if value > _MAX_INDEX:          # beyond int64: no layer is that large
+            raise FileFormatError(f"{where}: {layer} {axis} index {field} is too large; "
+                                  f"give indices within the layer's size (1-based).")
         values.append(value)
     return values
 

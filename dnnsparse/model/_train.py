@@ -42,6 +42,7 @@ an uninterrupted run. With ``workers > 0`` augmentation runs in worker processes
 seeded from the same per-epoch generator, so it is repeatable for a fixed
 ``workers``. GPU kernels are not guaranteed to be deterministic.
 """
+import contextlib
 import hashlib
 import json
 import logging
@@ -58,7 +59,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms as T
 
 from ..errors import FileFormatError, InputError, OutputExistsError
-from ..io import atomic_output, check_input_file, prepare_output_dir
+from ..io import atomic_output, atomic_output_dir, check_input_file, check_output_dir
 from ..io.table import write_table
 from ..utils.progress import progress
 from ..utils.validation import check_choice, check_random_state, check_scalar
@@ -432,6 +433,8 @@ def train_classifier(dnn, train_stim, *, out, val_stim=None, val_fraction=0.2, e
     elif out.is_dir() and any(out.iterdir()) and not force:
         raise OutputExistsError(f"output directory {out} is not empty; pass --force to start "
                                 f"a new run there, or -resume to continue its checkpoint.")
+    else:
+        check_output_dir(out, force=force)      # --force replaces only a folder we wrote
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("device 'cuda' was requested but CUDA is not available; use "
@@ -495,12 +498,9 @@ def _fit(dnn, out, settings, opt, sched, train_stim, val_stim, y_train, y_val, *
     """The epochs of :func:`train_classifier`; returns (first epoch run, history)."""
     from ._topk import insert_topk
     seed, epochs = settings["seed"], settings["epochs"]
-    ckpt_path = out / CHECKPOINT
     history, start = {}, 0
     if resume:
-        start, history = _load_checkpoint(ckpt_path, settings, dnn, opt, sched)
-    else:
-        prepare_output_dir(out, force=force)
+        start, history = _load_checkpoint(out / CHECKPOINT, settings, dnn, opt, sched)
 
     topk = settings["topk"]
     handle = insert_topk(dnn, topk, mode=settings["topk_mode"]) if topk else None
@@ -510,39 +510,48 @@ def _fit(dnn, out, settings, opt, sched, train_stim, val_stim, y_train, y_val, *
                            workers, generator=generator, shuffle=True,
                            drop_last=n % batch_size == 1 and n > 1)
     val_loader = _loader(val_stim, dnn.image_transform(), batch_size, workers)
-    try:
-        for epoch in range(start, epochs):
-            # per-epoch seeds: a resumed run draws exactly what an uninterrupted one does
-            epoch_seed = _epoch_seed(seed, epoch)
-            torch.manual_seed(epoch_seed)
-            generator.manual_seed(epoch_seed)
-            lr_now = opt.param_groups[0]["lr"]
-            tag = f"epoch {epoch + 1}/{epochs}"
-            train_loss, train_acc = _run_epoch(dnn, train_loader, train_stim, y_train, device,
-                                               optimizer=opt, frozen=frozen, desc=tag,
+    # A new run is written into a temporary folder that takes the name ``out`` when
+    # the first epoch's checkpoint is complete: a run failing before leaves nothing,
+    # and --force replaces the previous run as a whole (no stale file of it stays).
+    # From then on the folder is in place, so an interrupted run can be resumed.
+    with contextlib.ExitStack() as staging:
+        where = out if resume else staging.enter_context(atomic_output_dir(out, force=force))
+        try:
+            for epoch in range(start, epochs):
+                # per-epoch seeds: a resumed run draws exactly what an uninterrupted one does
+                epoch_seed = _epoch_seed(seed, epoch)
+                torch.manual_seed(epoch_seed)
+                generator.manual_seed(epoch_seed)
+                lr_now = opt.param_groups[0]["lr"]
+                tag = f"epoch {epoch + 1}/{epochs}"
+                train_loss, train_acc = _run_epoch(dnn, train_loader, train_stim, y_train, device,
+                                                   optimizer=opt, frozen=frozen, desc=tag,
+                                                   show_progress=show_progress)
+                if not math.isfinite(train_loss):
+                    raise InputError(f"{tag}: the training loss is {train_loss}; lower -lr.")
+                sched.step()
+                val_loss, val_acc = _run_epoch(dnn, val_loader, val_stim, y_val, device,
+                                               desc=f"{tag} validation",
                                                show_progress=show_progress)
-            if not math.isfinite(train_loss):
-                raise InputError(f"{tag}: the training loss is {train_loss}; lower -lr.")
-            sched.step()
-            val_loss, val_acc = _run_epoch(dnn, val_loader, val_stim, y_val, device,
-                                           desc=f"{tag} validation",
-                                           show_progress=show_progress)
-            record = {"epoch": epoch + 1, "lr": lr_now, "train_loss": train_loss,
-                      "train_accuracy": train_acc, "val_loss": val_loss,
-                      "val_accuracy": val_acc, "n_train": len(train_stim),
-                      "n_val": len(val_stim)}
-            for k, v in record.items():
-                history.setdefault(k, []).append(v)
-            _save_checkpoint(ckpt_path, settings, dnn, opt, sched, epoch + 1, history)
-            write_table(out / HISTORY, history, force=True)
-            log.info("%s: train loss %.4f, accuracy %.3f; validation loss %.4f, accuracy "
-                     "%.3f", tag, train_loss, train_acc, val_loss, val_acc)
-            if callback is not None:
-                callback(dict(record))
-    finally:
-        if handle is not None:
-            handle.remove()
-
+                record = {"epoch": epoch + 1, "lr": lr_now, "train_loss": train_loss,
+                          "train_accuracy": train_acc, "val_loss": val_loss,
+                          "val_accuracy": val_acc, "n_train": len(train_stim),
+                          "n_val": len(val_stim)}
+                for k, v in record.items():
+                    history.setdefault(k, []).append(v)
+                _save_checkpoint(where / CHECKPOINT, settings, dnn, opt, sched, epoch + 1,
+                                 history)
+                write_table(where / HISTORY, history, force=True)
+                if where != out:
+                    staging.close()                 # the folder takes its name now
+                    where = out
+                log.info("%s: train loss %.4f, accuracy %.3f; validation loss %.4f, accuracy "
+                         "%.3f", tag, train_loss, train_acc, val_loss, val_acc)
+                if callback is not None:
+                    callback(dict(record))
+        finally:
+            if handle is not None:
+                handle.remove()
     return start, history
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, WeightsUnavailableError
-from ..io import prepare_output_dir
+from ..io import atomic_output_dir, check_output_dir
 from ..utils.validation import check_choice
 from ..algo.sparseness import UNIT_MODES
 
@@ -167,38 +167,48 @@ def run_demo(out_dir, *, net="efficientnet_lite0", extra_nets=("alexnet",), n_pe
     from ._demo_stimuli import demo_categories, make_demo_stimuli
     from ._psi import write_psi_outputs
 
-    out = prepare_output_dir(out_dir, force=force)
-    stim_path = make_demo_stimuli(out, n_per_category=n_per_category, size=image_size,
-                                  seed=seed, categories=categories, force=True,
-                                  show_progress=show_progress)
-    stim = Stimulus.load(stim_path)
-    networks, skipped, written = {}, {}, [stim_path]
-    for i, name in enumerate(dict.fromkeys([net, *extra_nets])):
-        try:
-            variants = _demo_variants(name, seed=seed, lesion_kind=lesion_kind,
-                                      topk=topk if i == 0 else None, topk_mode=topk_mode,
-                                      image_size=image_size)
-        except WeightsUnavailableError as exc:
-            if i == 0:
-                raise
-            skipped[name] = str(exc)
-            log.info("%s skipped: its ImageNet weights are not available offline; one "
-                     "db_act -net %s run with internet access caches them (%s)", name, name,
-                     " ".join(str(exc).split()))
-            continue
-        networks[name] = {}
-        for label, description, dnn in variants:
-            res = network_sparseness(dnn, stim, out=out / f"{label}.act.h5", unit=unit,
-                                     force=True, batch_size=batch_size, workers=workers,
-                                     show_progress=show_progress)
-            written.append(out / f"{label}.act.h5")
-            written += write_psi_outputs(res, out / label, force=True)
-            networks[name][label] = (description, res)
-        written.append(viz.plot_medians(
-            out / f"{name}_medians.png",
-            {desc: res for desc, res in networks[name].values()}, title=name, force=True))
-    return DemoResult(out, stim_path, demo_categories()[1], len(np.unique(stim.labels)),
-                      n_per_category, image_size, unit, networks, skipped, written)
+    out = check_output_dir(out_dir, force=force)         # refuse before any work
+    check_choice(unit, UNIT_MODES, name="unit")
+    networks, skipped = {}, {}
+    # The folder is written as a whole: a failed or interrupted demo leaves nothing.
+    with atomic_output_dir(out, force=force) as tmp:
+        stim_path = make_demo_stimuli(tmp, n_per_category=n_per_category, size=image_size,
+                                      seed=seed, categories=categories, force=True,
+                                      show_progress=show_progress)
+        stim = Stimulus.load(stim_path)
+        written = [stim_path]
+        for i, name in enumerate(dict.fromkeys([net, *extra_nets])):
+            try:
+                variants = _demo_variants(name, seed=seed, lesion_kind=lesion_kind,
+                                          topk=topk if i == 0 else None, topk_mode=topk_mode,
+                                          image_size=image_size)
+            except WeightsUnavailableError as exc:
+                if i == 0:
+                    raise
+                skipped[name] = str(exc)
+                log.info("%s skipped: its ImageNet weights are not available offline; one "
+                         "db_act -net %s run with internet access caches them (%s)", name,
+                         name, " ".join(str(exc).split()))
+                continue
+            networks[name] = {}
+            for label, description, dnn in variants:
+                res = network_sparseness(dnn, stim, out=tmp / f"{label}.act.h5", unit=unit,
+                                         force=True, batch_size=batch_size, workers=workers,
+                                         show_progress=show_progress)
+                written.append(tmp / f"{label}.act.h5")
+                written += write_psi_outputs(res, tmp / label, force=True)
+                networks[name][label] = (description, res)
+            written.append(viz.plot_medians(
+                tmp / f"{name}_medians.png",
+                {desc: res for desc, res in networks[name].values()}, title=name, force=True))
+
+    def final(path):            # the name a file has once the folder is in place
+        path = Path(path)
+        return out / path.relative_to(tmp) if path.is_relative_to(tmp) else path
+
+    return DemoResult(out, final(stim_path), demo_categories()[1],
+                      len(np.unique(stim.labels)), n_per_category, image_size, unit,
+                      networks, skipped, [final(p) for p in written])
 
 
 def format_demo(demo):

@@ -248,6 +248,17 @@ def _fit_and_save(X, Y, path, *, model, analysis, encoder_args, force):
     save_model(path, est, force=force)
 
 
+def _check_components(model, model_params, reduce, layer, blocks):
+    """PLS cannot have more components than a block has units (sklearn's bound)."""
+    if model != "pls" or reduce is not None or not blocks:
+        return
+    n_components = (model_params or {}).get("n_components", 2)
+    n_units = min(X.shape[1] for _, X, _ in blocks)
+    if n_components > n_units:
+        raise InputError(f"layer {layer}: -n-components {n_components} is more than its "
+                         f"{n_units} unit(s) per model; give at most {n_units}.")
+
+
 def encode_layer(features, responses, *, model="ridge", analysis="mv", alphas=None, cv=5,
                  groups=None, inner_cv=5, reduce=None, n_perm=0, scoring="r", seed=0,
                  fit_intercept=True, model_params=None, n_targets_batch=None,
@@ -288,6 +299,7 @@ def encode_layer(features, responses, *, model="ridge", analysis="mv", alphas=No
                          f"activation has {features.n_stim} stimuli; they must match.")
     Y = responses.data[:, responses.valid]
     blocks = features.blocks()
+    _check_components(model, model_params, reduce, features.layer, blocks)
     encoder_args = dict(alphas=alphas, inner_cv=inner_cv, reduce=reduce,
                         fit_intercept=fit_intercept, model_params=model_params,
                         n_targets_batch=n_targets_batch)

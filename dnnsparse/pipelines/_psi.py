@@ -633,6 +633,14 @@ class AccuracyAnalysis:
                 "n": [r.n for _, r in rows]}
 
 
+def _is_number(value):
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def accuracy_analysis(result, labels, accuracy, *, criterion="p"):
     """Correlate category sparseness with category accuracy; stepwise regression.
 
@@ -653,7 +661,15 @@ def accuracy_analysis(result, labels, accuracy, *, criterion="p"):
     """
     check_choice(criterion, STEPWISE_CRITERIA, name="criterion")
     psi = result.matrix()
-    labels, accuracy = np.asarray(labels), np.asarray(accuracy, dtype=np.float64)
+    labels = np.asarray(labels)
+    try:
+        accuracy = np.asarray(accuracy, dtype=np.float64)
+    except (TypeError, ValueError):
+        bad = next(str(v) for v in np.ravel(np.asarray(accuracy, dtype=object))
+                   if not _is_number(v))
+        raise InputError(f"the accuracy column must hold numbers (e.g. 0.75); it holds "
+                         f"{bad!r}. Give db_probe's table, or a table whose accuracy column "
+                         f"is numeric.") from None
     if labels.shape != accuracy.shape or labels.ndim != 1:
         raise InputError("accuracy labels and values must be two 1-D columns of equal length.")
     uniq, first = np.unique(labels, return_index=True)

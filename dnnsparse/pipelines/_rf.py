@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import FileFormatError, InputError
-from ..io import prepare_output_dir
+from ..io import atomic_output_dir, check_output_dir
 from ..io.maps import write_maps
 from ..io.table import write_table
 from ..model import (ImageDataset, image_batches, map_extent, occlusion_maps, target_responses,
@@ -68,11 +68,8 @@ def theoretical_table(dnn, layers=None):
 
 def check_rf_output_dir(path, *, force=False):
     """Refuse an output directory that exists and is not empty (unless ``force``), before
-    any computation; nothing is created here."""
-    path = Path(path)
-    if path.exists() and not (path.is_dir() and (force or not any(path.iterdir()))):
-        prepare_output_dir(path, force=force)       # raises its error; creates nothing
-    return path
+    any computation; nothing is created here (:func:`~dnnsparse.io.check_output_dir`)."""
+    return check_output_dir(path, force=force)
 
 
 def load_images(dnn, stim, *, batch_size=32, workers=None):
@@ -270,13 +267,20 @@ def _file_stem(name):
 def write_rf_outputs(result, out_dir, *, attrs=None, force=False, figures=True):
     """Write ``rf.h5``, ``rf.csv`` and ``rf_<target>.png`` figures into ``out_dir``.
 
-    ``attrs`` (e.g. the stimulus file) join ``result.attrs`` in the maps file.
+    ``attrs`` (e.g. the stimulus file) join ``result.attrs`` in the maps file. The
+    folder is written as a whole (:func:`~dnnsparse.io.atomic_output_dir`).
 
     Returns
     -------
     list of Path
+        The files, under their final names.
     """
-    out = prepare_output_dir(out_dir, force=force)
+    with atomic_output_dir(out_dir, force=force) as tmp:
+        written = _write_rf_files(result, tmp, attrs=attrs, figures=figures)
+    return [Path(out_dir) / Path(p).relative_to(tmp) for p in written]
+
+
+def _write_rf_files(result, out, *, attrs, figures):
     groups = {m: maps for m, maps in result.maps.items() if maps}
     groups["image"] = result.images
     written = [write_maps(out / "rf.h5", groups, attrs={**result.attrs, **(attrs or {})},
@@ -299,4 +303,4 @@ def write_rf_outputs(result, out_dir, *, attrs=None, force=False, figures=True):
             written.append(plot_rf_maps(out / f"rf_{_file_stem(t.name)}.png",
                                         result.images[t.name], panels, box=box, peaks=peaks,
                                         title=t.name, force=True))
-    return [Path(p) for p in written]
+    return written

@@ -298,6 +298,16 @@ ERRORS = {
     "bad resp type": (lambda d: ["-resp", d["act"]], r"expected a brain image"),
     "contiguous and groups": (lambda d: ["-resp", d["nii"], "-stim", d["stim"], "-groups",
                                          "run", "-contiguous"], r"use one"),
+    # options checked before any work (they used to leave OUT/conv/ behind)
+    "negative alpha": (lambda d: ["-resp", d["nii"], "-alphas", "-1"],
+                       r"-alphas -1: penalties must be positive"),
+    "zero batch": (lambda d: ["-resp", d["nii"], "-batch", 0], r"-batch 0: give at least 1"),
+    "zero pls components": (lambda d: ["-resp", d["nii"], "-model", "pls", "-n-components", 0],
+                            r"-n-components 0: give at least 1"),
+    # found only at the second layer, once conv/ is written: nothing is kept either
+    "more pls components than units": (
+        lambda d: ["-resp", d["nii"], "-model", "pls", "-n-components", 10],
+        r"layer fc: -n-components 10 is more than its 7 unit"),
 }
 
 
@@ -307,9 +317,12 @@ def test_user_mistakes_exit_2_with_one_line(run_cli, data, case):
     status, out, err = run_cli(main, "-act", data["act"], "-q", *make(data),
                                "-out", data["dir"] / "enc")
     assert status == 2
-    assert len(err.strip().splitlines()) == 1, err
+    assert len([l for l in err.splitlines() if "error:" in l]) == 1, err
+    assert "Traceback" not in err and not err.splitlines()[-1].startswith("WARNING"), err
     import re
     assert re.search(pattern, err), err
+    assert not (data["dir"] / "enc").exists()                 # no output, not even a folder
+    assert not [p for p in data["dir"].iterdir() if p.name.startswith(".partial-")]
 
 
 def test_existing_output_needs_force(run_cli, data):
@@ -319,9 +332,21 @@ def test_existing_output_needs_force(run_cli, data):
     status, _, err = run_cli(main, "-act", data["act"], "-resp", data["nii"], "-q",
                              "-out", out_dir)
     assert status == 2 and "--force" in err
-    _run(run_cli, data, "-layer", "fc", "-resp", data["nii"], "-model", "glm", "-out", out_dir,
-         "--force")
-    assert (out_dir / "scores.tsv").exists()
+    # --force never deletes a folder of the user's own files
+    status, _, err = run_cli(main, "-act", data["act"], "-resp", data["nii"], "-q",
+                             "-out", out_dir, "--force")
+    assert status == 2 and "did not write" in err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["old.txt"]
+    # ... but replaces an earlier output as a whole: no file of the earlier run stays
+    ours = data["dir"] / "enc2"
+    _run(run_cli, data, "-resp", data["nii"], "-model", "glm", "-out", ours)
+    assert (ours / "conv").is_dir() and (ours / "fc").is_dir()
+    out = _run(run_cli, data, "-layer", "fc", "-resp", data["nii"], "-model", "glm",
+               "-out", ours, "--force")
+    assert (ours / "scores.tsv").exists() and not (ours / "conv").exists()
+    assert set(read_table(ours / "summary.csv")["layer"]) == {"fc"}
+    assert f"wrote {ours}:" in out and ".partial-" not in out
+    assert [p.name for p in data["dir"].iterdir() if p.name.startswith(".partial-")] == []
 
 
 def test_help_has_an_example(run_cli):

@@ -68,9 +68,10 @@ def test_pca_streamed_equals_incremental_pca_and_projects(run_cli, files, tmp_pa
         np.testing.assert_allclose(act.layer_attrs("conv")["explained_variance_ratio"],
                                    ref.explained_variance_ratio_, rtol=1e-10)
         scores = act.to_matrix("conv").astype(np.float64)
-    with h5py.File(out, "r") as f:
+    with h5py.File(out, "r") as f:          # metadata are root attributes: only layers at the root
+        assert list(f) == ["conv"]
         assert f["conv"].shape == (23, 4, 1, 1) and f["conv"].dtype == np.float32
-        assert [s.decode() for s in f["stimID"][()]][:2] == ["img0", "img1"]
+        assert [s.decode() for s in f.attrs["stimID"]][:2] == ["img0", "img1"]
     np.testing.assert_allclose(_aligned(scores, ref.transform(X)), ref.transform(X),
                                rtol=1e-5, atol=1e-5)
     # the saved transform projects another stimulus set as IncrementalPCA.transform does
@@ -89,6 +90,40 @@ def test_pca_streamed_equals_incremental_pca_and_projects(run_cli, files, tmp_pa
                                atol=1e-5)
     with np.load(transform, allow_pickle=False) as data:    # plain arrays only
         assert all(data[k].dtype != object for k in data.files)
+
+
+def _old_layout(path):
+    """Rewrite ``path`` as dnnsparse < 0.2 did: stimID/label/count as root datasets."""
+    with h5py.File(path, "a") as f:
+        for name in ("stimID", "label", "count"):
+            if name in f.attrs:
+                value = f.attrs[name]
+                del f.attrs[name]
+                f.create_dataset(name, data=value)
+
+
+def test_metadata_of_either_layout_are_carried_to_the_output(run_cli, tmp_path, rng):
+    """Per-category input in the old layout (root datasets) -> output in the new one."""
+    old = tmp_path / "old.act.h5"
+    labels, counts = np.array([3, 5, 8, 9, 12]), np.array([4, 2, 7, 1, 3])
+    write_act(old, _layers(rng, 5), stim_ids=[str(l) for l in labels], attrs=ATTRS,
+              meta={"label": labels, "count": counts})
+    _old_layout(old)
+    with h5py.File(old, "r") as f:
+        assert sorted(f) == ["conv", "count", "fc_relu", "label", "stimID"]
+    for method, extra in (("pca", ["-n", "2"]), ("hist", ["-n", "3"])):
+        out = tmp_path / f"{method}.act.h5"
+        status, _, err = run_cli(db_fe.main, "-act", old, "-method", method, *extra,
+                                 "-layer", "conv", "-out", out, "-q")
+        assert status == 0, err
+        with h5py.File(out, "r") as f:
+            assert list(f) == ["conv"]                                  # DNNBrain sees layers
+            assert [s.decode() for s in f.attrs["stimID"]] == ["3", "5", "8", "9", "12"]
+            np.testing.assert_array_equal(f.attrs["label"], labels)
+            np.testing.assert_array_equal(f.attrs["count"], counts)
+        with Activation.load(out) as act:
+            np.testing.assert_array_equal(act.category_labels, labels)
+            np.testing.assert_array_equal(act.category_counts, counts)
 
 
 def test_pca_one_chunk_is_exact_and_axis_chn_keeps_maps(run_cli, files, tmp_path):

@@ -57,8 +57,8 @@ def test_empirical_maps_files(run_cli, image_stim, small_net, tmp_path):
         "-stim", image_stim, "-occluder", "32", "-occluder-stride", "24", "-top", "4",
         "-out", out, "-q")
     assert status == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["rf.csv", "rf.h5", "rf_1_3_max.png",
-                                                     "rf_3_2_20_20.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".dnnsparse-output", "rf.csv", "rf.h5",
+                                                     "rf_1_3_max.png", "rf_3_2_20_20.png"]
     maps = read_maps(out / "rf.h5")
     assert list(maps.groups) == ["occlusion", "upsampling", "image"]
     assert list(maps.groups["occlusion"]) == ["3:2,20,20", "1:3@max"]

@@ -109,3 +109,40 @@ def test_grid_mismatch_and_missing_args(run_cli, files):
 def test_help_shows_example(run_cli):
     status, out, _ = run_cli(main, "--help")
     assert status == 0 and "example: db_roi -nif" in out and "-bmask" in out
+
+
+def test_csv_rows_get_the_stimulus_ids(run_cli, cli_error, files):
+    from dnnsparse.base.stimulus import Stimulus
+
+    tmp, atlas, bold = files
+    ids = [f"face{i}.png" for i in range(8)]
+    Stimulus(ids).save(tmp / "s.stim.csv")
+    args = ["-nif", tmp / "bold.nii.gz", "-roi", tmp / "atlas.nii.gz", "-select", "2",
+            "-out", tmp / "s.roi.h5", "-csv", tmp / "s.tsv", "-stim", tmp / "s.stim.csv"]
+    status, out, err = run_cli(main, *args)
+    assert status == 0, err
+    assert f"wrote {tmp / 's.roi.h5'} and {tmp / 's.tsv'}" in out
+    table = read_table(tmp / "s.tsv")
+    assert list(table) == ["sample", "stimID", "2"]
+    assert list(table["stimID"]) == ids
+    np.testing.assert_allclose(table["2"], bold[atlas == 2].astype(np.float64).mean(axis=0),
+                               rtol=0, atol=1e-6)
+    Stimulus(ids[:7]).save(tmp / "short.stim.csv")
+    msg = cli_error(main, *args[:-1], tmp / "short.stim.csv", "-out", tmp / "t.roi.h5",
+                    "-csv", tmp / "t.csv")
+    assert "has 8 samples" in msg and "short.stim.csv has 7" in msg
+    assert "-csv" in cli_error(main, *args[:6], "-out", tmp / "t.roi.h5", "-stim",
+                               tmp / "s.stim.csv")
+    assert not (tmp / "t.roi.h5").exists() and not (tmp / "t.csv").exists()
+
+
+@pytest.mark.parametrize("csv", ["/proc/nope/x.csv", "{tmp}/bold.nii.gz/x.csv",
+                                 "{tmp}/s.roi.h5"])
+def test_every_output_is_checked_before_any_is_written(cli_error, files, csv):
+    """An unwritable -csv used to fail after the .roi.h5 had been written."""
+    tmp = files[0]
+    msg = cli_error(main, "-nif", tmp / "bold.nii.gz", "-roi", tmp / "atlas.nii.gz",
+                    "-out", tmp / "s.roi.h5", "-csv", csv.format(tmp=tmp))
+    assert "cannot write" in msg or "is a file, not a folder" in msg or "same file" in msg
+    assert not (tmp / "s.roi.h5").exists()
+    assert not [p for p in tmp.iterdir() if p.name.startswith((".partial-", ".dnnsparse"))]

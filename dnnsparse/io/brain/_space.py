@@ -24,7 +24,7 @@ import numpy as np
 from ...errors import FileFormatError, InputError
 
 __all__ = ["BrainSpace", "column_loader", "transfer_values", "normalise_label_table",
-           "pick_label_map"]
+           "pick_label_map", "read_image_data"]
 
 
 class BrainSpace:
@@ -182,6 +182,24 @@ def transfer_values(values, source, target, *, fill=0):
     out = np.full(values.shape[:-1] + (target.n_features,), fill, dtype=values.dtype)
     out[..., idx[hit]] = values[..., hit]
     return out
+
+
+def read_image_data(image, path):
+    """``numpy.asanyarray(image.dataobj)``: a nibabel image's data, read now.
+
+    nibabel reads the header when a file is opened and the data only here, so a
+    file cut short (an interrupted copy or download) or with damaged compressed
+    data fails here -- EOFError, zlib/gzip errors, or a buffer too small -- and
+    becomes one :class:`~dnnsparse.errors.FileFormatError` naming the file.
+    """
+    import zlib
+
+    try:
+        return np.asanyarray(image.dataobj)
+    except (EOFError, OSError, ValueError, zlib.error) as exc:
+        why = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise FileFormatError(f"{path}: the image data cannot be read ({why}); the file is "
+                              f"truncated or damaged: copy it again or recreate it.") from None
 
 
 def column_loader(read, file_dtype):

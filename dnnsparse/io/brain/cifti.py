@@ -14,7 +14,8 @@ import numpy as np
 from nibabel import cifti2
 
 from ...errors import FileFormatError, InputError
-from ._space import BrainSpace, column_loader, normalise_label_table, pick_label_map
+from ._space import (BrainSpace, column_loader, normalise_label_table, pick_label_map,
+                     read_image_data)
 
 __all__ = ["CiftiSpace", "read_cifti", "read_cifti_labels", "CIFTI_SUFFIXES"]
 
@@ -187,7 +188,7 @@ def read_cifti(path):
     """
     img, rows, cols = _open(path)
     space = CiftiSpace(np.ones(len(cols), dtype=bool), cols, rows, source=path)
-    return column_loader(lambda: np.asanyarray(img.dataobj), img.get_data_dtype()), space
+    return column_loader(lambda: read_image_data(img, path), img.get_data_dtype()), space
 
 
 def read_cifti_labels(path, *, map_index=0):
@@ -201,7 +202,7 @@ def read_cifti_labels(path, *, map_index=0):
     space : CiftiSpace
     """
     img, rows, cols = _open(path)
-    labels = pick_label_map(np.asanyarray(img.dataobj), map_index, path)
+    labels = pick_label_map(read_image_data(img, path), map_index, path)
     table = None
     if isinstance(rows, cifti2.LabelAxis):
         table = {int(k): v[0] for k, v in rows.label[map_index].items()}

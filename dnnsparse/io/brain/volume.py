@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 
 from ...errors import FileFormatError, InputError
-from ._space import BrainSpace
+from ._space import BrainSpace, read_image_data
 
 __all__ = ["VolumeSpace", "read_volume"]
 
@@ -147,7 +147,7 @@ def read_volume(path):
                         type(img), source=path)
 
     def loader(feature_index):
-        arr = np.asanyarray(img.dataobj).reshape(shape4)
+        arr = read_image_data(img, path).reshape(shape4)
         ijk = np.unravel_index(feature_index, grid)
         # Fancy indexing picks only the requested voxels: (n_sel, n_samples).
         sel = np.asarray(arr[ijk[0], ijk[1], ijk[2], :], dtype=dtype)
