@@ -38,6 +38,7 @@ def test_demo_prints_psi_for_every_layer(run_cli, tmp_path, monkeypatch):
     assert "intact" in stdout and "lesion weights" in stdout and "top-k block8_relu=0.1" in stdout
     assert len(re.findall(r"Kendall tau along layers, efficientnet_lite0", stdout)) == 3
     assert "alexnet skipped" in stdout
+    assert f"outputs in {out}" in stdout and ".partial-" not in stdout    # the final names
     # printed numbers are those of the written tables; the files are per category
     for k, label in enumerate(["efficientnet_lite0", "efficientnet_lite0_lesion",
                                "efficientnet_lite0_topk"]):
@@ -66,3 +67,4 @@ def test_demo_is_repeatable_and_guards_outputs(run_cli, tmp_path):
     status, _, err = run_cli(main, "-out", tmp_path / "b", "-categories", "cat", "unicorn",
                              "-q")
     assert status == 2 and "unicorn" in err and err.count("\n") == 1
+    assert not (tmp_path / "b").exists()                 # a failed demo leaves no folder

@@ -30,3 +30,8 @@ def test_demo_files_record_topk_and_loading_is_offline(tmp_path, monkeypatch):
     with Activation.load(tmp_path / "demo" / f"{net}_lesion.act.h5") as act:
         assert act.attrs["lesion"] == "weights(seed=0)"
     assert demo.networks[net][f"{net}_topk"][0] == "top-k block8_relu=0.1,head_relu=0.5"
+    # the result names the files where they are once the folder is in place
+    out = tmp_path / "demo"
+    assert demo.out_dir == out and demo.stim_path == out / "stimuli.stim.csv"
+    assert demo.written and all(p.is_file() and out in p.parents for p in demo.written)
+    assert out / f"{net}_topk.act.h5" in demo.written
