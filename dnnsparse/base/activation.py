@@ -117,6 +117,7 @@ class Activation:
             for l in layers:
                 f.shape(l)                       # raises UnknownLayerError
         obj = cls(stim_ids=f.stim_ids, attrs=f.attrs)
+        obj.has_stim_ids = f.has_stim_ids
         obj.path = f.path
         obj._file = f
         obj._file_layers = list(layers) if layers is not None else list(f.layers)
@@ -217,7 +218,9 @@ class Activation:
 
     # -- derived activations ----------------------------------------------------------
     def _derive(self, data, layer_attrs=None, stim_ids=None):
-        return Activation(data, stim_ids=self._stim_ids if stim_ids is None else stim_ids,
+        if stim_ids is None and self.has_stim_ids:
+            stim_ids = self._stim_ids
+        return Activation(data, stim_ids=stim_ids,
                           attrs=self.attrs,
                           layer_attrs=layer_attrs if layer_attrs is not None
                           else {l: self._layer_attrs.get(l, {}) for l in data})
@@ -238,7 +241,7 @@ class Activation:
         """A new in-memory Activation of stimulus rows ``stim`` (slice, indices or mask)."""
         stim = np.arange(self.n_stim)[stim]
         return self._derive({l: self.get(l, stim=stim) for l in self.layers},
-                            stim_ids=self._stim_ids[stim])
+                            stim_ids=self._stim_ids[stim] if self.has_stim_ids else None)
 
     def mask(self, mask):
         """Keep the channels/rows/cols a :class:`~dnnsparse.base.mask.Mask` selects.
@@ -343,7 +346,8 @@ class Activation:
         la = {l: self._layer_attrs.get(l, {}) for l in self.layers}
         labels = self.category_labels
         meta = None if labels is None else {"label": labels, "count": self.category_counts}
-        return write_act(path, data, stim_ids=self._stim_ids, attrs=attrs, layer_attrs=la,
+        ids = self._stim_ids if self.has_stim_ids or labels is not None else None
+        return write_act(path, data, stim_ids=ids, attrs=attrs, layer_attrs=la,
                          meta=meta, force=force, compression=compression)
 
 

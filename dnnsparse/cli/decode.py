@@ -58,8 +58,9 @@ def get_parser():
     return p
 
 
-def _sources(args, n_stim):
+def _sources(args, stim):
     """[(name, X or callable reading X)] of the chosen features, checked against -stim."""
+    n_stim = len(stim)
     from ..pipelines import layer_sources, response_sources
 
     if bool(args.act) == bool(args.resp):
@@ -70,7 +71,7 @@ def _sources(args, n_stim):
             raise InputError("-roi/-bmask/-meas select brain features of -resp; with "
                              "-act use -layer/-chn/-dmask.")
         return layer_sources(args.act, n_stim=n_stim, stim=args.stim, layers=args.layer,
-                             chn=args.chn, dmask=args.dmask)
+                             chn=args.chn, dmask=args.dmask, stim_ids=stim.ids)
     if args.layer or args.chn or args.dmask:
         raise InputError("-layer/-chn/-dmask select DNN features of -act; with -resp use "
                          "-roi/-bmask.")
@@ -108,7 +109,7 @@ def main(args):
         raise InputError(f"-model {args.model} predicts numbers but column {args.target!r} "
                          f"of {args.stim} holds text; use -model logistic or svm.")
     groups = np.asarray(stim[args.groups]) if args.groups else None
-    sources = _sources(args, len(stim))
+    sources = _sources(args, stim)
     results = decode_sources(sources, y if classifier else y.astype(np.float64),
                              model=args.model, cv=args.cv, groups=groups,
                              n_perm=args.n_perm, seed=args.seed, n_jobs=args.n_jobs,

@@ -34,7 +34,7 @@ def get_parser():
 
 @cli_main(get_parser)
 def main(args):
-    from ..pipelines import category_names, probe_accuracy
+    from ..pipelines import align_stimuli, category_names, probe_accuracy
     from ..base.activation import Activation
     from ..base.stimulus import Stimulus
     from ..io import check_output_path
@@ -49,9 +49,7 @@ def main(args):
             raise InputError(f"{args.act} holds per-category means (-aggregate label); "
                              "decoding needs one row per stimulus: extract without "
                              "-aggregate.")
-        if act.n_stim != len(stim):
-            raise InputError(f"{args.act} has {act.n_stim} stimuli but {args.stim} has "
-                             f"{len(stim)}; give the table the activations were made from.")
+        stim = align_stimuli(stim, act, stim_path=args.stim, act_path=args.act)
         X = act.to_matrix(args.layer)
     table, res = probe_accuracy(X, stim.labels,
                                 names=category_names(stim.labels, stim.columns.get("condition")),

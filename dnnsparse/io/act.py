@@ -440,6 +440,11 @@ class ActFile:
         return None
 
     @property
+    def has_stim_ids(self):
+        """Whether the file stores its rows' stimulus IDs (else :attr:`stim_ids` counts)."""
+        return self._meta("stimID") is not None
+
+    @property
     def stim_ids(self):
         ids = self._meta("stimID")
         if ids is None:

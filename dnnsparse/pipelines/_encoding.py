@@ -39,6 +39,7 @@ from ..errors import InputError
 from ..utils.parallel import parallel_map
 from ..utils.progress import progress as progress_bar
 from ..utils.validation import check_choice
+from ._align import activation_order
 from ._decoding import decode_sources, decoding_tables
 from ._hrf import convolve_activation
 from ._responses import Responses, count_samples, load_responses
@@ -588,7 +589,7 @@ def safe_name(name):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
 
 
-def layer_sources(act, *, n_stim, stim, layers=None, chn=None, dmask=None):
+def layer_sources(act, *, n_stim, stim, layers=None, chn=None, dmask=None, stim_ids=None):
     """Decoding features of every layer of activation file ``act`` (db_decode -act).
 
     Parameters
@@ -597,6 +598,9 @@ def layer_sources(act, *, n_stim, stim, layers=None, chn=None, dmask=None):
         ``.act.h5`` file; it must hold the ``n_stim`` stimuli of table ``stim``.
     layers, chn, dmask
         As :func:`layer_mask`.
+    stim_ids : sequence of str, optional
+        The table's stimulus IDs: the file's rows are put in their order (by ID, see
+        :func:`~dnnsparse.pipelines.activation_order`), or refused when they differ.
 
     Returns
     -------
@@ -611,8 +615,14 @@ def layer_sources(act, *, n_stim, stim, layers=None, chn=None, dmask=None):
         raise InputError(f"{act_path} has {act.n_stim} stimuli but {stim} has "
                          f"{n_stim}; give the table the activation was made from.")
     mask = layer_mask(act, layers=layers, chn=chn, dmask=dmask)
-    return [(layer, lambda layer=layer: LayerFeatures(
-        act, layer, mask=mask).data) for layer in mask.layers]
+    order = (None if stim_ids is None else
+             activation_order(act, stim_ids, stim_path=str(stim), act_path=str(act_path)))
+
+    def read(layer):
+        data = LayerFeatures(act, layer, mask=mask).data
+        return data if order is None else data[order]
+
+    return [(layer, lambda layer=layer: read(layer)) for layer in mask.layers]
 
 
 def response_sources(resp, *, n_stim, stim, rois=None, columns=None):

@@ -15,6 +15,7 @@ import logging
 import numpy as np
 
 from ..errors import InputError
+from ._align import align_stimuli
 from ._mapping import brain_rdms, layer_psi, roi_psi, row_grouping
 
 __all__ = ["Items", "load_rsa_inputs", "mapping_sparseness", "read_psi_summary",
@@ -89,8 +90,17 @@ class Items:
             act.n_stim if act is not None and not per_cat_act else None)
         self.reference = str(stim_path if stim is not None else act_path)
         self.act_group = None
-        if act is not None:
-            self.act_group = self.group(act.n_stim, act_path) if not per_cat_act else None
+        if act is not None and not per_cat_act:
+            act_labels = self.labels
+            if stim is not None and act.n_stim == len(stim):
+                aligned = align_stimuli(stim, act, stim_path=stim_path, act_path=act_path)
+                if aligned is not stim and not self.by_category:
+                    raise InputError(f"{act_path} holds the stimuli of {stim_path} in "
+                                     "another order; the brain data follow the table's "
+                                     "rows, so give the table in the activation file's "
+                                     "order (or add -cate to compare categories).")
+                act_labels = aligned.labels
+            self.act_group = self.group(act.n_stim, act_path, labels=act_labels)
         if self.by_category:
             self.names = self.categories
         elif stim is not None:
@@ -102,10 +112,15 @@ class Items:
     def n_categories(self):
         return None if self.categories is None else len(self.categories)
 
-    def group(self, n_rows, source):
-        """Labels averaging an input's rows into the items, or None (see row_grouping)."""
+    def group(self, n_rows, source, *, labels=None):
+        """Labels averaging an input's rows into the items, or None (see row_grouping).
+
+        ``labels`` are the input's own row labels when its rows are not in the stimulus
+        table's order (an activation file whose rows were aligned by stimulus ID).
+        """
+        labels = self.labels if labels is None else labels
         try:
-            return row_grouping(n_rows, labels=self.labels if self.by_category else None,
+            return row_grouping(n_rows, labels=labels if self.by_category else None,
                                 n_stim=self.n_stim, n_categories=self.n_categories,
                                 by_category=self.by_category, source=str(source),
                                 reference=self.reference)
