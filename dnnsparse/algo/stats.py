@@ -1,7 +1,12 @@
 """Statistics of the hierarchical sparse-coding paper (Liu, Zhen & Liu, 2020).
 
 - :func:`hierarchy_trend` -- Kendall's tau of PSI against layer position, with
-  per-layer median and interquartile range (the paper's Fig. 1).
+  per-layer median and interquartile range (the paper's Fig. 1). Pooling every
+  (layer, category) value is the authors' test; its p treats the values as
+  independent, which they are not (each category appears in every layer).
+- :func:`category_trend` -- the test of a trend a reviewer accepts: each
+  category's Kendall tau along the layers, then a Wilcoxon signed-rank test and a
+  (seeded) sign-flip permutation test of those taus across categories.
 - :func:`psi_accuracy_correlation` -- per-layer Pearson/Spearman correlation of
   category PSI with category accuracy, Bonferroni-corrected, and the trend of
   those correlations along layers (Fig. 2).
@@ -13,6 +18,7 @@ All functions take plain arrays; layer-wise inputs are ``(n_layers,
 n_categories)``. Nothing here needs statsmodels: least squares is NumPy's and
 the distributions are scipy's.
 """
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,14 +26,17 @@ from scipy import stats
 
 from ..errors import InputError
 from ..utils.validation import (check_array, check_choice, check_consistent_length,
-                                check_scalar)
+                                check_random_state, check_scalar)
 
 __all__ = [
+    "CategoryTrend",
     "HierarchyTrend",
     "LayerCorrelation",
     "StepwiseResult",
+    "category_trend",
     "hierarchy_trend",
     "is_fc_layer",
+    "kendall_tau_columns",
     "psi_accuracy_correlation",
     "stepwise_by_stage",
     "stepwise_regression",
@@ -108,6 +117,161 @@ def hierarchy_trend(psi, *, positions=None, on="categories", percentile_method="
     tau, pvalue = stats.kendalltau(x, y)
     return HierarchyTrend(float(tau), float(pvalue), np.median(psi, axis=1), q25, q75,
                           q75 - q25, pos, on)
+
+
+def kendall_tau_columns(x, Y):
+    """Kendall's tau-b of ``x`` against every column of ``Y`` (as scipy's kendalltau).
+
+    Parameters
+    ----------
+    x : array-like of shape (n,)
+    Y : array-like of shape (n, k)
+
+    Returns
+    -------
+    tau : ndarray of shape (k,)
+        ``(concordant - discordant) / sqrt((n0 - ties_x) (n0 - ties_y))`` over the
+        ``n0 = n (n - 1) / 2`` pairs; NaN for a constant column (or constant ``x``).
+
+    Examples
+    --------
+    >>> kendall_tau_columns([1, 2, 3, 4], [[1, 4, 2], [2, 3, 2], [3, 2, 2], [5, 1, 2]])
+    array([ 1., -1., nan])
+    """
+    x = check_array(x, name="x", ndim=1)
+    Y = check_array(Y, name="Y", ndim=2)
+    if Y.shape[0] != x.size:
+        raise InputError(f"x has {x.size} values but Y has {Y.shape[0]} rows.")
+    i, j = np.triu_indices(x.size, 1)
+    dx = np.sign(x[j] - x[i])                       # (n_pairs,)
+    dy = np.sign(Y[j] - Y[i])                       # (n_pairs, k)
+    n0 = i.size
+    ties_x = np.count_nonzero(dx == 0)
+    ties_y = np.count_nonzero(dy == 0, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau = (dx @ dy) / np.sqrt((n0 - ties_x) * (n0 - ties_y).astype(np.float64))
+    tau[(n0 - ties_y == 0) | (n0 - ties_x == 0)] = np.nan
+    return np.clip(tau, -1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class CategoryTrend:
+    """Result of :func:`category_trend`: per-category trends and their tests."""
+
+    taus: np.ndarray            #: (n_categories,) Kendall tau-b along the layers; NaN: constant
+    n: int                      #: categories with a defined tau (the tests' sample size)
+    mean_tau: float
+    median_tau: float
+    n_positive: int             #: categories with tau > 0
+    n_negative: int             #: categories with tau < 0
+    wilcoxon_statistic: float   #: W = the smaller of the signed-rank sums (zeros dropped)
+    wilcoxon_pvalue: float      #: two-sided
+    wilcoxon_method: str        #: "exact" (no ties, no zeros, n <= 50) or "asymptotic"
+    signflip_pvalue: float      #: two-sided, for the mean tau
+    n_signflips: int            #: sign patterns used (all 2**n of them when exact)
+    signflip_exact: bool
+    seed: object                #: seed of the random sign flips (unused when exact)
+
+
+#: Up to this many categories the sign-flip test enumerates all 2**n patterns.
+SIGNFLIP_EXACT_MAX = 20
+#: Sign patterns x categories per batch (16 MiB of float64 signs).
+_SIGNFLIP_BATCH_VALUES = 2 ** 21
+
+
+def _wilcoxon(taus):
+    """(W, p, method) of the two-sided signed-rank test of ``taus`` (zeros dropped)."""
+    t = taus[taus != 0]
+    if t.size == 0:
+        return np.nan, 1.0, "none"        # no category moves: no evidence of a trend
+    ties = np.unique(np.abs(t)).size < t.size
+    method = "exact" if t.size <= 50 and not ties else "asymptotic"
+    res = stats.wilcoxon(t, method=method, correction=False)
+    return float(res.statistic), float(res.pvalue), method
+
+
+def _signflip(taus, n_permutations, seed, exact_max):
+    """(p, patterns used, exact) of the two-sided sign-flip test of the mean of ``taus``.
+
+    Under no trend every category's tau is as likely negative as positive; the
+    p-value is the share of sign patterns whose mean is at least as far from 0
+    as the observed one (all ``2**n`` patterns when ``n <= exact_max``, else
+    ``n_permutations`` random ones and ``(1 + hits) / (1 + n_permutations)``).
+    """
+    n = taus.size
+    observed = abs(taus.sum())
+    tol = 1e-12 * max(1.0, observed)        # sums of the same values in another order
+    batch = max(1, _SIGNFLIP_BATCH_VALUES // n)
+    hits = 0
+    if n <= exact_max:
+        for start in range(0, 2 ** n, batch):
+            codes = np.arange(start, min(start + batch, 2 ** n), dtype=np.int64)
+            signs = 1.0 - 2.0 * ((codes[:, None] >> np.arange(n)) & 1)   # bits of the code
+            hits += int(np.count_nonzero(np.abs(signs @ taus) >= observed - tol))
+        return hits / 2 ** n, 2 ** n, True
+    rng = check_random_state(seed)
+    for start in range(0, n_permutations, batch):
+        size = min(batch, n_permutations - start)
+        signs = 1.0 - 2.0 * rng.integers(0, 2, size=(size, n))
+        hits += int(np.count_nonzero(np.abs(signs @ taus) >= observed - tol))
+    return (1 + hits) / (1 + n_permutations), n_permutations, False
+
+
+def category_trend(psi, *, positions=None, n_permutations=10000, seed=0,
+                   exact_max=SIGNFLIP_EXACT_MAX):
+    """Trend along the layers with categories, not values, as the sample.
+
+    Each category's Kendall tau-b against layer position is its own trend; under
+    "no trend" the taus are symmetric around 0. Two tests of that across
+    categories: the Wilcoxon signed-rank test (scipy; exact without ties or
+    zero taus up to 50 categories, else the normal approximation with the tie
+    correction) and a sign-flip permutation test of the mean tau (exact up to
+    ``exact_max`` categories, else ``n_permutations`` random flips with
+    ``seed``). Unlike the authors' pooled test (:func:`hierarchy_trend`), n is
+    the number of categories.
+
+    Parameters
+    ----------
+    psi : array-like of shape (n_layers, n_categories)
+    positions : array-like of shape (n_layers,), optional
+        Default 1..n_layers.
+    n_permutations : int, default=10000
+        Random sign patterns when there are more than ``exact_max`` categories.
+    seed : int, Generator or None, default=0
+    exact_max : int, default=20
+
+    Returns
+    -------
+    CategoryTrend
+        Categories whose values are the same in every layer (tau undefined) are
+        left out of the tests (NaN tau); with none left the p-values are NaN.
+
+    Examples
+    --------
+    >>> psi = [[0.1, 0.2, 0.3, 0.2], [0.2, 0.3, 0.2, 0.3], [0.3, 0.4, 0.4, 0.4]]
+    >>> res = category_trend(psi)
+    >>> res.taus.round(3).tolist(), res.n_positive, res.signflip_pvalue
+    ([1.0, 1.0, 0.333, 1.0], 4, 0.125)
+    """
+    psi = _layer_matrix(psi)
+    pos = _positions(positions, psi.shape[0])
+    check_scalar(n_permutations, name="n_permutations", kind=numbers.Integral, min_val=1)
+    check_scalar(exact_max, name="exact_max", kind=numbers.Integral, min_val=0, max_val=30)
+    if psi.shape[0] < 2:
+        taus = np.full(psi.shape[1], np.nan)
+    else:
+        taus = kendall_tau_columns(pos, psi)
+    t = taus[np.isfinite(taus)]
+    if t.size:
+        w, wp, method = _wilcoxon(t)
+        sp, n_flips, exact = _signflip(t, int(n_permutations), seed, int(exact_max))
+        mean, median = float(t.mean()), float(np.median(t))
+    else:
+        w = wp = sp = mean = median = np.nan
+        method, n_flips, exact = "none", 0, True
+    return CategoryTrend(taus, int(t.size), mean, median, int(np.count_nonzero(t > 0)),
+                         int(np.count_nonzero(t < 0)), w, wp, method, sp, n_flips, exact,
+                         seed)
 
 
 # ---------------------------------------------------------------------------

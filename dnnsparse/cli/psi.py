@@ -9,29 +9,37 @@ Brain data work the same way: -roi-file treats the ROIs of a .roi.h5 file as one
 population ("rois"); -nif with -roi/-bmask treats each ROI's voxels (vertices) as a
 population.
 
-Outputs in -out DIR:
+Outputs in -out DIR (written as a whole: nothing appears there unless the run
+completes; -force replaces an earlier db_psi folder entirely):
   psi.csv (or <measure>.csv)  layer, layer_index, category, label, psi
                               (lifetime: layer, layer_index, unit, lifetime -- it
                               is per unit; unit = 1-based channel or element)
   summary.csv                 layer, layer_index, median, q25, q75, iqr, n_units,
                               dead_units, n_categories (also printed)
-  trend.csv                   Kendall's tau along the layers: psi_categories (all
-                              values pooled, the authors' test), psi_medians
-  distributions.png, medians.png   the paper's Fig. 1A and 1B
+  trend.csv                   tests of a trend along the layers (test, tau, p, n,
+                              n_of, description): psi_categories = the authors'
+                              test (Kendall tau of all layer x category values
+                              pooled as if independent: its p is far too small);
+                              psi_category_taus_wilcoxon / _signflip = each
+                              category's tau along the layers, tested across the
+                              categories (n = categories); psi_medians = tau of
+                              the layer medians (n = layers)
+  distributions.png, medians.png   the paper's Fig. 1A (one row per layer) and 1B
 With -accuracy (label, accuracy; e.g. from db_probe):
   correlation.csv             per layer Pearson/Spearman r, p, Bonferroni p
   stepwise.csv                stepwise regression of accuracy on PSI, conv and fc
                               layers separately (layers named fc* are fc)
   trend.csv                   + rows pearson_r, spearman_r (tau of r along layers)
   correlation.png             the paper's Fig. 2
+An accuracy that is the same for every category has no correlation: the other
+outputs are written and a warning says so.
 
 example: db_psi -act alexnet.act.h5 -stim imgs.stim.csv -out psi/ -accuracy acc.csv
          db_psi -act norelu.act.h5 -stim imgs.stim.csv -abs -out psi_abs/
 """
-import numpy as np
-
 from ..errors import InputError
-from ._common import add_force_arg, add_option, cli_main, make_parser
+from ..utils.validation import finite_float
+from ._common import add_force_arg, add_option, cli_main, make_parser, output_path
 
 
 def get_parser():
@@ -69,7 +77,17 @@ def get_parser():
     add_option(g, "stepwise", default="p", choices=sorted(STEPWISE_CRITERIA),
                help="stepwise rule: p-to-enter 0.05 (the paper's text) or adjusted R^2 "
                     "(the authors' code)")
-    add_option(p, "out", required=True, metavar="DIR", help="output directory")
+    add_option(g, "alpha", type=finite_float, default=0.05, metavar="A",
+               help="significance level of the Bonferroni-corrected correlations "
+                    "(default 0.05)")
+    g = p.add_argument_group("trend test across categories")
+    add_option(g, "permutations", type=int, default=10000, metavar="N",
+               help="random sign flips when there are more than 20 categories (up to 20 "
+                    "every sign pattern is tried; default 10000)")
+    add_option(g, "seed", type=int, default=0, metavar="N",
+               help="seed of the random sign flips (default 0)")
+    add_option(p, "out", required=True, metavar="DIR", type=output_path,
+               help="output directory")
     add_option(p, "no-figures", action="store_true", help="write the tables only")
     add_force_arg(p)
     return p
@@ -78,20 +96,24 @@ def get_parser():
 @cli_main(get_parser)
 def main(args):
     from ..pipelines import (accuracy_analysis, activation_file_sparseness,
-                             brain_file_sparseness, format_summary, load_grouping_stimuli,
-                             write_psi_outputs)
+                             brain_file_sparseness, format_accuracy, format_summary,
+                             load_grouping_stimuli, write_psi_outputs)
     from ._args import build_rois
-    from ..io import check_input_file, prepare_output_dir
+    from ..io import check_input_file, check_output_dir
     from ..io.table import read_table
+    from ..utils.validation import check_scalar
 
     given = [o for o in ("act", "roi_file", "nif") if getattr(args, o)]
     if len(given) != 1:
         raise InputError("give exactly one input: -act FILE, -roi-file FILE or -nif FILE.")
     if (args.roi or args.bmask) and not args.nif:
         raise InputError("-roi/-bmask select populations of -nif brain data; give -nif.")
+    check_scalar(args.alpha, name="-alpha", min_val=0, max_val=1, include_min=False,
+                 include_max=False)
+    check_scalar(args.permutations, name="-permutations", min_val=1)
     if args.accuracy:
         check_input_file(args.accuracy, what="accuracy table")
-    prepare_output_dir(args.out, force=args.force)        # refuse early, before computing
+    check_output_dir(args.out, force=args.force)          # refuse early, before computing
     stim, names = load_grouping_stimuli(args.stim)
     if args.act:
         result = activation_file_sparseness(
@@ -113,17 +135,11 @@ def main(args):
                              f"db_probe writes); it has {', '.join(table)}.")
         accuracy = accuracy_analysis(result, table["label"], table["accuracy"],
                                      criterion=args.stepwise)
+    trend = dict(seed=args.seed, n_permutations=args.permutations)
     written = write_psi_outputs(result, args.out, accuracy=accuracy,
-                                figures=not args.no_figures, force=True)
-    print(format_summary(result))
+                                figures=not args.no_figures, force=args.force,
+                                alpha=args.alpha, **trend)
+    print(format_summary(result, title=result.source or None, **trend))
     if accuracy is not None:
-        c = accuracy.correlation
-        best = int(np.nanargmax(c.pearson_r)) if np.isfinite(c.pearson_r).any() else 0
-        print(f"PSI-accuracy Pearson r: highest {c.pearson_r[best]:.3f} in {result.layers[best]} "
-              f"(Bonferroni p={c.pearson_p_bonferroni[best]:.3g}); tau along layers "
-              f"{c.tau:.3f} (p={c.tau_pvalue:.3g})")
-        for stage, r in accuracy.stepwise.items():
-            sel = ", ".join(r.selected) or "none"
-            print(f"stepwise ({stage}): {sel}; F({r.df1}, {r.df2}) = {r.F:.2f}, p={r.pvalue:.3g}, "
-                  f"adjusted R^2 = {r.adj_r2:.3f}")
-    print(f"wrote {args.out}: {', '.join(p.name for p in written)}")
+        print(format_accuracy(accuracy, alpha=args.alpha))
+    print(f"wrote {written[0].parent}: {', '.join(p.name for p in written)}")

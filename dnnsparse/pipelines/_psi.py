@@ -25,20 +25,22 @@ and the embedded demo -- live in :mod:`._demo`.
 """
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
 from ..errors import InputError
-from ..io import prepare_output_dir
+from ..io import atomic_output_dir
 from ..io.table import write_table
 from ..utils.memory import items_per_read
 from ..utils.progress import progress
 from ..utils.validation import check_choice
 from ..algo.sparseness import UNIT_MODES, category_means
 from ..algo.sparseness import MEASURES, dead_units, sparseness
-from ..algo.stats import (STEPWISE_CRITERIA, TREND_TARGETS, hierarchy_trend,
-                          psi_accuracy_correlation, stepwise_by_stage)
+from ..algo.stats import (STEPWISE_CRITERIA, TREND_TARGETS, category_trend,
+                          hierarchy_trend, is_fc_layer, psi_accuracy_correlation,
+                          stepwise_by_stage)
 
 __all__ = [
     "AccuracyAnalysis",
@@ -49,8 +51,10 @@ __all__ = [
     "brain_file_sparseness",
     "brain_sparseness",
     "category_names",
-    "load_grouping_stimuli",
+    "describe_source",
+    "format_accuracy",
     "format_summary",
+    "load_grouping_stimuli",
     "probe_accuracy",
     "write_psi_outputs",
 ]
@@ -102,6 +106,9 @@ class SparsenessResult:
         "channel" or "position" for networks, "roi"/"voxel" for brain data.
     absolute : bool
         Whether the absolute values of the activations were used.
+    source : str
+        What was measured, for figure titles: the network and what was done to it
+        (from the ``.act.h5`` provenance, :func:`describe_source`) or the file.
     """
 
     layers: list
@@ -115,6 +122,7 @@ class SparsenessResult:
     unit_ids: list = field(default_factory=list)
     unit: str = "channel"
     absolute: bool = False
+    source: str = ""
 
     @property
     def per_unit(self):
@@ -194,9 +202,61 @@ class SparsenessResult:
         return {"categories": (float(pooled[0]), float(pooled[1]), x.size),
                 "medians": (float(medians[0]), float(medians[1]), len(pos))}
 
+    def trend_rows(self, *, seed=0, n_permutations=10000):
+        """Every test of a trend along the layers, each saying what it is.
 
-def format_summary(result, *, title=None):
-    """The per-layer summary as an aligned text table (what ``db_psi`` prints)."""
+        Rows (dicts with keys test, label, tau, p, n, n_of, description; label is
+        the short name printouts use), in this order:
+        ``<measure>_categories`` -- the authors' test, Kendall's tau of all values
+        pooled (n = layers x categories, treated as independent: its p is too
+        small); ``<measure>_category_taus_wilcoxon`` and
+        ``<measure>_category_taus_signflip`` -- each category's tau along the
+        layers, tested across categories (n = categories; tau is their median
+        and mean; see :func:`~dnnsparse.algo.stats.category_trend`; not for a
+        per-unit measure, whose units differ between layers); and
+        ``<measure>_medians`` -- Kendall's tau of the layer medians (n = layers).
+        """
+        m = self.measure
+        trend = self.trend()
+        tau, p, n = trend["categories"]
+        thing = "unit" if self.per_unit else "category"
+        rows = [dict(test=f"{m}_categories", label="authors' test (values pooled)",
+                     tau=tau, p=p, n=n, n_of="values",
+                     description=f"the authors' test: Kendall tau of all {n} layer x "
+                                 f"{thing} values pooled against layer position, as if "
+                                 f"independent (p too small)")]
+        if not self.per_unit and len(self.layers) >= 2:
+            ct = category_trend(self.matrix(), seed=seed, n_permutations=n_permutations)
+            flips = (f"all {ct.n_signflips} sign patterns" if ct.signflip_exact else
+                     f"{ct.n_signflips} random sign patterns, seed {ct.seed}")
+            rows += [dict(test=f"{m}_category_taus_wilcoxon",
+                          label="per-category tau, Wilcoxon", tau=ct.median_tau,
+                          p=ct.wilcoxon_pvalue, n=ct.n, n_of="categories",
+                          description=f"each category's Kendall tau along the layers "
+                                      f"({ct.n_positive} up, {ct.n_negative} down); "
+                                      f"Wilcoxon signed-rank test across categories "
+                                      f"({ct.wilcoxon_method}, W = "
+                                      f"{ct.wilcoxon_statistic:g}); tau = median"),
+                     dict(test=f"{m}_category_taus_signflip",
+                          label="per-category tau, sign-flip", tau=ct.mean_tau,
+                          p=ct.signflip_pvalue, n=ct.n, n_of="categories",
+                          description=f"each category's Kendall tau along the layers; "
+                                      f"sign-flip permutation test of their mean "
+                                      f"({flips}); tau = mean")]
+        mtau, mp, mn = trend["medians"]
+        rows.append(dict(test=f"{m}_medians", label="layer medians", tau=mtau, p=mp, n=mn,
+                         n_of="layers",
+                         description="Kendall tau of the layer medians against layer "
+                                     "position"))
+        return rows
+
+
+def format_summary(result, *, title=None, seed=0, n_permutations=10000):
+    """The per-layer summary and the trend tests as aligned text (what ``db_psi`` prints).
+
+    ``seed`` and ``n_permutations`` are those of the sign-flip test
+    (:meth:`SparsenessResult.trend_rows`).
+    """
     s = result.summary()
     width = max(8, *(len(str(l)) for l in s["layer"]))
     what = (f"{result.measure} of every unit across {result.n_categories} categories"
@@ -208,14 +268,45 @@ def format_summary(result, *, title=None):
         lines.append(f"{layer:<{width}}  {s['median'][i]:8.4f}  {s['q25'][i]:8.4f}  "
                      f"{s['q75'][i]:8.4f}  {s['iqr'][i]:8.4f}  {s['n_units'][i]:>8d}  "
                      f"{s['dead_units'][i]:>6d}")
-    trend = result.trend()
-    tau, p, n = trend["categories"]
-    mtau, mp, _ = trend["medians"]
     if result.absolute:
         what += " (absolute activations)"
-    lines.append(f"{what}; Kendall tau along layers: {tau:.3f} (p={p:.3g}, {n} values "
-                 f"pooled), over medians {mtau:.3f} (p={mp:.3g})")
+    lines.append(f"Trend of the {what} along {len(result.layers)} layers (Kendall tau; "
+                 f"trend.csv says what each test is):")
+    rows = result.trend_rows(seed=seed, n_permutations=n_permutations)
+    label_width = max(len(row["label"]) for row in rows)
+    for row in rows:
+        lines.append(f"  {row['label']:<{label_width}}  tau {row['tau']:+.3f}  "
+                     f"p={row['p']:<9.3g}  n={row['n']} {row['n_of']}")
+    if len(rows) > 2:
+        lines.append(f"  (the authors' test counts all {rows[0]['n']} values as independent, "
+                     f"so its p is far too small; n of the per-category tests is the "
+                     f"{rows[1]['n']} categories)")
     return "\n".join(lines)
+
+
+def describe_source(attrs, path=None):
+    """What an activation file measured, from its provenance attributes.
+
+    ``net`` (and ``weights`` when they are not the network's ImageNet default),
+    then "intact" or the ``lesion`` applied, and any Top-K; without a ``net``
+    attribute, the file name.
+
+    >>> describe_source({"net": "alexnet", "weights": "imagenet", "lesion": ""})
+    'alexnet, intact'
+    >>> describe_source({"net": "alexnet", "weights": "random", "lesion": "weights(seed=0)",
+    ...                  "topk": "conv5_relu=0.1"})
+    'alexnet (random weights), lesion weights(seed=0), Top-K conv5_relu=0.1'
+    """
+    net = str(attrs.get("net") or "")
+    if not net:
+        return "" if path is None else Path(path).name
+    weights = str(attrs.get("weights") or "").replace("\\", "/").rsplit("/", 1)[-1]
+    text = net if weights in ("", "imagenet") else f"{net} ({weights} weights)"
+    lesion = str(attrs.get("lesion") or "")
+    text += f", lesion {lesion}" if lesion else ", intact"
+    if attrs.get("topk"):
+        text += f", Top-K {attrs['topk']}"
+    return text
 
 
 # ---------------------------------------------------------------------------
@@ -386,11 +477,12 @@ def activation_sparseness(act, labels=None, *, names=None, layers=None, measure=
     return SparsenessResult(layers, measure, values, cats,
                             np.array([names.get(c.item(), str(c)) for c in cats], dtype=str),
                             counts, np.array(n_units), np.array(n_dead), ids, unit,
-                            absolute=absolute)
+                            absolute=absolute, source=describe_source(act.attrs, act.path))
 
 
 def brain_sparseness(data, populations, labels=None, *, names=None, measure="psi",
-                     measure_options=None, unit="voxel", feature_names=None, absolute=False):
+                     measure_options=None, unit="voxel", feature_names=None, absolute=False,
+                     source=""):
     """Sparseness of every category in brain populations (an ROI's voxels as units).
 
     Parameters
@@ -414,6 +506,8 @@ def brain_sparseness(data, populations, labels=None, *, names=None, measure="psi
     absolute : bool, default=False
         Absolute value of every sample before the category means (needs
         ``labels``: samples that already are categories are refused).
+    source : str, optional
+        What the data are (e.g. the file name), for figure titles.
 
     Returns
     -------
@@ -461,7 +555,7 @@ def brain_sparseness(data, populations, labels=None, *, names=None, measure="psi
     return SparsenessResult(list(populations), measure, values, cats,
                             np.array([names.get(c.item(), str(c)) for c in cats], dtype=str),
                             counts, np.array(n_units), np.array(n_dead), ids, unit,
-                            absolute=absolute)
+                            absolute=absolute, source=source)
 
 
 # ---------------------------------------------------------------------------
@@ -492,6 +586,7 @@ def activation_file_sparseness(path, stim=None, *, stim_path=None, names=None, *
     go to :func:`activation_sparseness` (``layers``, ``measure``, ``unit``, ...).
     """
     from ..base.activation import Activation
+    from ._align import align_stimuli
 
     act = Activation.load(path)
     with act:
@@ -507,14 +602,7 @@ def activation_file_sparseness(path, stim=None, *, stim_path=None, names=None, *
             if stim is None:
                 raise InputError(f"{path} has one row per stimulus; give -stim TABLE "
                                  "with their labels (or extract with -aggregate label).")
-            if act.n_stim != len(stim):
-                raise InputError(f"{path} has {act.n_stim} stimuli but {stim_path} has "
-                                 f"{len(stim)}; give the table the activations were made "
-                                 "from.")
-            if not np.array_equal(act.stim_ids, stim.ids):
-                log.warning("stimulus IDs of %s differ from those of %s; rows are matched "
-                            "by position.", path, stim_path)
-            labels = stim.labels
+            labels = align_stimuli(stim, act, stim_path=stim_path, act_path=path).labels
         return activation_sparseness(act, labels, names=names, **options)
 
 
@@ -546,7 +634,8 @@ def brain_file_sparseness(path, rois=None, stim=None, *, stim_path=None, names=N
                          "samples already are categories).")
     return brain_sparseness(data, populations, None if stim is None else stim.labels,
                             names=names, measure=measure, unit=unit,
-                            feature_names=feature_names, absolute=absolute)
+                            feature_names=feature_names, absolute=absolute,
+                            source=Path(path).name)
 
 
 def probe_accuracy(X, labels, *, names=None, model="logistic", cv=2, seed=0):
@@ -589,11 +678,16 @@ class AccuracyAnalysis:
     layers : list of str
     accuracy : ndarray of shape (n_categories,)
         Accuracy aligned with the sparseness result's categories.
-    correlation : LayerCorrelation
+    correlation : LayerCorrelation or None
+        None when the accuracy is the same for every category (the correlation is
+        undefined; ``cautions`` says so).
     stepwise : dict
         ``{"conv": StepwiseResult, "fc": StepwiseResult}`` (stages without layers
-        left out).
+        left out; empty without a correlation).
     criterion : str
+    cautions : list of str
+        What limits the results (also logged as warnings): an undefined
+        correlation, a stepwise regression with fewer categories than layers.
     """
 
     layers: list
@@ -601,6 +695,13 @@ class AccuracyAnalysis:
     correlation: object
     stepwise: dict
     criterion: str
+    cautions: list = field(default_factory=list)
+
+    def significant(self, alpha=0.05):
+        """Indices of the layers whose Bonferroni-corrected Pearson p is below ``alpha``."""
+        if self.correlation is None:
+            return np.zeros(0, dtype=int)
+        return np.flatnonzero(self.correlation.pearson_p_bonferroni < alpha)
 
     def correlation_table(self, alpha=0.05):
         """Per layer: Pearson and Spearman r, p, Bonferroni p, significant (Bonferroni
@@ -615,11 +716,18 @@ class AccuracyAnalysis:
                 "significant": c.pearson_p_bonferroni < alpha}
 
     def trend_rows(self):
-        """Kendall's tau of the Pearson and Spearman r along layers, as trend rows."""
+        """Kendall's tau of the Pearson and Spearman r along layers, as trend rows
+        (see :meth:`SparsenessResult.trend_rows`); none without a correlation."""
         c = self.correlation
+        if c is None:
+            return []
         n = len(self.layers)
-        return [("pearson_r", c.tau, c.tau_pvalue, n),
-                ("spearman_r", c.spearman_tau, c.spearman_tau_pvalue, n)]
+        return [dict(test=f"{kind}_r", label=f"{kind.title()} r of the layers", tau=tau,
+                     p=p, n=n, n_of="layers",
+                     description=f"Kendall tau of the per-layer {kind.title()} r "
+                                 f"(sparseness, accuracy) against layer position")
+                for kind, tau, p in (("pearson", c.tau, c.tau_pvalue),
+                                     ("spearman", c.spearman_tau, c.spearman_tau_pvalue))]
 
     def stepwise_table(self):
         """Per stage: selected layers (';'-joined, order of entry), F, df1, df2, p, R²,
@@ -686,62 +794,127 @@ def accuracy_analysis(result, labels, accuracy, *, criterion="p"):
         log.info("accuracy table: %d label(s) without sparseness values ignored", extra)
     acc = np.array([lookup[c.item()] for c in result.labels])
     if np.ptp(acc) == 0:
-        raise InputError(f"accuracy is {acc[0]:g} for every category, so its correlation with "
-                         "sparseness is undefined; read out from an earlier layer or with "
-                         "fewer training stimuli to get differences.")
+        note = (f"accuracy is {acc[0]:g} for every category, so its correlation with "
+                "sparseness is undefined (no correlation.csv, stepwise.csv, "
+                "correlation.png); read out from an earlier layer or with fewer training "
+                "stimuli to get differences")
+        log.warning("%s", note)
+        return AccuracyAnalysis(list(result.layers), acc, None, {}, criterion, [note])
     corr = psi_accuracy_correlation(psi, acc)
     steps = stepwise_by_stage(psi, acc, result.layers, criterion=criterion)
-    return AccuracyAnalysis(list(result.layers), acc, corr, steps, criterion)
+    cautions = []
+    for stage, res in steps.items():
+        k = sum((stage == "fc") == is_fc_layer(layer) for layer in result.layers)
+        if res.n < k:
+            cautions.append(f"stepwise ({stage}): {res.n} categories for {k} candidate "
+                            f"layers -- with fewer observations than predictors the "
+                            f"selection is unstable and its R^2 optimistic; read it as "
+                            f"descriptive")
+            log.warning("%s", cautions[-1])
+    return AccuracyAnalysis(list(result.layers), acc, corr, steps, criterion, cautions)
+
+
+def format_accuracy(analysis, *, alpha=0.05):
+    """The PSI-accuracy result as text (what ``db_psi -accuracy`` prints).
+
+    The strongest correlation by absolute value, every layer whose
+    Bonferroni-corrected p is below ``alpha``, the trend of r along the layers,
+    the stepwise regressions and the cautions.
+    """
+    c = analysis.correlation
+    lines = []
+    if c is not None:
+        n_layers = len(analysis.layers)
+        lines.append(f"PSI-accuracy Pearson r across {c.n} categories in {n_layers} layers "
+                     f"(Bonferroni over the layers):")
+        finite = np.isfinite(c.pearson_r)
+        if finite.any():
+            best = int(np.nanargmax(np.where(finite, np.abs(c.pearson_r), np.nan)))
+            lines.append(f"  strongest |r|: r = {c.pearson_r[best]:+.3f} in "
+                         f"{analysis.layers[best]} (p={c.pearson_p[best]:.3g}, Bonferroni "
+                         f"p={c.pearson_p_bonferroni[best]:.3g})")
+        else:
+            lines.append("  r is undefined in every layer (sparseness the same for every "
+                         "category)")
+        sig = analysis.significant(alpha)
+        if sig.size:
+            cells = ", ".join(f"{analysis.layers[i]} (r = {c.pearson_r[i]:+.3f}, Bonferroni "
+                              f"p={c.pearson_p_bonferroni[i]:.3g})" for i in sig)
+            lines.append(f"  Bonferroni p < {alpha:g} in {sig.size} of {n_layers} layers: "
+                         f"{cells}")
+        else:
+            lines.append(f"  no layer has Bonferroni p < {alpha:g}")
+        lines.append(f"  Kendall tau of r along the layers: {c.tau:+.3f} (p={c.tau_pvalue:.3g}, "
+                     f"n={n_layers} layers)")
+    for stage, r in analysis.stepwise.items():
+        sel = ", ".join(r.selected) or "none"
+        lines.append(f"stepwise ({stage}): {sel}; F({r.df1}, {r.df2}) = {r.F:.2f}, "
+                     f"p={r.pvalue:.3g}, adjusted R^2 = {r.adj_r2:.3f}")
+    lines += [f"caution: {note}" for note in analysis.cautions]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------
 # Writing db_psi's outputs
 # ---------------------------------------------------------------------------
-def _trend_table(result, accuracy=None):
-    rows = [(f"{result.measure}_{on}", *result.trend()[on]) for on in TREND_TARGETS]
+def _trend_table(result, accuracy=None, *, seed=0, n_permutations=10000):
+    rows = result.trend_rows(seed=seed, n_permutations=n_permutations)
     if accuracy is not None:
         rows += accuracy.trend_rows()
-    return {"test": [r[0] for r in rows], "tau": [r[1] for r in rows],
-            "p": [r[2] for r in rows], "n": [r[3] for r in rows]}
+    return {key: [r[key] for r in rows] for key in ("test", "tau", "p", "n", "n_of",
+                                                     "description")}
 
 
-def write_psi_outputs(result, out_dir, *, accuracy=None, figures=True, force=False):
-    """Write ``db_psi``'s tables and figures into ``out_dir``.
+def write_psi_outputs(result, out_dir, *, accuracy=None, figures=True, force=False, seed=0,
+                      n_permutations=10000, alpha=0.05):
+    """Write ``db_psi``'s tables and figures as the folder ``out_dir``.
 
-    Files: ``<measure>.csv`` (tidy values), ``summary.csv``, ``trend.csv`` (rows
-    ``<measure>_categories`` and ``<measure>_medians``; with accuracy also
-    ``pearson_r`` and ``spearman_r``: Kendall's tau of the correlations along
-    layers), ``distributions.png`` (Fig. 1A), ``medians.png`` (Fig. 1B); with
-    ``accuracy`` also ``correlation.csv``, ``stepwise.csv`` and
+    The folder is written as a whole (:func:`~dnnsparse.io.atomic_output_dir`):
+    nothing appears under ``out_dir`` until every file is complete, and with
+    ``force`` a previous output folder is replaced entirely.
+
+    Files: ``<measure>.csv`` (tidy values), ``summary.csv``, ``trend.csv`` (one
+    row per test, :meth:`SparsenessResult.trend_rows`, which says what each is;
+    with a correlation also ``pearson_r`` and ``spearman_r``: Kendall's tau of
+    the correlations along layers), ``distributions.png`` (Fig. 1A),
+    ``medians.png`` (Fig. 1B); with a correlation (``accuracy`` that is not the
+    same for every category) also ``correlation.csv``, ``stepwise.csv`` and
     ``correlation.png`` (Fig. 2).
 
     Parameters
     ----------
     result : SparsenessResult
     out_dir : str or Path
-        Created if needed; a non-empty one needs ``force``.
+        Must be absent or empty, or (with ``force``) an earlier output folder.
     accuracy : AccuracyAnalysis, optional
     figures : bool, default=True
     force : bool, default=False
+    seed, n_permutations
+        Of the sign-flip trend test (used beyond 20 categories).
+    alpha : float, default=0.05
+        Significance level marked in ``correlation.csv`` and its figure.
 
     Returns
     -------
     list of Path
+        The files at their final place.
     """
     from .. import viz
 
-    out = prepare_output_dir(out_dir, force=force)
-    written = [write_table(out / f"{result.measure}.csv", result.table(), force=True),
-               write_table(out / "summary.csv", result.summary(), force=True),
-               write_table(out / "trend.csv", _trend_table(result, accuracy), force=True)]
-    if accuracy is not None:
-        written += [write_table(out / "correlation.csv", accuracy.correlation_table(),
-                                force=True),
-                    write_table(out / "stepwise.csv", accuracy.stepwise_table(), force=True)]
-    if figures:
-        written += [viz.plot_distributions(out / "distributions.png", result, force=True),
-                    viz.plot_medians(out / "medians.png", {"": result}, force=True)]
-        if accuracy is not None:
-            written.append(viz.plot_correlation(out / "correlation.png", accuracy,
-                                                      force=True))
-    return written
+    out_dir = Path(out_dir)
+    correlated = accuracy is not None and accuracy.correlation is not None
+    with atomic_output_dir(out_dir, force=force) as tmp:
+        names = [write_table(tmp / f"{result.measure}.csv", result.table()),
+                 write_table(tmp / "summary.csv", result.summary()),
+                 write_table(tmp / "trend.csv", _trend_table(result, accuracy, seed=seed,
+                                                             n_permutations=n_permutations))]
+        if correlated:
+            names += [write_table(tmp / "correlation.csv", accuracy.correlation_table(alpha)),
+                      write_table(tmp / "stepwise.csv", accuracy.stepwise_table())]
+        if figures:
+            names += [viz.plot_distributions(tmp / "distributions.png", result),
+                      viz.plot_medians(tmp / "medians.png", {"": result})]
+            if correlated:
+                names.append(viz.plot_correlation(tmp / "correlation.png", accuracy,
+                                                  alpha=alpha, source=result.source))
+    return [out_dir / Path(name).name for name in names]

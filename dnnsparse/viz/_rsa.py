@@ -81,6 +81,9 @@ def plot_similarity_heatmap(path, scores, layers, rois, *, best=None, marks=None
             star = "*" if marks is not None and marks[i, j] else ""
             ax.text(j, i, f"{scores[i, j]:.2f}{star}", ha="center", va="center",
                     fontsize=7, color="white" if abs(scores[i, j]) > 0.6 * lim else "black")
+    elif marks is not None and np.any(marks):       # too many cells for numbers: a dot each
+        i, j = np.nonzero(marks)
+        ax.scatter(j, i, s=6, c="black", marker="o", linewidths=0)
     if best is not None:
         for j, i in enumerate(np.asarray(best)):
             if i >= 0:
@@ -92,19 +95,30 @@ def plot_similarity_heatmap(path, scores, layers, rois, *, best=None, marks=None
     return save_figure(fig, path, force=force)
 
 
-def plot_similarity_table(path, table, *, layers=None, rois=None, **kwargs):
-    """Heatmap of a tidy table with columns ``layer``, ``roi``, ``score``.
+def plot_similarity_table(path, table, *, layers=None, rois=None, adjust=None, alpha=0.05,
+                          adjust_name="p_fdr", **kwargs):
+    """Heatmap of a tidy table with columns ``layer``, ``roi``, ``score`` (and ``p``).
 
     Rows with the same layer and ROI (one per channel or position) are
-    averaged; NaN scores are left out of the mean.
+    averaged; NaN scores are left out of the mean. With ``adjust`` and a ``p``
+    column holding one p-value per cell (whole-layer RDMs), the p-values of all
+    cells are adjusted together (``adjust(p)``, e.g. Benjamini-Hochberg,
+    :func:`dnnsparse.pipelines.fdr_bh`) and cells below ``alpha`` are marked
+    ``*``, as in ``db_map``'s figure; the colour bar's label says so.
 
     Parameters
     ----------
     path : str or Path
-    table : mapping with columns "layer", "roi", "score"
+    table : mapping with columns "layer", "roi", "score" (and "p")
         E.g. :func:`dnnsparse.pipelines.rsa_table`.
     layers, rois : list of str, optional
         Row and column order; default the order of first appearance.
+    adjust : callable, optional
+        ``adjust(p) -> adjusted p`` over an array of the cells' p-values (NaN
+        kept); None: no marks.
+    alpha : float, default=0.05
+    adjust_name : str, default="p_fdr"
+        What the adjusted p-values are called in the colour bar's label.
     **kwargs
         Passed to :func:`plot_similarity_heatmap`.
     """
@@ -122,7 +136,29 @@ def plot_similarity_table(path, table, *, layers=None, rois=None, **kwargs):
     np.add.at(counts, (rows[ok], cols[ok]), 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / counts
-    return plot_similarity_heatmap(path, means, layers, rois, **kwargs)
+    marks = _cell_marks(table, rows, cols, means.shape, adjust, alpha)
+    if marks is not None:
+        kwargs["cbar_label"] = (f"{kwargs.get('cbar_label', 'RDM similarity')}; "
+                                f"* {adjust_name} < {alpha:g}")
+    return plot_similarity_heatmap(path, means, layers, rois, marks=marks, **kwargs)
+
+
+def _cell_marks(table, rows, cols, shape, adjust, alpha):
+    """Boolean (n_layers, n_roi) of cells whose adjusted p is below ``alpha``; None when
+    not asked for, without p-values, or with several rows (channels) per cell."""
+    if adjust is None or "p" not in table:
+        return None
+    p = np.asarray(table["p"], dtype=np.float64)
+    cell_p = np.full(shape, np.nan)
+    if np.isnan(p).all():
+        return None
+    if len(set(zip(rows.tolist(), cols.tolist()))) < len(rows):
+        log.info("similarity heatmap: several p-values per cell (per channel or "
+                 "position); no cell is marked.")
+        return None
+    cell_p[rows, cols] = p
+    with np.errstate(invalid="ignore"):
+        return np.asarray(adjust(cell_p)) < alpha
 
 
 def nilearn_available():
@@ -164,12 +200,17 @@ def render_volume_maps(path, label_img, value_img, *, names, bg_img=None, title=
     from nilearn import plotting
 
     colours = _layer_colours(len(names))
-    fig = new_figure((9.0, 6.5))
-    top, bottom = fig.subplots(2, 1)
+    fig = new_figure((10.0, 6.5))
+    # The legend gets a column of its own beside the label panel: at the figure's edge
+    # it covered the value panel's colour bar.
+    grid = fig.add_gridspec(2, 2, width_ratios=[1.0, 0.2], wspace=0.02)
+    top, bottom = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0])
+    legend_ax = fig.add_subplot(grid[0, 1])
+    legend_ax.set_axis_off()
     display = plotting.plot_roi(label_img, bg_img=bg_img, figure=fig, axes=top, draw_cross=False,
-                      cmap=ListedColormap(colours), vmin=0.5, vmax=len(names) + 0.5,
-                      colorbar=False, threshold=0.5, alpha=0.8,
-                      title=title or "best layer")
+                                cmap=ListedColormap(colours), vmin=0.5, vmax=len(names) + 0.5,
+                                colorbar=False, threshold=0.5, alpha=0.8,
+                                title=title or "best layer")
     # nilearn warns about NaN; outside the ROIs is shown as empty anyway.
     data = np.asanyarray(value_img.dataobj).astype(np.float32)
     clean = nib.Nifti1Image(np.nan_to_num(data, nan=0.0), value_img.affine)
@@ -177,6 +218,8 @@ def render_volume_maps(path, label_img, value_img, *, names, bg_img=None, title=
                            cut_coords=display.cut_coords,
                            cmap="viridis", symmetric_cbar=False, colorbar=True,
                            threshold=1e-12, title=value_label)
-    fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(colours, names)],
-               loc="center right", fontsize=8, title="layer")
+    shown = np.unique(np.asanyarray(label_img.dataobj))
+    shown = [int(k) for k in shown if 1 <= k <= len(names)]       # best layers only
+    legend_ax.legend(handles=[Patch(color=colours[k - 1], label=names[k - 1]) for k in shown],
+                     loc="center left", fontsize=8, title="best layer", frameon=False)
     return save_figure(fig, path, force=force)

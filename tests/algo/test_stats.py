@@ -1,5 +1,6 @@
 """The paper's statistics against scipy / scikit-learn reference computations."""
 import doctest
+import itertools
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ from scipy import stats
 from sklearn.linear_model import LinearRegression
 
 from dnnsparse.algo import stats as stats_module
-from dnnsparse.algo.stats import (hierarchy_trend, is_fc_layer, psi_accuracy_correlation,
+from dnnsparse.algo.stats import (category_trend, hierarchy_trend, is_fc_layer,
+                                  kendall_tau_columns, psi_accuracy_correlation,
                                   stepwise_by_stage, stepwise_regression)
 from dnnsparse.errors import InputError
 
@@ -46,6 +48,106 @@ def test_trend_on_medians_with_positions(psi):
         hierarchy_trend(psi, positions=[1, 2, 3])
     with pytest.raises(InputError, match="choose from"):
         hierarchy_trend(psi, on="layers")
+
+
+def test_kendall_tau_columns_equal_scipy(rng):
+    """tau-b with ties in x and in the columns, and a constant column (NaN)."""
+    x = np.array([1, 2, 2, 3, 4, 5, 5, 6.0])
+    Y = np.round(rng.normal(size=(8, 30)), 1)
+    Y[:, 3] = 0.7
+    Y[:, 4] = Y[:, 5]
+    got = kendall_tau_columns(x, Y)
+    for k in range(30):
+        ref = stats.kendalltau(x, Y[:, k]).statistic
+        if k == 3:
+            assert np.isnan(got[k]) and np.isnan(ref)
+        else:
+            assert got[k] == pytest.approx(ref, abs=1e-14)
+    with pytest.raises(InputError, match="x has 3 values but Y has 8 rows"):
+        kendall_tau_columns([1, 2, 3], Y)
+
+
+def slow_signed_rank_p(t):
+    """Exact two-sided p of the signed-rank sum by enumerating all 2**n sign patterns
+    of the ranks of |t| (no ties, no zeros)."""
+    ranks = stats.rankdata(np.abs(t))
+    observed = ranks[t > 0].sum()
+    mean = ranks.sum() / 2
+    hits = sum(abs(np.dot(signs, ranks) - mean) >= abs(observed - mean) - 1e-9
+               for signs in itertools.product([0, 1], repeat=t.size))
+    return hits / 2 ** t.size
+
+
+def slow_signflip_p(t):
+    """Exact two-sided sign-flip p of the mean, by a loop over every pattern."""
+    observed = abs(sum(t))
+    hits = sum(abs(sum(s * v for s, v in zip(signs, t))) >= observed - 1e-12
+               for signs in itertools.product([-1, 1], repeat=len(t)))
+    return hits / 2 ** len(t)
+
+
+def test_category_trend_against_scipy_and_loops(psi, rng):
+    """Per-category taus = scipy's kendalltau column by column; Wilcoxon = scipy's; the
+    sign-flip p = a loop over every sign pattern; n = categories (not 7 x 40 values)."""
+    noisy = psi[:, :14] + 0.1 * rng.normal(size=(7, 14))         # some taus negative
+    res = category_trend(noisy)
+    ref = np.array([stats.kendalltau(np.arange(1, 8), noisy[:, c]).statistic
+                    for c in range(14)])
+    assert_allclose(res.taus, ref, rtol=0, atol=1e-14)
+    assert res.n == 14 and res.n_positive == np.sum(ref > 0) and res.n_negative == np.sum(ref < 0)
+    assert res.mean_tau == pytest.approx(ref.mean()) and res.median_tau == np.median(ref)
+    nonzero = ref[ref != 0]
+    ties = np.unique(np.abs(nonzero)).size < nonzero.size
+    w = stats.wilcoxon(nonzero, method="asymptotic" if ties else "exact", correction=False)
+    assert (res.wilcoxon_statistic, res.wilcoxon_pvalue) == pytest.approx(
+        (w.statistic, w.pvalue), rel=1e-12)
+    assert res.signflip_exact and res.n_signflips == 2 ** 14
+    assert res.signflip_pvalue == pytest.approx(slow_signflip_p(ref), abs=1e-15)
+
+
+def test_wilcoxon_exact_against_enumeration():
+    """Distinct non-zero taus: the exact signed-rank p equals a brute-force enumeration."""
+    taus = np.array([0.9, -0.1, 0.45, 0.3, 0.7, -0.25, 0.8, 0.6, 0.05, 0.55])
+    w, p, method = stats_module._wilcoxon(taus)
+    ranks = stats.rankdata(np.abs(taus))
+    assert method == "exact"
+    assert p == pytest.approx(slow_signed_rank_p(taus), rel=1e-12)
+    assert w == min(ranks[taus > 0].sum(), ranks[taus < 0].sum())
+
+
+def test_category_trend_known_answers():
+    """16 categories all rising along 18 layers: every tau is 1 and only the all-plus and
+    all-minus sign patterns are as extreme (p = 2 / 2**16); one constant category has
+    no tau and is left out; the authors' pooled test sees 288 values."""
+    rng = np.random.default_rng(5)
+    psi = np.sort(rng.random((18, 16)), axis=0)
+    psi[:, 7] = 0.4                                               # constant: tau undefined
+    res = category_trend(psi)
+    assert np.isnan(res.taus[7]) and np.all(np.delete(res.taus, 7) == 1.0)
+    assert res.n == 15 and res.signflip_pvalue == 2 / 2 ** 15
+    # ties (all |tau| = 1): normal approximation, W = 0
+    assert res.wilcoxon_method == "asymptotic" and res.wilcoxon_statistic == 0
+    z = np.sqrt(15 * 16 * 31 / 24 - 15 ** 3 / 48 + 15 / 48)      # sd with the tie correction
+    assert res.wilcoxon_pvalue == pytest.approx(2 * stats.norm.sf((15 * 16 / 4) / z))
+    assert hierarchy_trend(psi).pvalue < 1e-30                    # n = 288 "independent" values
+    flat = category_trend(np.full((5, 4), 0.3))
+    assert flat.n == 0 and np.isnan(flat.wilcoxon_pvalue) and np.isnan(flat.signflip_pvalue)
+
+
+def test_random_sign_flips_are_seeded_and_close_to_exact(rng):
+    """Beyond exact_max categories the flips are random: the same seed gives the same p,
+    and p lies within 4 standard errors of the exact one."""
+    t = rng.uniform(-0.3, 0.5, 12)
+    exact = slow_signflip_p(t)
+    p1, n1, ex1 = stats_module._signflip(t, 20000, 3, 0)
+    p2, _, _ = stats_module._signflip(t, 20000, 3, 0)
+    p3, _, _ = stats_module._signflip(t, 20000, 4, 0)
+    assert not ex1 and n1 == 20000 and p1 == p2 and p1 != p3
+    assert abs(p1 - exact) < 4 * np.sqrt(exact * (1 - exact) / 20000) + 1e-4
+    psi = np.vstack([np.zeros(12), t])                            # 2 layers: taus +-1
+    a = category_trend(psi, exact_max=0, n_permutations=500, seed=9)
+    b = category_trend(psi, exact_max=0, n_permutations=500, seed=9)
+    assert a.signflip_pvalue == b.signflip_pvalue and a.n_signflips == 500 and a.seed == 9
 
 
 # ---------------------------------------------------------------------------

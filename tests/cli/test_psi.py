@@ -1,4 +1,6 @@
 """db_psi end to end on hand-made activation, ROI and brain files; every user mistake → exit 2."""
+import itertools
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -44,6 +46,11 @@ def files(tmp_path, rng):
     return tmp_path, labels, data
 
 
+def _ids(tmp):
+    """The stimulus IDs of the fixture's table (files made from it carry them)."""
+    return Stimulus.load(tmp / "x.stim.csv").ids
+
+
 def expected_psi(data, labels):
     return {layer: population_sparseness(loop_means(a if a.ndim == 4 else a[:, :, None],
                                                     labels)) for layer, a in data.items()}
@@ -72,18 +79,36 @@ def test_psi_tables_trend_and_figures(run_cli, files):
     assert summary["dead_units"].tolist() == [0, 0, 2]
     assert summary["n_categories"].tolist() == [4, 4, 4]
     trend = read_table(out / "trend.csv")
+    assert list(trend) == ["test", "tau", "p", "n", "n_of", "description"]
+    assert trend["test"].tolist() == ["psi_categories", "psi_category_taus_wilcoxon",
+                                      "psi_category_taus_signflip", "psi_medians"]
+    assert trend["n"].tolist() == [12, 4, 4, 3]
+    assert trend["n_of"].tolist() == ["values", "categories", "categories", "layers"]
+    assert "authors' test" in trend["description"][0]
     tau, p = stats.kendalltau(np.repeat([1, 2, 3], 4), np.concatenate(
         [expect[l] for l in LAYERS]))
-    assert trend["test"].tolist() == ["psi_categories", "psi_medians"]
     assert (trend["tau"][0], trend["p"][0]) == pytest.approx((tau, p))
+    # each category's tau along the 3 layers (scipy), then across the 4 categories
+    taus = [stats.kendalltau([1, 2, 3], [expect[l][c] for l in LAYERS]).statistic
+            for c in range(4)]
+    nonzero = np.array([t for t in taus if t != 0])
+    w = stats.wilcoxon(nonzero, method="asymptotic" if np.unique(np.abs(nonzero)).size <
+                       nonzero.size else "exact", correction=False)
+    assert (trend["tau"][1], trend["p"][1]) == pytest.approx((np.median(taus), w.pvalue))
+    flips = [abs(np.dot(s, taus)) >= abs(sum(taus)) - 1e-12 for s in
+             itertools.product([-1, 1], repeat=4)]
+    assert (trend["tau"][2], trend["p"][2]) == pytest.approx((np.mean(taus), np.mean(flips)))
     tau_m, p_m = stats.kendalltau([1, 2, 3], [np.median(expect[l]) for l in LAYERS])
-    assert (trend["tau"][1], trend["p"][1]) == pytest.approx((tau_m, p_m))
+    assert (trend["tau"][3], trend["p"][3]) == pytest.approx((tau_m, p_m))
     for fig in ("distributions.png", "medians.png"):
         assert (out / fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the summary is printed, one line per layer
     for layer in LAYERS:
         assert any(line.startswith(layer) for line in stdout.splitlines())
-    assert "Kendall tau" in stdout and "wrote" in stdout
+    assert "Kendall tau" in stdout and "authors' test" in stdout
+    assert "per-category tau, Wilcoxon" in stdout and "per-category tau, sign-flip" in stdout
+    assert f"wrote {out}: psi.csv, summary.csv, trend.csv, distributions.png, medians.png" in stdout
+    assert (out / ".dnnsparse-output").is_file()
 
 
 def test_per_category_file_same_psi_with_or_without_stim(run_cli, files):
@@ -129,7 +154,7 @@ def test_accuracy_correlation_stepwise_and_figure(run_cli, files, rng):
     step = read_table(out / "stepwise.csv")
     assert step["stage"].tolist() == ["conv", "fc"] and (step["n"] == 4).all()
     trend = read_table(out / "trend.csv")
-    assert trend["test"].tolist()[2:] == ["pearson_r", "spearman_r"]
+    assert trend["test"].tolist()[4:] == ["pearson_r", "spearman_r"]
     assert (out / "correlation.png").stat().st_size > 0
     assert "stepwise (conv)" in stdout and "stepwise (fc)" in stdout
 
@@ -203,7 +228,7 @@ def test_user_errors_exit_2_with_one_line(run_cli, files):
     bad = dict(data)
     bad["conv2_relu"] = data["conv2_relu"].copy()
     bad["conv2_relu"][3, 1, 0, 0] = np.nan
-    Activation(bad).save(tmp / "nan.act.h5")
+    Activation(bad, stim_ids=_ids(tmp)).save(tmp / "nan.act.h5")
     err = _one_line_error(run_cli, "-act", tmp / "nan.act.h5", "-stim", stim, "-out",
                           tmp / "e3")
     assert "conv2_relu" in err and "NaN" in err
@@ -236,7 +261,7 @@ def test_position_units_need_unpooled_file(run_cli, files, tmp_path):
     tmp, labels, data = files
     pooled = {k: v.mean(axis=(2, 3)) if v.ndim == 4 else v for k, v in data.items()}
     attrs = {"conv1_relu": {"pool": "mean", "raw_shape": np.array([4, 3, 3])}}
-    Activation(pooled, layer_attrs=attrs).save(tmp / "pooled.act.h5")
+    Activation(pooled, stim_ids=_ids(tmp), layer_attrs=attrs).save(tmp / "pooled.act.h5")
     err = _one_line_error(run_cli, "-act", tmp / "pooled.act.h5", "-stim", tmp / "x.stim.csv",
                           "-unit", "position", "-out", tmp / "p")
     assert "conv1_relu" in err and "pooled" in err
@@ -253,7 +278,7 @@ def test_absolute_activations(run_cli, files, rng):
     tmp, labels, data = files
     signed = {"conv1": rng.standard_normal((18, 5, 3, 3)).astype(np.float32),
               "fc1": rng.standard_normal((18, 7)).astype(np.float32)}
-    Activation(signed).save(tmp / "signed.act.h5")
+    Activation(signed, stim_ids=_ids(tmp)).save(tmp / "signed.act.h5")
     out = tmp / "abs"
     status, stdout, err = run_cli(main, "-act", tmp / "signed.act.h5", "-stim",
                                   tmp / "x.stim.csv", "-abs", "-out", out, "-q")
@@ -276,7 +301,73 @@ def test_absolute_activations(run_cli, files, rng):
     err = _one_line_error(run_cli, "-act", tmp / "agg.act.h5", "-abs", "-out", tmp / "a1")
     assert "category means" in err and "-pool l1" in err
     pooled = {"conv1": signed["conv1"].mean(axis=(2, 3))}
-    Activation(pooled, layer_attrs={"conv1": {"pool": "mean"}}).save(tmp / "mean.act.h5")
+    Activation(pooled, stim_ids=_ids(tmp), layer_attrs={"conv1": {"pool": "mean"}}).save(
+        tmp / "mean.act.h5")
     err = _one_line_error(run_cli, "-act", tmp / "mean.act.h5", "-stim", tmp / "x.stim.csv",
                           "-abs", "-out", tmp / "a2")
     assert "conv1" in err and "pooled (mean)" in err
+
+
+def test_constant_accuracy_keeps_the_psi_outputs(run_cli, files):
+    """Accuracy 1.0 for every category: the correlation is undefined -- a warning, exit 0,
+    and every PSI table and figure is written (the correlation outputs are not)."""
+    tmp, labels, data = files
+    write_table(tmp / "acc.csv", {"label": [2, 5, 6, 9], "accuracy": [1.0] * 4})
+    out = tmp / "out"
+    status, stdout, err = run_cli(main, "-act", tmp / "x.act.h5", "-stim", tmp / "x.stim.csv",
+                                  "-out", out, "-accuracy", tmp / "acc.csv", "-q")
+    assert status == 0, err
+    assert "WARNING: accuracy is 1 for every category" in err and "undefined" in err
+    assert "caution: accuracy is 1 for every category" in stdout
+    names = {p.name for p in out.iterdir()}
+    assert names == {".dnnsparse-output", "psi.csv", "summary.csv", "trend.csv",
+                     "distributions.png", "medians.png"}
+    np.testing.assert_allclose(read_table(out / "psi.csv")["psi"][:4], 1.0, atol=1e-12)
+
+
+def test_output_folder_is_written_as_a_whole(run_cli, files):
+    """A failing run leaves no folder; --force replaces an earlier output entirely (no
+    stale correlation.csv), but never a folder of the user's own files."""
+    tmp, labels, data = files
+    out = tmp / "out"
+    write_table(tmp / "bad.csv", {"label": [2, 5], "accuracy": [0.1, 0.2]})
+    _one_line_error(run_cli, "-act", tmp / "x.act.h5", "-stim", tmp / "x.stim.csv",
+                    "-accuracy", tmp / "bad.csv", "-out", out)
+    assert not out.exists() and not list(tmp.glob(".partial-*"))
+    write_table(tmp / "acc.csv", {"label": [2, 5, 6, 9], "accuracy": [0.4, 0.9, 0.55, 0.7]})
+    argv = ["-act", tmp / "x.act.h5", "-stim", tmp / "x.stim.csv", "-out", out, "-q"]
+    assert run_cli(main, *argv, "-accuracy", tmp / "acc.csv")[0] == 0
+    assert (out / "correlation.csv").is_file()
+    assert "--force" in _one_line_error(run_cli, *argv)
+    status, _, err = run_cli(main, *argv, "-no-figures", "--force")
+    assert status == 0, err
+    assert {p.name for p in out.iterdir()} == {".dnnsparse-output", "psi.csv", "summary.csv",
+                                                "trend.csv"}
+    mine = tmp / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert "did not write" in _one_line_error(run_cli, *argv[:-3], "-out", mine, "--force")
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_non_finite_and_out_of_range_options(run_cli, files):
+    tmp, labels, data = files
+    argv = ["-act", tmp / "x.act.h5", "-stim", tmp / "x.stim.csv", "-out", tmp / "o"]
+    for value in ("nan", "inf", "-inf"):
+        assert "finite" in _one_line_error(run_cli, *argv, f"--alpha={value}")
+    assert "-alpha" in _one_line_error(run_cli, *argv, "-alpha", "1.5")
+    assert "-permutations" in _one_line_error(run_cli, *argv, "-permutations", "0")
+    assert not (tmp / "o").exists()
+
+
+def test_network_provenance_names_the_result(run_cli, files):
+    """The title of the printed summary (and of every figure) is the network and its
+    lesion, from the .act.h5 attributes."""
+    tmp, labels, data = files
+    Activation(data, stim_ids=_ids(tmp),
+               attrs={"net": "alexnet", "weights": "imagenet",
+                      "lesion": "weights(seed=3)"}).save(tmp / "lesion.act.h5")
+    status, stdout, err = run_cli(main, "-act", tmp / "lesion.act.h5", "-stim",
+                                  tmp / "x.stim.csv", "-out", tmp / "l", "-q", "-no-figures")
+    assert status == 0, err
+    assert stdout.splitlines()[0] == "alexnet, lesion weights(seed=3)"

@@ -11,8 +11,10 @@ from scipy import stats
 from sklearn.preprocessing import MinMaxScaler
 
 from dnnsparse.pipelines import _demo_stimuli as demo_stimuli
-from dnnsparse.pipelines import (accuracy_analysis, activation_sparseness, brain_sparseness,
-                                 category_names, format_summary, probe_accuracy, write_psi_outputs)
+from dnnsparse.pipelines import (SparsenessResult, accuracy_analysis, activation_sparseness,
+                                 brain_sparseness, category_names, describe_source,
+                                 format_accuracy, format_summary, probe_accuracy,
+                                 write_psi_outputs)
 from dnnsparse.base.activation import Activation
 from dnnsparse.base.brain import BrainData
 from dnnsparse.base.roi import ROISet
@@ -264,7 +266,8 @@ def test_accuracy_analysis_against_scipy_and_lstsq(rng):
         assert table["pearson_p_bonferroni"][i] == pytest.approx(min(1.0, 4 * p))
         assert (table["spearman_r"][i], table["spearman_p"][i]) == pytest.approx((rs, ps))
     tau = stats.kendalltau([1, 2, 3, 4], table["pearson_r"])
-    assert ana.trend_rows()[0][1:3] == pytest.approx(tuple(tau))
+    row = ana.trend_rows()[0]
+    assert row["test"] == "pearson_r" and (row["tau"], row["p"]) == pytest.approx(tuple(tau))
     step = ana.stepwise_table()
     assert step["stage"] == ["conv", "fc"]
     for stage, cols in (("conv", {"conv1": 0, "conv2": 1}), ("fc", {"fc1": 2, "fc2": 3})):
@@ -277,6 +280,97 @@ def test_accuracy_analysis_against_scipy_and_lstsq(rng):
     assert "fc2" in ana.stepwise["fc"].selected
     with pytest.raises(InputError, match="no row for 1 categor"):
         accuracy_analysis(res, labels[1:], acc[1:])
+
+
+def _result(psi, layers):
+    """A SparsenessResult holding the given (n_layers, n_categories) PSI."""
+    n_layers, n_cat = psi.shape
+    return SparsenessResult(list(layers), "psi", list(psi), np.arange(n_cat),
+                            np.array([f"c{k}" for k in range(n_cat)]), np.ones(n_cat, int),
+                            np.full(n_layers, 10), np.zeros(n_layers, int),
+                            source="alexnet, intact")
+
+
+def test_summary_reports_strongest_abs_r_and_every_significant_layer(rng):
+    """The largest signed r (fc1, about +0.5, n.s. after Bonferroni) is not what is reported:
+    the strongest |r| (conv2, about -0.99) and every layer surviving the correction."""
+    n_cat = 16
+    acc = rng.uniform(0.3, 0.9, n_cat)
+    a = (acc - acc.mean()) / acc.std()
+    e = rng.standard_normal(n_cat)
+    e -= a * (a @ e) / (a @ a) + e.mean()                                 # orthogonal to a
+    psi = np.vstack([rng.random(n_cat),                                   # r ~ 0
+                     1 - acc + 0.02 * rng.standard_normal(n_cat),          # r ~ -0.99
+                     0.5 + 0.05 * (0.5 * a + np.sqrt(0.75) * e / e.std())])  # r = +0.5
+    res = _result(psi, ["conv1", "conv2", "fc1"])
+    ana = accuracy_analysis(res, np.arange(n_cat), acc)
+    r = [stats.pearsonr(row, acc) for row in psi]
+    bonf = [min(1.0, 3 * p) for _, p in r]
+    assert r[2][0] == max(x for x, _ in r) and bonf[2] > 0.05 > bonf[1]   # the trap
+    text = format_accuracy(ana)
+    assert f"strongest |r|: r = {r[1][0]:+.3f} in conv2" in text
+    assert f"Bonferroni p={bonf[1]:.3g}" in text
+    sig_line = next(l for l in text.splitlines() if "Bonferroni p < 0.05 in" in l)
+    assert sig_line.startswith("  Bonferroni p < 0.05 in 1 of 3 layers: conv2")
+    assert "fc1" not in sig_line and ana.significant().tolist() == [1]
+    # two significant layers are both listed, in layer order; none: said so
+    psi[0] = acc + 0.01 * rng.standard_normal(n_cat)
+    ana = accuracy_analysis(_result(psi, ["conv1", "conv2", "fc1"]), np.arange(n_cat), acc)
+    assert "in 2 of 3 layers: conv1 (r = +" in format_accuracy(ana)
+    assert ", conv2 (r = -" in format_accuracy(ana)
+    weak = _result(rng.random((3, n_cat)), ["conv1", "conv2", "fc1"])
+    assert "no layer has Bonferroni p < 0.05" in format_accuracy(
+        accuracy_analysis(weak, np.arange(n_cat), acc))
+
+
+def test_stepwise_with_fewer_categories_than_layers_is_cautioned(rng, caplog):
+    n_cat = 5
+    psi = rng.random((8, n_cat))
+    layers = [f"conv{i}" for i in range(1, 7)] + ["fc1", "fc2"]
+    with caplog.at_level(logging.WARNING):
+        ana = accuracy_analysis(_result(psi, layers), np.arange(n_cat), rng.random(n_cat))
+    assert len(ana.cautions) == 1 and "stepwise (conv): 5 categories for 6" in ana.cautions[0]
+    assert "stepwise (conv): 5 categories for 6 candidate layers" in caplog.text
+    assert "caution: stepwise (conv): 5 categories" in format_accuracy(ana)
+
+
+def test_constant_accuracy_gives_no_correlation(rng, tmp_path, caplog):
+    res = _result(rng.random((3, 6)), ["conv1", "conv2", "fc1"])
+    with caplog.at_level(logging.WARNING):
+        ana = accuracy_analysis(res, np.arange(6), np.ones(6))
+    assert ana.correlation is None and ana.stepwise == {} and ana.trend_rows() == []
+    assert "accuracy is 1 for every category" in caplog.text and "undefined" in ana.cautions[0]
+    assert format_accuracy(ana).startswith("caution: accuracy is 1 for every category")
+    written = write_psi_outputs(res, tmp_path / "out", accuracy=ana, figures=False)
+    assert [p.name for p in written] == ["psi.csv", "summary.csv", "trend.csv"]
+
+
+def test_trend_rows_say_which_test_is_which(stim_data, rng):
+    """Per-category tests (n = categories) beside the authors' pooled test (n = values);
+    a per-unit measure has no per-category trend."""
+    psi = np.sort(rng.random((5, 9)), axis=0)                # every category rises
+    rows = _result(psi, [f"l{i}" for i in range(5)]).trend_rows()
+    assert [r["test"] for r in rows] == ["psi_categories", "psi_category_taus_wilcoxon",
+                                         "psi_category_taus_signflip", "psi_medians"]
+    assert [r["n"] for r in rows] == [45, 9, 9, 5]
+    assert rows[2]["tau"] == 1.0 and rows[2]["p"] == 2 / 2 ** 9        # exact sign flips
+    assert "authors' test" in rows[0]["description"]
+    assert "9 up, 0 down" in rows[1]["description"]
+    text = format_summary(_result(psi, [f"l{i}" for i in range(5)]))
+    assert "authors' test (values pooled)" in text and "n=9 categories" in text
+    act, labels, _, _ = stim_data
+    lifetime = activation_sparseness(act, labels, measure="lifetime").trend_rows()
+    assert [r["test"] for r in lifetime] == ["lifetime_categories", "lifetime_medians"]
+
+
+def test_source_comes_from_the_activation_provenance(stim_data):
+    act, labels, conv, fc = stim_data
+    assert activation_sparseness(act, labels).source == ""
+    lesioned = Activation({"conv": conv}, attrs={"net": "vgg11", "weights": "imagenet",
+                                                  "lesion": "bias(seed=1)", "topk": ""})
+    assert activation_sparseness(lesioned, labels).source == "vgg11, lesion bias(seed=1)"
+    assert describe_source({"net": "alexnet", "weights": "/data/w/my.pth", "lesion": ""}) == \
+        "alexnet (my.pth weights), intact"
 
 
 def test_probe_accuracy_counts(rng):

@@ -14,6 +14,14 @@ row's block shifted by its block minimum before summing (no cancellation), and
 blocks merged by shifting to the common minimum. Only the summation order
 differs, so results agree with the NumPy path to ~1e-15 (tested).
 
+That order is fixed: nothing is compiled with fastmath (which lets the compiler
+reassociate sums, and it did so differently when a function was compiled in the
+process than when it came from the disk cache), and the row sums get their SIMD
+from explicit vectors (:func:`_vector_sums`, in the order of
+:func:`shifted_sums_reference`). Identical input gives identical bits whether
+the kernel was just compiled or loaded from the cache, on one thread or many
+(the column ranges are fixed by the shape: see ``_measures._column_ranges``).
+
 Without numba (it is an optional dependency, installed by the ``fast`` and
 ``all`` extras) ``AVAILABLE`` is False and the NumPy path is used.
 """
@@ -21,6 +29,7 @@ import numpy as np
 
 try:                                  # optional: the NumPy path is used without it
     import numba
+    import numba.extending
 except ImportError:                   # pragma: no cover - exercised where numba is absent
     numba = None
 
@@ -30,6 +39,10 @@ AVAILABLE = numba is not None
 # from their mean get the exact two-pass variance (shifted sums keep ~1e-14).
 _SHIFT_LIMIT = 100.0
 _INT64_MAX = np.int64(0x7FFFFFFFFFFFFFFF)
+# The row sums run in _VECTORS independent vectors of _LANES float64 (4 x 8: one
+# AVX-512 register each, enough of them to hide the latency of an addition).
+_LANES = 8
+_VECTORS = 4
 
 
 def _column_scales(data, start, nb, n_rows, mu, iv):  # pragma: no cover - compiled
@@ -98,6 +111,128 @@ def _exact_column_scale(data, col, n_rows):  # pragma: no cover - compiled
     return mean, 1.0 / np.sqrt(sq / n_rows)
 
 
+def shifted_sums_reference(z, m):
+    """``(sum(z - m), sum((z - m)**2))`` in the kernel's fixed order, in plain Python.
+
+    The order (what the compiled :func:`_vector_sums` and :func:`_shifted_sums`
+    do, vector lane by vector lane): ``_VECTORS`` vectors of ``_LANES`` running
+    sums, element ``j`` of each run of ``_VECTORS * _LANES`` values going to
+    vector ``j // _LANES``, lane ``j % _LANES``; the remaining whole runs of
+    ``_LANES`` values go to vector 0; the vectors are added pairwise (0+1,
+    2+3, then the two), the lanes of the result pairwise ((0+1)+(2+3)) +
+    ((4+5)+(6+7)); the last ``len(z) % _LANES`` values are added in order.
+    Tests compare the compiled kernel with it bit for bit.
+    """
+    z = [float(v) for v in z]
+    big, n = _VECTORS * _LANES, len(z)
+    acc = [[[0.0] * _LANES for _ in range(_VECTORS)] for _ in range(2)]
+    n_big, n_small = n // big * big, n // _LANES * _LANES
+    for j in range(n_small):
+        v, k = ((j % big) // _LANES, j % _LANES) if j < n_big else (0, j % _LANES)
+        d = z[j] - m
+        acc[0][v][k] += d
+        acc[1][v][k] += d * d
+    sums = []
+    for vectors in acc:
+        while len(vectors) > 1:
+            vectors = [[x + y for x, y in zip(vectors[i], vectors[i + 1])]
+                       for i in range(0, len(vectors), 2)]
+        lanes = vectors[0]
+        while len(lanes) > 1:
+            lanes = [lanes[i] + lanes[i + 1] for i in range(0, len(lanes), 2)]
+        sums.append(lanes[0])
+    s1, s2 = sums
+    for j in range(n_small, n):
+        d = z[j] - m
+        s1 += d
+        s2 += d * d
+    return s1, s2
+
+
+def _vector_sums_codegen(context, builder, signature, args):  # pragma: no cover - compiled
+    """LLVM IR of :func:`_vector_sums`: explicit vectors, so the order of every
+    addition is the one of :func:`shifted_sums_reference` whatever the compiler does
+    (plain vector ``fadd``, no fast-math flags: lane-wise IEEE additions)."""
+    from llvmlite import ir
+    from numba.core import cgutils, types
+
+    z, n, m = args
+    ptr = context.make_array(signature.args[0])(context, builder, z).data
+    i32, intp = ir.IntType(32), context.get_value_type(types.intp)
+    vec = ir.VectorType(ir.DoubleType(), _LANES)
+    zero = ir.Constant(vec, [0.0] * _LANES)
+    acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(_VECTORS)]
+           for _ in range(2)]
+    shift = builder.insert_element(ir.Constant(vec, ir.Undefined), m, ir.Constant(i32, 0))
+    shift = builder.shuffle_vector(shift, ir.Constant(vec, ir.Undefined),
+                                   ir.Constant(ir.VectorType(i32, _LANES), [0] * _LANES))
+
+    def const(value):
+        return ir.Constant(intp, value)
+
+    def add_run(j, v):              # acc[.][v] += z[j:j + _LANES] - m (and its square)
+        d = builder.fsub(builder.load(builder.bitcast(builder.gep(ptr, [j]),
+                                                      vec.as_pointer()), align=8), shift)
+        builder.store(builder.fadd(builder.load(acc[0][v]), d), acc[0][v])
+        builder.store(builder.fadd(builder.load(acc[1][v]), builder.fmul(d, d)), acc[1][v])
+
+    big = _VECTORS * _LANES
+    n_big = builder.mul(builder.sdiv(n, const(big)), const(big))
+    n_small = builder.mul(builder.sdiv(n, const(_LANES)), const(_LANES))
+    with cgutils.for_range_slice(builder, const(0), n_big, const(big), intp) as (j, _):
+        for v in range(_VECTORS):
+            add_run(builder.add(j, const(v * _LANES)), v)
+    with cgutils.for_range_slice(builder, n_big, n_small, const(_LANES), intp) as (j, _):
+        add_run(j, 0)
+
+    def fold(vectors):              # vectors added pairwise: (0+1) + (2+3)
+        vectors = [builder.load(a) for a in vectors]
+        while len(vectors) > 1:
+            vectors = [builder.fadd(vectors[i], vectors[i + 1])
+                       for i in range(0, len(vectors), 2)]
+        return vectors[0]
+
+    # The lanes of both sums at once: [s1 lanes, s2 lanes] -> adjacent pairs added
+    # (even + odd shuffles) until one value of each is left: (0+1)+(2+3), ...
+    v = builder.shuffle_vector(fold(acc[0]), fold(acc[1]),
+                               ir.Constant(ir.VectorType(i32, 2 * _LANES),
+                                           list(range(2 * _LANES))))
+    width = 2 * _LANES
+    while width > 2:
+        width //= 2
+        undef = ir.Constant(v.type, ir.Undefined)
+        pick = [ir.Constant(ir.VectorType(i32, width), [2 * i + odd for i in range(width)])
+                for odd in (0, 1)]
+        v = builder.fadd(builder.shuffle_vector(v, undef, pick[0]),
+                         builder.shuffle_vector(v, undef, pick[1]))
+    return context.make_tuple(builder, signature.return_type,
+                              [builder.extract_element(v, ir.Constant(i32, k)) for k in (0, 1)])
+
+
+def _vector_sums_typer(typingctx, z, n, m):  # pragma: no cover - compiled
+    """``(s1, s2)`` over the first ``n // _LANES * _LANES`` values of ``z`` (float64,
+    1-D, C-contiguous), see :func:`shifted_sums_reference`."""
+    from numba.core import types
+
+    if not (isinstance(z, types.Array) and z.dtype == types.float64 and z.ndim == 1
+            and z.layout == "C"):
+        return None
+    return types.UniTuple(types.float64, 2)(z, types.intp, types.float64), \
+        _vector_sums_codegen
+
+
+def _shifted_sums(zb, nb, m):  # pragma: no cover - compiled
+    """``(sum(zb[:nb] - m), sum((zb[:nb] - m)**2))`` in the order of
+    :func:`shifted_sums_reference`: vectors of lanes (:func:`_vector_sums`), then the
+    last ``nb % _LANES`` values in order."""
+    s1, s2 = _vector_sums(zb, nb, m)
+    for j in range(nb // _LANES * _LANES, nb):
+        d = zb[j] - m
+        s1 += d
+        s2 += d * d
+    return s1, s2
+
+
 def _merge_block_rows(data, start, nb, first, n_rows, mu, iv, zb, cell, low, total,
                       total_sq):  # pragma: no cover - compiled
     """Each row: z-scores of the block and their minimum, sums shifted to that minimum,
@@ -119,12 +254,7 @@ def _merge_block_rows(data, start, nb, first, n_rows, mu, iv, zb, cell, low, tot
             key = min(key, b ^ ((b >> 63) & _INT64_MAX))
         cell.view(np.int64)[0] = key ^ ((key >> 63) & _INT64_MAX)
         m = cell[0]
-        s1 = 0.0
-        s2 = 0.0
-        for j in range(nb):
-            d = zb[j] - m
-            s1 += d
-            s2 += d * d
+        s1, s2 = _shifted_sums(zb, nb, m)
         if start == first:
             low[i], total[i], total_sq[i] = m, s1, s2
         else:
@@ -170,10 +300,15 @@ def _compile(func, **options):
 if AVAILABLE:
     _exact_column_scale = _compile(_exact_column_scale)
     _column_scales = _compile(_column_scales)
-    # Reassociation lets the row sums use SIMD. The data is known to be finite
-    # (through the column means, checked without fastmath) before they run.
-    _merge_block_rows = _compile(_merge_block_rows,
-                                 fastmath={"reassoc", "nsz", "nnan", "ninf", "contract"})
+    # No fastmath anywhere: reassociation and contraction (FMA) let the compiler
+    # choose the order of additions, and it chose differently when a function was
+    # compiled in the process than when it was loaded from the disk cache (last
+    # digits of PSI differed between a first and later runs). _shifted_sums
+    # gets SIMD from explicit vectors instead (an intrinsic: without fastmath the
+    # compiler would not vectorise a sum).
+    _vector_sums = numba.extending.intrinsic(_vector_sums_typer)
+    _shifted_sums = _compile(_shifted_sums)
+    _merge_block_rows = _compile(_merge_block_rows)
     _normalized_sums = _compile(_normalized_sums)
 
 

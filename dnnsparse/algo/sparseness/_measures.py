@@ -27,6 +27,7 @@ authors' code (``scipy.stats.zscore`` then ``sklearn`` ``MinMaxScaler``):
 import functools
 import numbers
 import os
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -67,7 +68,8 @@ _KERNEL_BLOCK_VALUES = 160_000
 # least 1) of each other (root mean square) differ by rounding only: the
 # category is constant (PSI 0).
 _FLAT_RANGE = 1e-10
-# Matrices of at least this many values are split over threads (at most this many).
+# Matrices of at least this many values are split into (at most this many) column
+# ranges, summed by as many threads as there are CPUs.
 _THREAD_VALUES = 2 ** 20
 _MAX_THREADS = 8
 
@@ -215,9 +217,10 @@ def _category_sums(responses, *, normalize, chunk_size, negative):
     Without ``normalize``, ``r`` is the raw response; ``negative="error"`` raises
     on negative values, ``negative="abs"`` sums ``|r|`` (Hoyer's L1 norm).
 
-    Large in-memory matrices are split into contiguous column ranges processed
-    by one thread each (NumPy releases the GIL); the partial sums are merged in
-    column order, so the result does not depend on thread timing.
+    Large in-memory matrices are split into contiguous column ranges fixed by
+    their shape, summed by threads (NumPy and the kernel release the GIL); the
+    partial sums are merged in column order, so the result does not depend on
+    thread timing or on the number of threads.
     """
     data = _as_matrix(responses, "responses")
     n_rows, n_cols = data.shape
@@ -244,15 +247,50 @@ def _category_sums(responses, *, normalize, chunk_size, negative):
 
 
 def _in_column_ranges(data, func):
-    """``[func(start, stop) for each range of _column_ranges(data)]``, one thread each."""
+    """``[func(start, stop) for each range of _column_ranges(data)]``, in that order.
+
+    The ranges depend on ``data``'s shape only; up to :func:`_threads` threads
+    take them one at a time, so which thread sums which range (and how many
+    threads there are) changes nothing in the results, which the caller merges
+    in range order.
+    """
     ranges = _column_ranges(data)
-    # The calling thread runs the first range itself instead of waiting idle.
-    others = [_thread_pool().submit(func, *r) for r in ranges[1:]]
+    results = [None] * len(ranges)
+    todo = iter(range(len(ranges)))
+    lock = threading.Lock()
+    failed = []
+
+    def work():
+        while not failed:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            try:
+                results[i] = func(*ranges[i])
+            except BaseException:
+                failed.append(i)            # the others stop taking ranges
+                raise
+
+    # The calling thread works too instead of waiting idle.
+    others = [_thread_pool().submit(work) for _ in range(min(len(ranges), _threads()) - 1)]
     try:
-        first = func(*ranges[0])
+        work()
     finally:
         wait(others)              # never leave work running on an error
-    return [first] + [f.result() for f in others]
+    for f in others:
+        f.result()                # re-raise a worker's error
+    return results
+
+
+def _threads():
+    """Threads for the column ranges: the CPUs this process may run on (at most
+    ``_MAX_THREADS``)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):           # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, _MAX_THREADS))
 
 
 _POOL = (None, None)       # (process id, ThreadPoolExecutor)
@@ -306,16 +344,19 @@ def _compiled_parts(data, chunk_size):
 
 
 def _column_ranges(data):
-    """Contiguous ``(start, stop)`` column ranges, one per thread.
+    """Contiguous ``(start, stop)`` column ranges, fixed by the shape of ``data``.
 
-    Threads pay off for in-memory arrays of a few million values or more; lazy
-    datasets (HDF5) are read by one thread.
+    The ranges (up to ``_MAX_THREADS`` of at least 1024 columns for in-memory
+    arrays of ``_THREAD_VALUES`` values or more; one otherwise, and for lazy
+    datasets, which are read by one thread) never depend on the machine, so
+    the partial sums and their merge -- and the last bits of the result -- are
+    the same with one thread or eight.
     """
     n_rows, n_cols = data.shape
-    threads = 1
+    n_ranges = 1
     if isinstance(data, np.ndarray) and data.size >= _THREAD_VALUES:
-        threads = max(1, min(os.cpu_count() or 1, _MAX_THREADS, n_cols // 1024))
-    bounds = np.linspace(0, n_cols, threads + 1).astype(int)
+        n_ranges = max(1, min(_MAX_THREADS, n_cols // 1024))
+    bounds = np.linspace(0, n_cols, n_ranges + 1).astype(int)
     return list(zip(bounds[:-1], bounds[1:]))
 
 
