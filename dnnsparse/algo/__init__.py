@@ -17,6 +17,7 @@ _WHERE = {
     "hrf": "hrf",
     "metrics": "metrics",
     "model_selection": "model_selection",
+    "ranking": "ranking",
     "reduction": "reduction",
     "rsa": "rsa",
     "shape_bias": "shape_bias",
