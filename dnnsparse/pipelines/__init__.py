@@ -25,9 +25,12 @@ _WHERE = {
     "SHAPES": "_demo_stimuli",
     "SparsenessResult": "_psi",
     "SweepResult": "_topk_sweep",
+    "TABLE_SUFFIXES": "_topstim",
+    "TopStimResult": "_topstim",
     "UnitEncoder": "_encoder_files",
     "accuracy_analysis": "_psi",
     "activation_order": "_align",
+    "act_top_stimuli": "_topstim",
     "align_stimuli": "_align",
     "activation_file_sparseness": "_psi",
     "activation_sparseness": "_psi",
@@ -40,6 +43,7 @@ _WHERE = {
     "check_fractions": "_topk_sweep",
     "check_layer_sets": "_topk_sweep",
     "check_rf_output_dir": "_rf",
+    "check_topstim_request": "_topstim",
     "cluster_features": "_feature_reduction",
     "convolve_activation": "_hrf",
     "count_samples": "_responses",
@@ -75,6 +79,7 @@ _WHERE = {
     "mean_rdms": "_mapping",
     "network_output_layer": "_topk_sweep",
     "network_sparseness": "_demo",
+    "network_top_stimuli": "_topstim",
     "probe_accuracy": "_psi",
     "project_features": "_feature_reduction",
     "random_view": "_demo_stimuli",
@@ -102,6 +107,7 @@ _WHERE = {
     "write_encoding_maps": "_encoding",
     "write_psi_outputs": "_psi",
     "write_rf_outputs": "_rf",
+    "write_topstim_outputs": "_topstim",
 }
 __all__ = sorted(_WHERE)
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -17,6 +17,7 @@ _WHERE = {
     "plot_shape_bias_sweep": "_topk",
     "plot_similarity_heatmap": "_rsa",
     "plot_similarity_table": "_rsa",
+    "plot_top_stimuli": "_topstim",
     "plot_training_history": "_topk",
     "render_volume_maps": "_rsa",
     "save_figure": "_figures",
