@@ -34,6 +34,7 @@ __all__ = [
     "LayerCorrelation",
     "StepwiseResult",
     "category_trend",
+    "fdr_bh",
     "hierarchy_trend",
     "is_fc_layer",
     "kendall_tau_columns",
@@ -580,4 +581,46 @@ def stepwise_by_stage(psi, accuracy, layer_names, *, is_fc=is_fc_layer, **kwargs
             out[stage] = stepwise_regression(psi[mask].T, accuracy,
                                              names=[s for s, m in zip(layer_names, mask) if m],
                                              **kwargs)
+    return out
+
+
+def fdr_bh(pvalues):
+    """Benjamini-Hochberg adjusted p-values (q-values), vectorised.
+
+    ``q_(i) = min_{k >= i} min(1, m p_(k) / k)`` over the ``m`` finite p-values
+    sorted increasingly; rejecting ``q <= alpha`` controls the false discovery
+    rate at ``alpha`` (Benjamini & Hochberg, 1995).
+
+    Parameters
+    ----------
+    pvalues : array-like, any shape
+        Values in [0, 1]; NaN entries are left out (and stay NaN).
+
+    Returns
+    -------
+    ndarray of float64, the shape of ``pvalues``
+
+    Examples
+    --------
+    >>> fdr_bh([0.01, 0.04, 0.03, 0.5]).round(4).tolist()
+    [0.04, 0.0533, 0.0533, 0.5]
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    flat_out = out.reshape(-1)
+    flat = p.reshape(-1)
+    keep = ~np.isnan(flat)
+    q = flat[keep]
+    if q.size and (q.min() < 0 or q.max() > 1):
+        raise InputError(f"p-values must lie in [0, 1]; got values from {q.min()} to "
+                         f"{q.max()}.")
+    m = q.size
+    order = np.argsort(q, kind="stable")
+    scaled = q[order] * m / np.arange(1, m + 1)
+    # Step-up: each sorted q is the smallest scaled value at or after it.
+    adjusted = np.minimum.accumulate(scaled[::-1])[::-1]
+    np.minimum(adjusted, 1.0, out=adjusted)
+    ranked = np.empty(m)
+    ranked[order] = adjusted
+    flat_out[keep] = ranked
     return out

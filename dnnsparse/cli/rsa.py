@@ -124,10 +124,11 @@ def main(args):
 
 
 def _heatmap(path, table, layers, rois, args):
+    from ..algo.stats import fdr_bh
     from ..viz import plot_similarity_table
 
     what = f"{args.method} of RDMs ({args.metric})"
     if args.iteraxis:
         what = f"mean over {args.iteraxis}s: {what}"
     plot_similarity_table(path, table, layers=layers, rois=rois, cbar_label=what,
-                          force=True)
+                          adjust=fdr_bh, force=True)

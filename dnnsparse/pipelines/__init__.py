@@ -58,7 +58,6 @@ _WHERE = {
     "encode_layer": "_encoding",
     "encoding_tables": "_encoding",
     "evaluate_scores": "_topk_sweep",
-    "fdr_bh": "_mapping",
     "format_accuracy": "_psi",
     "format_demo": "_demo",
     "format_summary": "_psi",

@@ -226,9 +226,11 @@ def format_demo(demo):
             cells = [f"{s['median'][j]:.3f} [{s['iqr'][j]:.3f}]" for s in summaries]
             lines.append(f"{layer:<{width}}" + "".join(f"  {c:>22}" for c in cells))
         for desc, res in variants.values():
-            tau, p, n = res.trend()["categories"]
-            lines.append(f"Kendall tau along layers, {net} {desc}: {tau:+.3f} (p={p:.2g}, "
-                         f"n={n})")
+            rows = res.trend_rows()
+            lines.append(f"Kendall tau along layers, {net} {desc}:")
+            width = max(len(row["label"]) for row in rows)
+            lines += [f"  {row['label']:<{width}}  {row['tau']:+.3f} (p={row['p']:.2g}, "
+                      f"n={row['n']} {row['n_of']})" for row in rows]
     for net in demo.skipped:
         lines.append(f"({net} skipped: its ImageNet weights are not in the torch cache; one "
                      f"db_act -net {net} run with internet access caches them)")

@@ -13,7 +13,6 @@ The pieces behind ``db_rsa`` and ``db_map``:
   (:func:`layer_psi`, :func:`roi_psi`: the medians of
   :func:`~dnnsparse.pipelines.activation_sparseness` and
   :func:`~dnnsparse.pipelines.brain_sparseness`) -> :class:`LayerMapping`;
-- :func:`fdr_bh` -- Benjamini-Hochberg adjusted p-values.
 
 Random steps take ``seed``. With an int seed every ROI is tested with the same
 stimulus permutations, so an ROI's p-values do not depend on which other ROIs
@@ -41,59 +40,18 @@ from ..errors import InputError
 from ..io.rdm import n_items_from_pairs
 from ..utils.progress import progress
 from ..utils.validation import check_scalar
+from ..algo.stats import fdr_bh
 from ..algo.rsa import check_comparison, compare_rdms, compute_rdm, layer_rdms
 from ..algo.rsa import noise_ceiling, rdm_bootstrap, rdm_permutation_test
 from ._psi import _n_units, activation_sparseness, brain_sparseness
 
-__all__ = ["LayerMapping", "brain_rdms", "dnn_rdms", "fdr_bh", "layer_psi", "map_layers",
+__all__ = ["LayerMapping", "brain_rdms", "dnn_rdms", "layer_psi", "map_layers",
            "mean_rdms", "roi_psi", "row_grouping", "rsa_table"]
 
 log = logging.getLogger(__name__)
 
 
 # -- multiple comparisons ------------------------------------------------------
-def fdr_bh(pvalues):
-    """Benjamini-Hochberg adjusted p-values (q-values), vectorised.
-
-    ``q_(i) = min_{k >= i} min(1, m p_(k) / k)`` over the ``m`` finite p-values
-    sorted increasingly; rejecting ``q <= alpha`` controls the false discovery
-    rate at ``alpha`` (Benjamini & Hochberg, 1995).
-
-    Parameters
-    ----------
-    pvalues : array-like, any shape
-        Values in [0, 1]; NaN entries are left out (and stay NaN).
-
-    Returns
-    -------
-    ndarray of float64, the shape of ``pvalues``
-
-    Examples
-    --------
-    >>> fdr_bh([0.01, 0.04, 0.03, 0.5]).round(4).tolist()
-    [0.04, 0.0533, 0.0533, 0.5]
-    """
-    p = np.asarray(pvalues, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    flat_out = out.reshape(-1)
-    flat = p.reshape(-1)
-    keep = ~np.isnan(flat)
-    q = flat[keep]
-    if q.size and (q.min() < 0 or q.max() > 1):
-        raise InputError(f"p-values must lie in [0, 1]; got values from {q.min()} to "
-                         f"{q.max()}.")
-    m = q.size
-    order = np.argsort(q, kind="stable")
-    scaled = q[order] * m / np.arange(1, m + 1)
-    # Step-up: each sorted q is the smallest scaled value at or after it.
-    adjusted = np.minimum.accumulate(scaled[::-1])[::-1]
-    np.minimum(adjusted, 1.0, out=adjusted)
-    ranked = np.empty(m)
-    ranked[order] = adjusted
-    flat_out[keep] = ranked
-    return out
-
-
 # -- lining inputs up with the analysis items ----------------------------------
 def row_grouping(n_rows, *, labels=None, n_stim=None, n_categories=None,
                  by_category=False, source="input", reference="the stimulus table"):

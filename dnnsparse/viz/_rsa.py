@@ -103,7 +103,7 @@ def plot_similarity_table(path, table, *, layers=None, rois=None, adjust=None, a
     averaged; NaN scores are left out of the mean. With ``adjust`` and a ``p``
     column holding one p-value per cell (whole-layer RDMs), the p-values of all
     cells are adjusted together (``adjust(p)``, e.g. Benjamini-Hochberg,
-    :func:`dnnsparse.pipelines.fdr_bh`) and cells below ``alpha`` are marked
+    :func:`dnnsparse.algo.stats.fdr_bh`) and cells below ``alpha`` are marked
     ``*``, as in ``db_map``'s figure; the colour bar's label says so.
 
     Parameters

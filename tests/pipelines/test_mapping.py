@@ -5,7 +5,8 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import pdist
 
-from dnnsparse.pipelines import (LayerMapping, brain_rdms, dnn_rdms, fdr_bh, layer_psi, map_layers,
+from dnnsparse.algo.stats import fdr_bh
+from dnnsparse.pipelines import (LayerMapping, brain_rdms, dnn_rdms, layer_psi, map_layers,
                                  roi_psi, row_grouping, rsa_table)
 from dnnsparse.pipelines import activation_sparseness, brain_sparseness
 from dnnsparse.algo.rsa import rdm_permutation_test
