@@ -67,6 +67,7 @@ class DNN:
         self.lesions = []    # descriptions of lesions applied (see model._lesion)
         # {layer: (fraction, mode)} of the Top-K hooks in place (see model.insert_topk)
         self.topk = {}
+        self.ablations = []  # Ablation objects in place (see model.ablate)
 
     def __repr__(self):
         return (f"<DNN {self.name} weights={self.weights} layers={len(self.layer_map)} "
@@ -192,6 +193,19 @@ class DNN:
         return {"topk": ",".join(f"{l}={f:g}" for l, (f, _) in self.topk.items()),
                 "topk_mode": modes.pop() if len(modes) == 1 else
                 ",".join(f"{l}={m}" for l, (_, m) in self.topk.items())}
+
+    def ablation_attrs(self):
+        """File attributes recording the ablations in place: ``ablate``, ``ablate_mode``.
+
+        ``ablate`` lists the ablations as ``db_act -ablate`` takes them (space-separated),
+        ``ablate_mode`` their mode (``spec=mode`` pairs when modes differ). Empty without.
+        """
+        if not self.ablations:
+            return {}
+        modes = {a.mode for a in self.ablations}
+        return {"ablate": " ".join(a.name for a in self.ablations),
+                "ablate_mode": modes.pop() if len(modes) == 1 else
+                " ".join(f"{a.name}={a.mode}" for a in self.ablations)}
 
     def extract(self, stim, layers=None, **kwargs):
         """Activations of ``stim`` in ``layers``; see :func:`dnnsparse.model.extract`."""

@@ -329,7 +329,8 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
     attrs : dict, optional
         Extra file attributes (e.g. the stimulus file name). The network's
         provenance is recorded whatever they say: ``lesion`` (``dnn.lesions``) and,
-        with Top-K in place, ``topk``/``topk_mode`` (:meth:`DNN.topk_attrs`).
+        with Top-K in place, ``topk``/``topk_mode`` (:meth:`DNN.topk_attrs`), with
+        ablations ``ablate``/``ablate_mode`` (:meth:`DNN.ablation_attrs`).
     show_progress : bool
         tqdm bar with images/s.
 
@@ -352,7 +353,8 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
                   "weights_sha256": dnn.weights_sha256, "pool": pool or "",
                   "preprocess": preprocess or dnn.preprocess,
                   "aggregate": aggregate or "", "lesion": "; ".join(dnn.lesions),
-                  **(attrs or {}), **dnn.topk_attrs()}
+                  **(attrs or {}), **dnn.topk_attrs(),
+                  **dnn.ablation_attrs()}
     shapes = {p.name: p.shape for p in plans}
     layer_attrs = {p.name: p.attrs() for p in plans}
     if categories is None:
