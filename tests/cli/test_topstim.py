@@ -1,0 +1,194 @@
+"""db_topstim against a full db_act extraction + stable argsort; the -act path; bad input."""
+import shutil
+
+import numpy as np
+import pytest
+
+from dnnsparse.base.activation import Activation
+from dnnsparse.base.stimulus import Stimulus
+from dnnsparse.cli import act as db_act
+from dnnsparse.cli import topstim as db_topstim
+from dnnsparse.io.table import read_table
+
+NET = '''
+from torch import nn
+
+
+def net():
+    return nn.Sequential(nn.Conv2d(3, 4, 5, stride=2, padding=2), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5))
+
+
+def huge_kernel():
+    return nn.Sequential(nn.Conv2d(3, 4, 300))
+'''
+
+# channel mean, max, a position, a unit and an output class; layer "3" is conv 2
+TARGETS = ["1:2", "3:4@max", "3:1@5,7", "3:2,3,3", "7:class=2", "5:6"]
+
+
+@pytest.fixture
+def small_net(tmp_path):
+    path = tmp_path / "small.py"
+    path.write_text(NET)
+    return path
+
+
+@pytest.fixture
+def dup_stim(image_stim, tmp_path):
+    """12 images, three of them exact copies of earlier ones (exact ties)."""
+    folder = tmp_path / "images"                # the 9 images of ``image_stim``
+    shutil.copy(folder / "cat" / "0.png", folder / "dog" / "5.png")
+    shutil.copy(folder / "owl" / "2.png", folder / "owl" / "7.png")
+    shutil.copy(folder / "cat" / "0.png", folder / "owl" / "9.png")
+    path = tmp_path / "dup.stim.csv"
+    Stimulus.from_folder(folder).save(path)
+    return path
+
+
+def _reference(act_path, target, n, largest):
+    """Stable argsort of the target's value computed in NumPy from a db_act file."""
+    layer, _, rest = target.partition(":")
+    with Activation.load(act_path) as act:
+        a = act.get(layer).astype(np.float64)
+        ids = act.stim_ids
+    if rest.startswith("class="):
+        v = a[:, int(rest[6:]), 0, 0]
+    elif rest.count(",") == 2:
+        c, r, k = (int(x) - 1 for x in rest.split(","))
+        v = a[:, c, r, k]
+    else:
+        chn, _, stat = rest.partition("@")
+        m = a[:, int(chn) - 1]
+        if stat in ("", "mean"):
+            v = m.mean(axis=(1, 2))
+        elif stat == "max":
+            v = m.max(axis=(1, 2))
+        else:
+            r, k = (int(x) - 1 for x in stat.split(","))
+            v = m[:, r, k]
+    order = np.argsort(-v if largest else v, kind="stable")[:n]
+    return [str(ids[i]) for i in order], v[order]
+
+
+def _rows(table, target, end):
+    sel = (table["target"] == target) & (table["end"] == end)
+    assert table["rank"][sel].tolist() == list(range(1, sel.sum() + 1))
+    return [str(s) for s in table["stimID"][sel]], table["value"][sel]
+
+
+@pytest.mark.parametrize("n", [4, 50])
+def test_equals_db_act_and_stable_argsort(run_cli, small_net, dup_stim, tmp_path, n):
+    net = f"{small_net}:net"
+    act = tmp_path / "a.act.h5"
+    status, _, err = run_cli(db_act.main, "-net", net, "-weights", "random", "-layer", "1",
+                             "3", "5", "7", "-stim", dup_stim, "-out", act, "-batch-size", "5",
+                             "-q")
+    assert status == 0, err
+    out = tmp_path / "top"
+    status, stdout, err = run_cli(db_topstim.main, "-net", net, "-weights", "random",
+                                  "-target", *TARGETS, "-stim", dup_stim, "-top", n,
+                                  "-bottom", "-out", out, "-batch-size", "5", "-q")
+    assert status == 0, err
+    table = read_table(out / "topstim.csv")
+    assert list(table) == ["target", "end", "rank", "stimID", "value"]
+    n_stim = len(Stimulus.load(dup_stim))
+    assert len(table["target"]) == len(TARGETS) * 2 * min(n, n_stim)
+    assert list(dict.fromkeys(table["target"])) == TARGETS
+    ties = 0
+    for t in TARGETS:
+        for end, largest in (("top", True), ("bottom", False)):
+            ids, values = _rows(table, t, end)
+            ref_ids, ref_values = _reference(act, t, n, largest)
+            assert ids == ref_ids, (t, end)
+            np.testing.assert_allclose(values, ref_values, rtol=1e-5, atol=1e-7)
+            ties += int(np.sum(np.diff(values) == 0))
+    assert ties > 0          # the duplicated images tie, and stimulus order broke the ties
+    # each duplicate pair: the earlier row of the table ranks first
+    if n >= n_stim:
+        for t in TARGETS:
+            for end in ("top", "bottom"):
+                ids, _ = _rows(table, t, end)
+                assert ids.index("cat/0.png") < ids.index("dog/5.png") < ids.index("owl/9.png")
+                assert ids.index("owl/2.png") < ids.index("owl/7.png")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([".dnnsparse-output", "topstim.csv", "topstim_1_2.png",
+                            "topstim_3_4_max.png", "topstim_3_1_5_7.png",
+                            "topstim_3_2_3_3.png", "topstim_7_class_2.png",
+                            "topstim_5_6.png"])
+    # -act path: the same table from the file
+    out2 = tmp_path / "top2"
+    status, _, err = run_cli(db_topstim.main, "-act", act, "-target", *TARGETS, "-stim",
+                             dup_stim, "-top", n, "-bottom", "-out", out2, "-table", "t.tsv",
+                             "-q")
+    assert status == 0, err
+    t2 = read_table(out2 / "t.tsv")
+    assert t2["stimID"].tolist() == table["stimID"].tolist()
+    assert t2["target"].tolist() == table["target"].tolist()
+    np.testing.assert_allclose(t2["value"], table["value"], rtol=1e-6, atol=1e-8)
+
+
+def test_act_path_reads_in_chunks_masked_and_pooled(small_net, dup_stim, tmp_path, run_cli):
+    from dnnsparse.pipelines import act_top_stimuli
+
+    net = f"{small_net}:net"
+    full, pooled, masked = (tmp_path / f"{k}.act.h5" for k in ("full", "pooled", "masked"))
+    for out, extra in ((full, []), (pooled, ["-pool", "max"]), (masked, ["-chn", "4", "2"])):
+        status, _, err = run_cli(db_act.main, "-net", net, "-weights", "random", "-layer",
+                                 "3", "-stim", dup_stim, "-out", out, *extra, "-q")
+        assert status == 0, err
+    ref = act_top_stimuli(full, ["3:4@max", "3:2,3,3"], n=5, bottom=True, show_progress=False)
+    for rows in (1, 2, 5, 7, 100):                 # chunk sizes: same ranking
+        got = act_top_stimuli(full, ["3:4@max", "3:2,3,3"], n=5, bottom=True,
+                              chunk_rows=rows, show_progress=False)
+        assert got.table() == ref.table()
+    got = act_top_stimuli(masked, ["3:4@max", "3:2,3,3"], n=5, bottom=True, chunk_rows=3,
+                          show_progress=False)
+    assert got.table() == ref.table()               # channels 4 and 2 found in the mask
+    got = act_top_stimuli(pooled, ["3:4@max"], n=5, bottom=True, show_progress=False)
+    assert got.table()["stimID"] == ref.table()["stimID"][:10]
+    np.testing.assert_allclose(got.table()["value"], ref.table()["value"][:10], rtol=1e-6)
+    with pytest.raises(Exception, match="pooled by max"):
+        act_top_stimuli(pooled, ["3:4"], n=5, show_progress=False)
+    with pytest.raises(Exception, match="channel 3 of layer '3' is not stored"):
+        act_top_stimuli(masked, ["3:3"], n=5, show_progress=False)
+
+
+def test_bad_input_is_one_line_and_writes_nothing(cli_error, small_net, dup_stim, tmp_path):
+    out = tmp_path / "top"
+    net = f"{small_net}:net"
+    base = ["-weights", "random", "-stim", dup_stim, "-out", out]
+    msg = cli_error(db_topstim.main, "-net", "alexnet", *base, "-target", "fc3:class=goldfsh")
+    assert "no ImageNet class is called 'goldfsh'" in msg and "goldfish" in msg
+    msg = cli_error(db_topstim.main, "-net", net, *base, "-target", "3:7")
+    assert "channel 7 is out of range" in msg and "6 channels" in msg
+    msg = cli_error(db_topstim.main, "-net", net, *base, "-target", "3:2,99,1")
+    assert "outside layer '3'" in msg
+    msg = cli_error(db_topstim.main, "-net", net, *base, "-target", "conv9:1")
+    assert "unknown layer 'conv9'" in msg
+    msg = cli_error(db_topstim.main, "-net", f"{small_net}:huge_kernel", *base, "-target",
+                    "0:1")
+    assert "too small for the network" in msg and "224x224" in msg
+    for n in ("0", "-3"):
+        msg = cli_error(db_topstim.main, "-net", net, *base, "-target", "3:1", "-top", n)
+        assert f"-top {n}" in msg and ">= 1" in msg
+    msg = cli_error(db_topstim.main, "-net", net, *base, "-target", "3:1", "-table", "t.txt")
+    assert ".csv or .tsv" in msg
+    msg = cli_error(db_topstim.main, "-net", net, "-weights", "random", "-out", out,
+                    "-target", "3:1")
+    assert "-stim" in msg
+    act = tmp_path / "a.act.h5"
+    assert db_act.main(["-net", net, "-weights", "random", "-layer", "3", "-stim",
+                        str(dup_stim), "-out", str(act), "-q"]) == 0
+    msg = cli_error(db_topstim.main, "-act", act, "-target", "1:2", "-no-figures", "-out", out)
+    assert "layer '1' is not in" in msg and "it holds 3" in msg
+    msg = cli_error(db_topstim.main, "-act", act, "-target", "3:9", "-no-figures", "-out", out)
+    assert "channel 9 is out of range" in msg
+    msg = cli_error(db_topstim.main, "-act", act, "-target", "3:1", "-out", out)
+    assert "-no-figures" in msg
+    assert not out.exists()
+    out.mkdir()
+    (out / "x").write_text("")
+    msg = cli_error(db_topstim.main, "-net", net, *base, "-target", "3:1")
+    assert "not empty" in msg
