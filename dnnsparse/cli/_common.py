@@ -266,8 +266,11 @@ def parse_layer_fractions(text):
     return spec
 
 
-def add_lesion_args(parser, *, seed_help="seed of the lesion"):
-    """``-lesion KIND -seed N`` and ``-topk LAYER=FRAC,...`` (network manipulations)."""
+def add_lesion_args(parser, *, seed_help="seed of the lesion", ablate=False):
+    """``-lesion KIND -seed N``, ``-topk LAYER=FRAC,...`` and, with ``ablate``, ``-ablate``.
+
+    Give ``ablate=True`` only where :func:`manipulate_from_args` applies the options.
+    """
     g = parser.add_argument_group("network manipulations")
     add_option(g, "lesion", choices=["weights", "weights-channels", "weights-kernels", "bias",
                                      "relu"],
@@ -277,18 +280,30 @@ def add_lesion_args(parser, *, seed_help="seed of the lesion"):
                help="Top-K sparsification after layers, e.g. conv5_relu=0.1,fc1_relu=0.2")
     add_option(g, "topk-mode", default="keep", choices=["keep", "mean", "inverse"],
                help="Top-K variant: keep values, mean-replace them, or keep the rest")
+    if not ablate:
+        return g
+    add_option(g, "ablate", nargs="+", metavar="SPEC",
+               help="silence channels (LAYER:CHN[,CHN...], 1-based) or a unit "
+                    "(LAYER:CHN@ROW,COL), e.g. conv5:12,40")
+    add_option(g, "ablate-mode", default="weights", choices=["weights", "hook"],
+               help="'weights': zero the producing module's weights and bias (and its "
+                    "normalisation's gamma, beta); 'hook': force the layer's output to 0")
     return g
 
 
 def manipulate_from_args(dnn, args):
-    """Apply ``-lesion`` and ``-topk`` to ``dnn`` and return it.
+    """Apply ``-lesion``, ``-ablate`` and ``-topk`` to ``dnn`` and return it.
 
-    The DNN records both (``dnn.lesions``, ``dnn.topk``); extraction writes them
-    into the file attributes (``lesion``, ``topk``, ``topk_mode``).
+    The DNN records them (``dnn.lesions``, ``dnn.ablations``, ``dnn.topk``); extraction
+    writes them into the file attributes (``lesion``, ``ablate``, ``ablate_mode``,
+    ``topk``, ``topk_mode``).
     """
     if getattr(args, "lesion", None):
         from ..model import lesion
         lesion(dnn, args.lesion, seed=args.seed)
+    if getattr(args, "ablate", None):
+        from ..model import ablate
+        ablate(dnn, args.ablate, mode=args.ablate_mode)
     if getattr(args, "topk", None):
         from ..model import insert_topk
         insert_topk(dnn, parse_layer_fractions(args.topk), mode=args.topk_mode)

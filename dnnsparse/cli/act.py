@@ -6,7 +6,9 @@ disk, so memory does not grow with the number of stimuli. Masks select channels
 -pool reduces every channel's map to one number; -aggregate label keeps only
 per-category means of the stimulus table's label column. -lesion permutes weights or
 biases, or removes ReLUs (the sparse-coding paper's lesions); -topk keeps only the
-largest activations of each channel after the given layers. -layer all-relu
+largest activations of each channel after the given layers; -ablate silences channels
+(conv5:12,40, 1-based) or units (conv5:12@3,4) by zeroed weights and biases (or a hook,
+-ablate-mode hook), recorded in the file. -layer all-relu
 stands for every '*_relu' layer of the network (the paper's Conv#/FC#), in forward
 order.
 
@@ -21,7 +23,7 @@ from ._common import (add_device_args, add_force_arg, add_lesion_args, add_model
 def get_parser():
     p = make_parser("db_act", __doc__)
     add_model_args(p)
-    add_lesion_args(p)
+    add_lesion_args(p, ablate=True)
     g = p.add_argument_group("what to extract")
     add_option(g, "layer", nargs="+", metavar="L",
                help="layer names (db_info -net NAME lists them); 'all-relu': every *_relu "

@@ -7,6 +7,8 @@ figures (:mod:`dnnsparse.viz`). Names are imported on first use.
 from ..utils.lazy import lazy_exports
 
 _WHERE = {
+    "ABLATION_ACCURACY": "_ablate",
+    "AblationResult": "_ablate",
     "ACCURACY_KINDS": "_topk_sweep",
     "AccuracyAnalysis": "_psi",
     "DemoResult": "_demo",
@@ -28,6 +30,7 @@ _WHERE = {
     "TABLE_SUFFIXES": "_topstim",
     "TopStimResult": "_topstim",
     "UnitEncoder": "_encoder_files",
+    "ablation_effects": "_ablate",
     "accuracy_analysis": "_psi",
     "activation_order": "_align",
     "act_top_stimuli": "_topstim",

@@ -1,0 +1,260 @@
+"""Ablation effects: what changes when channels or units of a network are silenced.
+
+For one ablation (``ablate=["conv5:12,40"]``) or for each channel of a layer in turn
+(``sweep="conv5"``), every stimulus is decoded once per batch and passed through the
+intact and the ablated network; measured are the downstream targets (before, after,
+change), the top-1/top-5 ImageNet accuracy (when the table's ``label`` column holds
+ImageNet class indices and the output layer has 1000 classes), and the root mean
+square change of the output layer's values (``output_change``), overall and per
+category of the ``label`` column. The sweep ranks the channels by their effect.
+
+Effects (``rank_by``): ``"top1"``/``"top5"``: the accuracy drop (before - after);
+``"output"``: ``output_change``; a target's name: the absolute change of its mean.
+Rank 1 is the largest effect; equal effects keep the channel order.
+"""
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import FileFormatError, InputError
+from ..utils.progress import progress
+from ..utils.validation import check_choice
+from ..algo.shape_bias import imagenet_accuracy
+from ..model import (ImageDataset, image_batches, ablate, resolve_ablations, resolve_targets,
+                     sweep_batch, sweep_point, target_outputs)
+from ._topk_sweep import network_output_layer
+
+__all__ = ["ABLATION_ACCURACY", "AblationResult", "ablation_effects"]
+
+log = logging.getLogger(__name__)
+
+ABLATION_ACCURACY = ("auto", "imagenet", "none")
+
+
+@dataclass
+class AblationResult:
+    """Outcome of :func:`ablation_effects`.
+
+    Attributes
+    ----------
+    table : dict of lists
+        One row per ablation (per channel for a sweep): ``ablate, layer, channel, mode,
+        n_images``, ``top1_before/after/change``, ``top5_...`` (with accuracy),
+        ``output_change``, ``<target>_before/after/change``, ``effect``, ``rank``.
+    per_category : dict of lists
+        The same columns per ablation and ``label`` category (empty without labels).
+    per_image : dict of lists
+        ``stimID, target, before, after, change`` (single ablation only).
+    rank_by : str
+    """
+    table: dict
+    per_category: dict
+    per_image: dict
+    rank_by: str
+
+
+def _check_accuracy(accuracy, labels, n_out):
+    check_choice(accuracy, ABLATION_ACCURACY, name="accuracy")
+    usable = labels is not None and n_out == 1000 and labels.size and \
+        labels.min() >= 0 and labels.max() < 1000
+    if accuracy == "imagenet" and not usable:
+        raise InputError("-accuracy imagenet needs a 'label' column of ImageNet class indices "
+                         "(0-999) and an output layer with 1000 classes.")
+    return accuracy != "none" and bool(usable)
+
+
+class _Sums:
+    """Running sums per (condition, category) of everything the tables report."""
+
+    def __init__(self, n_cond, n_cat, n_targets):
+        self.n = np.zeros(n_cat)
+        self.before = np.zeros((n_cat, n_targets))
+        self.after = np.zeros((n_cond, n_cat, n_targets))
+        self.change = np.zeros((n_cond, n_cat))
+        self.hits_before = np.zeros((n_cat, 2))
+        self.hits_after = np.zeros((n_cond, n_cat, 2))
+
+    def add(self, cats, before, after, labels):
+        """``before = (values (n, T), output (n, K))``, ``after = (C, n, T), (C, n, K)``."""
+        bv, bo = (t.double().cpu().numpy() for t in before)
+        av, ao = (t.double().cpu().numpy() for t in after)
+        rms = np.sqrt(np.mean((ao - bo[None]) ** 2, axis=2))              # (C, n)
+        for g in np.unique(cats):
+            idx = np.flatnonzero(cats == g)
+            self.n[g] += idx.size
+            self.before[g] += bv[idx].sum(0)
+            self.after[:, g] += av[:, idx].sum(1)
+            self.change[:, g] += rms[:, idx].sum(1)
+            if labels is not None:
+                self.hits_before[g] += _hits(bo[idx], labels[idx])
+                for j in range(ao.shape[0]):
+                    self.hits_after[j, g] += _hits(ao[j, idx], labels[idx])
+
+
+def _hits(scores, labels):
+    acc = imagenet_accuracy(scores, labels, top=(1, 5))
+    return np.array([acc["top1"], acc["top5"]]) * labels.size
+
+
+def _rows(sums, cat, names, targets, with_acc):
+    """Columns for the conditions at category ``cat`` (None: all categories)."""
+    pick = (lambda a: a.sum(axis=-2)) if cat is None else (lambda a: a[..., cat, :])
+    n = sums.n.sum() if cat is None else sums.n[cat]
+    col = {"n_images": [int(n)] * len(names)}
+    if with_acc:
+        hb = pick(sums.hits_before) / n
+        ha = pick(sums.hits_after) / n
+        for i, k in enumerate(("top1", "top5")):
+            col[f"{k}_before"] = [float(hb[i])] * len(names)
+            col[f"{k}_after"] = ha[:, i].tolist()
+            col[f"{k}_change"] = (ha[:, i] - hb[i]).tolist()
+    ch = sums.change.sum(1) if cat is None else sums.change[:, cat]
+    col["output_change"] = (ch / n).tolist()
+    b, a = pick(sums.before) / n, pick(sums.after) / n
+    for i, t in enumerate(targets):
+        col[f"{t.name}_before"] = [float(b[i])] * len(names)
+        col[f"{t.name}_after"] = a[:, i].tolist()
+        col[f"{t.name}_change"] = (a[:, i] - b[i]).tolist()
+    return col
+
+
+def _effect(col, rank_by):
+    if rank_by in ("top1", "top5"):
+        return -np.asarray(col[f"{rank_by}_change"])
+    if rank_by == "output":
+        return np.asarray(col["output_change"])
+    return np.abs(np.asarray(col[f"{rank_by}_change"]))
+
+
+def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights", targets=(),
+                     output_layer=None, accuracy="auto", rank_by=None, batch_size=32,
+                     device="cpu", workers=None, max_rows=512, show_progress=True):
+    """Effects of silencing channels or units on targets, accuracy and the output.
+
+    Parameters
+    ----------
+    dnn : DNN
+    stim : Stimulus
+        Image stimuli; an optional ``label`` column (ImageNet indices for accuracy; any
+        integers for the per-category table).
+    ablate_specs : list of str, optional
+        One ablation, all specs together (``["conv5:12,40", "conv4:3"]``).
+    sweep : str, optional
+        A layer whose channels are ablated one at a time (instead of ``ablate_specs``).
+    mode : {"weights", "hook"}, default="weights"
+        See :func:`dnnsparse.model.ablate`.
+    targets : list of str
+        Downstream targets (``conv5:12``, ``fc3:class=goldfish``...).
+    output_layer : str, optional
+        Default: the layer returning the network's output.
+    accuracy : {"auto", "imagenet", "none"}, default="auto"
+    rank_by : str, optional
+        ``"top1"``, ``"top5"``, ``"output"`` or a target; default top1 with accuracy,
+        else output.
+    batch_size, device, workers
+        As in :meth:`DNN.extract`.
+    max_rows : int, default=512
+        Copies per forward pass in a sweep (channels x images).
+    show_progress : bool, default=True
+
+    Returns
+    -------
+    AblationResult
+
+    Examples
+    --------
+    >>> res = ablation_effects(dnn, stim, sweep="conv5", targets=["fc3:class=1"])  # doctest: +SKIP
+    """
+    if (ablate_specs is None) == (sweep is None):
+        raise InputError("give either ablations (-ablate) or a layer to sweep (-sweep).")
+    output_layer = output_layer or network_output_layer(dnn)
+    shapes = dnn.layer_shapes(list(dict.fromkeys(
+        [output_layer] + ([sweep] if sweep else []))))
+    n_out = int(np.prod(shapes[output_layer]))
+    labels = stim.labels
+    with_acc = _check_accuracy(accuracy, labels, n_out)
+    targets = resolve_targets(targets, dnn) if targets else []
+    choices = (["top1", "top5"] if with_acc else []) + ["output"] + [t.name for t in targets]
+    rank_by = check_choice(rank_by or choices[0], choices, name="rank_by")
+    if sweep:
+        n_chn = shapes[sweep][0]
+        point = sweep_point(dnn, sweep, mode)
+        names = [f"{sweep}:{c}" for c in range(1, n_chn + 1)]
+        layer_col, chn_col = [sweep] * n_chn, list(range(1, n_chn + 1))
+    else:
+        plan = resolve_ablations(ablate_specs, dnn, mode=mode)
+        names = [" ".join(a.name for a in plan)]
+        layer_col = [" ".join(dict.fromkeys(a.layer for a in plan))]
+        chn_col = [" ".join(",".join(map(str, a.channels)) for a in plan)]
+    stim.check_files()
+    codes, cats = (np.unique(labels, return_inverse=True) if labels is not None
+                   else (np.array([]), np.zeros(len(stim.ids), dtype=int)))
+    cats = np.asarray(cats).ravel()
+    sums = _Sums(len(names), max(1, len(codes)), len(targets))
+    per_image = {"stimID": [], "target": [], "before": [], "after": [], "change": []}
+    dnn.to(device)
+    dataset = ImageDataset(stim.paths, dnn.image_transform())
+    state = {}
+    bar = progress(total=len(dataset), desc=f"{dnn.name} ablation", unit="img",
+                   enabled=show_progress)
+    try:
+        for idx, xb, errors in image_batches(dataset, batch_size, workers=workers,
+                                             device=device):
+            if errors:
+                i, msg = errors[0]
+                raise FileFormatError(f"cannot read image {stim.paths[i]} (row {i + 1} of "
+                                      f"the stimulus table): {msg}. Fix or remove it.")
+            idx = np.asarray(idx)
+            x = dnn.normalize(xb.to(device))
+            with torch.inference_mode():
+                if sweep:
+                    before, after = sweep_batch(dnn, x, point, n_chn, targets, output_layer,
+                                                max_rows=max_rows, state=state)
+                else:
+                    before = target_outputs(dnn, x, targets, output_layer)
+                    handle = ablate(dnn, plan, mode=mode)
+                    try:
+                        got = target_outputs(dnn, x, targets, output_layer)
+                    finally:
+                        handle.remove()
+                    after = (got[0][None], got[1][None])
+                    _per_image(per_image, stim, idx, targets, before[0], got[0])
+            sums.add(cats[idx], before, after,
+                     None if not with_acc else np.asarray(labels)[idx])
+            bar.update(len(idx))
+    finally:
+        bar.close()
+    return _result(sums, names, layer_col, chn_col, mode, targets, with_acc, codes, rank_by,
+                   per_image if not sweep else {})
+
+
+def _per_image(table, stim, idx, targets, before, after):
+    b, a = before.double().cpu().numpy(), after.double().cpu().numpy()
+    for r, i in enumerate(idx):
+        for j, t in enumerate(targets):
+            table["stimID"].append(str(stim.ids[i]))
+            table["target"].append(t.name)
+            table["before"].append(float(b[r, j]))
+            table["after"].append(float(a[r, j]))
+            table["change"].append(float(a[r, j] - b[r, j]))
+
+
+def _result(sums, names, layer_col, chn_col, mode, targets, with_acc, codes, rank_by,
+            per_image):
+    key = {"ablate": names, "layer": layer_col, "channel": chn_col, "mode": [mode] * len(names)}
+    table = {**key, **_rows(sums, None, names, targets, with_acc)}
+    effect = _effect(table, rank_by)
+    order = np.argsort(-effect, kind="stable")
+    rank = np.empty(len(names), dtype=int)
+    rank[order] = np.arange(1, len(names) + 1)
+    table["effect"], table["rank"] = effect.tolist(), rank.tolist()
+    per_category = {}
+    for g, code in enumerate(codes):
+        block = {**key, "category": [code.item()] * len(names),
+                 **_rows(sums, g, names, targets, with_acc)}
+        for k, v in block.items():
+            per_category.setdefault(k, []).extend(v)
+    return AblationResult(table=table, per_category=per_category, per_image=per_image,
+                          rank_by=rank_by)
