@@ -280,7 +280,7 @@ def act_top_stimuli(path, specs, *, n, stat="mean", bottom=False, stim=None, sti
     return TopStimResult(targets, ends, stim_ids, attrs, paths=paths)
 
 
-def _thumbnail(path, size=224):
+def _thumbnail(path, size=160):
     try:
         with Image.open(path) as img:
             img = img.convert("RGB")
