@@ -245,6 +245,9 @@ def act_top_stimuli(path, specs, *, n, stat="mean", bottom=False, stim=None, sti
         targets = _resolve_stored(specs, act, path, stat)
         if act.n_stim == 0:
             raise InputError(f"{path} holds no stimuli.")
+        if act.category_labels is not None or act.attrs.get("aggregate"):
+            raise InputError(f"{path} holds per-category means, not one row per stimulus; "
+                             f"extract without -aggregate to rank stimuli.")
         paths = None
         if stim is not None:
             paths = align_stimuli(stim, act, stim_path=stim_path or "the stimulus table",

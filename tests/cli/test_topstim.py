@@ -187,6 +187,13 @@ def test_bad_input_is_one_line_and_writes_nothing(cli_error, small_net, dup_stim
     assert "channel 9 is out of range" in msg
     msg = cli_error(db_topstim.main, "-act", act, "-target", "3:1", "-out", out)
     assert "-no-figures" in msg
+    agg = tmp_path / "agg.act.h5"
+    assert db_act.main(["-net", net, "-weights", "random", "-layer", "3", "-stim",
+                        str(dup_stim), "-aggregate", "label", "-out", str(agg), "-q"]) == 0
+    msg = cli_error(db_topstim.main, "-act", agg, "-target", "3:1", "-no-figures", "-out", out)
+    assert "per-category means" in msg
+    msg = cli_error(db_topstim.main, "-act", act, "-net", net, "-target", "3:1", "-out", out)
+    assert "not both" in msg
     assert not out.exists()
     out.mkdir()
     (out / "x").write_text("")
