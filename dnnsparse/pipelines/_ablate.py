@@ -175,6 +175,11 @@ def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights"
     n_out = int(np.prod(shapes[output_layer]))
     labels = stim.labels
     with_acc = _check_accuracy(accuracy, labels, n_out)
+    if with_acc and accuracy == "auto" and "condition" in stim.columns:
+        # Stimulus.from_folder numbers sub-folders in 'label' (names in 'condition')
+        log.warning("accuracy: reading the 'label' column as ImageNet class indices; if it "
+                    "numbers folders (the table has a 'condition' column), pass -accuracy "
+                    "none.")
     targets = resolve_targets(targets, dnn) if targets else []
     choices = (["top1", "top5"] if with_acc else []) + ["output"] + [t.name for t in targets]
     rank_by = check_choice(rank_by or choices[0], choices, name="rank_by")
