@@ -31,7 +31,7 @@ from ..utils.validation import (check_array, check_consistent_length, check_rand
 
 __all__ = ["CATEGORIES", "ShapeBiasResult", "check_category_names", "cue_conflict_shape_bias",
            "decision_accuracy", "decisions_16", "imagenet16_categories", "imagenet_accuracy",
-           "parse_cue_conflict_name", "probabilities_to_16"]
+           "label_ranks", "parse_cue_conflict_name", "probabilities_to_16"]
 
 _CATEGORY_FILE = "imagenet16-categories.json"
 _BOOT_CHUNK = 1000   # bootstrap replicates drawn at once (bounds memory)
@@ -401,10 +401,34 @@ def imagenet_accuracy(scores, labels, *, top=(1, 5)):
                          f"[{labels.min()}, {labels.max()}].")
     for k in top:
         check_scalar(k, name="top", kind=numbers.Integral, min_val=1, max_val=n_classes)
+    rank = label_ranks(scores, labels)
+    return {f"top{int(k)}": float(np.mean(rank < k)) for k in top}
+
+
+def label_ranks(scores, labels):
+    """0-based rank of each image's true class among its scores (the rule of
+    :func:`imagenet_accuracy`: higher scores, then equal scores of lower index, rank above).
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_images, n_classes)
+    labels : ndarray of int, shape (n_images,)
+        In ``[0, n_classes)`` (not checked here; :func:`imagenet_accuracy` checks).
+
+    Returns
+    -------
+    ndarray of int, shape (n_images,)
+        ``rank < k``: the label is within the top k.
+
+    Examples
+    --------
+    >>> label_ranks(np.array([[0.1, 0.7, 0.2], [0.5, 0.5, 0.2]]), np.array([2, 1])).tolist()
+    [1, 1]
+    """
+    n_classes = scores.shape[1]
     own = scores[np.arange(labels.size), labels][:, None]          # (n, 1)
     before = np.arange(n_classes)[None, :] < labels[:, None]         # (n, classes)
-    rank = (scores > own).sum(axis=1) + ((scores == own) & before).sum(axis=1)
-    return {f"top{int(k)}": float(np.mean(rank < k)) for k in top}
+    return (scores > own).sum(axis=1) + ((scores == own) & before).sum(axis=1)
 
 
 def decision_accuracy(decisions, categories):

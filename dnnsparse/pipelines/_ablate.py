@@ -21,7 +21,7 @@ import torch
 from ..errors import FileFormatError, InputError
 from ..utils.progress import progress
 from ..utils.validation import check_choice
-from ..algo.shape_bias import imagenet_accuracy
+from ..algo.shape_bias import label_ranks
 from ..model import (ImageDataset, image_batches, ablate, resolve_ablations, resolve_targets,
                      sweep_batch, sweep_point, target_outputs)
 from ._topk_sweep import network_output_layer
@@ -81,21 +81,22 @@ class _Sums:
         bv, bo = (t.double().cpu().numpy() for t in before)
         av, ao = (t.double().cpu().numpy() for t in after)
         rms = np.sqrt(np.mean((ao - bo[None]) ** 2, axis=2))              # (C, n)
-        for g in np.unique(cats):
-            idx = np.flatnonzero(cats == g)
-            self.n[g] += idx.size
-            self.before[g] += bv[idx].sum(0)
-            self.after[:, g] += av[:, idx].sum(1)
-            self.change[:, g] += rms[:, idx].sum(1)
-            if labels is not None:
-                self.hits_before[g] += _hits(bo[idx], labels[idx])
-                for j in range(ao.shape[0]):
-                    self.hits_after[j, g] += _hits(ao[j, idx], labels[idx])
+        np.add.at(self.n, cats, 1)
+        np.add.at(self.before, cats, bv)
+        np.add.at(self.after.swapaxes(0, 1), cats, av.swapaxes(0, 1))
+        np.add.at(self.change.T, cats, rms.T)
+        if labels is not None:
+            np.add.at(self.hits_before, cats, _hits(bo, labels))
+            n_cond, n = ao.shape[:2]
+            hits = _hits(ao.reshape(n_cond * n, -1), np.tile(labels, n_cond))
+            np.add.at(self.hits_after.swapaxes(0, 1), cats,
+                      hits.reshape(n_cond, n, 2).swapaxes(0, 1))
 
 
 def _hits(scores, labels):
-    acc = imagenet_accuracy(scores, labels, top=(1, 5))
-    return np.array([acc["top1"], acc["top5"]]) * labels.size
+    """``(n, 2)``: whether each image's label is within the top 1 and the top 5."""
+    rank = label_ranks(scores, labels)
+    return np.stack([rank < 1, rank < 5], axis=1).astype(np.float64)
 
 
 def _rows(sums, cat, names, targets, with_acc):
