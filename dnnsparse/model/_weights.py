@@ -1,9 +1,10 @@
 """Network weights: ImageNet (torch's cache), seeded random, or a local ``.pth`` file.
 
 ImageNet weights go through torch's normal cache (``torch.hub.get_dir()``,
-i.e. ``$TORCH_HOME/hub/checkpoints``): a cached file is used as is; otherwise
-the file is downloaded when the network allows (each network operation of the
-download waits at most ``timeout`` seconds; nothing process-wide is changed).
+i.e. ``$TORCH_HOME/hub/checkpoints``, created when missing): a cached file is used
+as is; otherwise the file is downloaded when the network allows (each network
+operation of the download waits at most ``timeout`` seconds; nothing process-wide
+is changed).
 Without network access, or with downloads off, a missing file raises
 :class:`~dnnsparse.errors.WeightsUnavailableError` naming the expected file, its
 URL and how to supply it.
@@ -147,6 +148,15 @@ def cached_download(url, *, net, offline=None, timeout=30):
         raise WeightsUnavailableError(f"ImageNet weights for {net} are not cached at {cache} "
                                       f"and {off}. {how}")
     log.info("downloading %s weights to %s", net, cache)
+    try:
+        # a fresh machine has no $TORCH_HOME/hub/checkpoints yet
+        cache.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WeightsUnavailableError(f"ImageNet weights for {net} are not cached at {cache} "
+                                      f"and its folder cannot be created ({exc.strerror or exc}"
+                                      f"). Set TORCH_HOME to a writable folder, or pass a "
+                                      f"local file with -weights FILE.pth, or use -weights "
+                                      f"random.") from None
     try:
         _download(url, cache, timeout=timeout, desc=filename)
     except Exception as exc:   # no network, proxy, DNS, HTTP error: all the same advice

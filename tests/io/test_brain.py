@@ -274,3 +274,59 @@ def test_non_integer_atlas_refused(tmp_path, rng, affine):
     nib.save(nib.Nifti1Image(rng.random(SHAPE), affine), str(tmp_path / "a.nii.gz"))
     with pytest.raises(FileFormatError, match="integer"):
         load_labels(tmp_path / "a.nii.gz")
+
+
+@pytest.mark.parametrize("klass,suffix", [(nib.Nifti1Image, ".nii.gz"),
+                                          (nib.Nifti2Image, ".nii")])
+def test_map_display_range_and_description_are_its_own(tmp_path, rng, affine, klass, suffix):
+    # a BOLD-like source: display range 0..1000 and a scanner description
+    bold = rng.integers(200, 1000, SHAPE + (3,)).astype(np.int16)
+    src = klass(bold, affine)
+    src.header["cal_min"], src.header["cal_max"] = 0, 1000
+    src.header["descrip"] = b"BOLD run 1, TR 2 s"
+    nib.save(src, str(tmp_path / f"bold{suffix}"))
+    mask = rng.random(SHAPE) > 0.3
+    data, space = load_brain(tmp_path / f"bold{suffix}", mask=mask)
+    r = np.tanh(rng.standard_normal(data.shape[1])).astype(np.float32) * 0.9
+    save_brain(tmp_path / f"r{suffix}", r, space, names=["conv5_relu"], fill=np.nan)
+    back = nib.load(str(tmp_path / f"r{suffix}"))
+    written = back.get_fdata()
+    assert np.isnan(written[~mask]).all()
+    assert back.header["cal_min"] == np.float32(np.nanmin(written)) == r.min()
+    assert back.header["cal_max"] == np.float32(np.nanmax(written)) == r.max()
+    assert back.header["descrip"].item() == b"dnnsparse: conv5_relu"
+    # two maps, no names: the range covers both, no description; the source's geometry stays
+    two = np.stack([r, 2 * r - 3])
+    save_brain(tmp_path / f"two{suffix}", two, space)
+    back = nib.load(str(tmp_path / f"two{suffix}"))
+    written = back.get_fdata()
+    assert (back.header["cal_min"], back.header["cal_max"]) == (
+        np.float32(written.min()), np.float32(written.max()))
+    assert written.min() == (2 * r - 3).min() and written.max() == max(r.max(), 0)  # fill 0
+    assert back.header["descrip"].item() == b""
+    np.testing.assert_allclose(back.affine, affine, atol=1e-6)
+    # nothing finite: no range (0, 0), as viewers read "compute it yourself"
+    save_brain(tmp_path / f"nan{suffix}", np.full(data.shape[1], np.nan), space,
+               fill=np.nan)
+    back = nib.load(str(tmp_path / f"nan{suffix}"))
+    assert (back.header["cal_min"], back.header["cal_max"]) == (0, 0)
+    # a long list of names is cut to the 80 characters NIfTI has
+    save_brain(tmp_path / f"long{suffix}", np.stack([r] * 20), space,
+               names=[f"block{i}_relu" for i in range(20)])
+    descrip = nib.load(str(tmp_path / f"long{suffix}")).header["descrip"].item()
+    assert len(descrip) == 80 and descrip.startswith(b"dnnsparse: block0_relu, ")
+    assert descrip.endswith(b"...")
+
+
+def test_cifti_map_does_not_inherit_display_range(tmp_path, rng, affine):
+    bm = brain_models(rng, affine)
+    src = cifti2.Cifti2Image(rng.integers(200, 1000, (3, len(bm))).astype(np.float32),
+                             cifti2.Cifti2Header.from_axes((cifti2.SeriesAxis(0, 2, 3), bm)))
+    src.nifti_header.set_intent("ConnDenseSeries")
+    src.nifti_header["cal_max"], src.nifti_header["descrip"] = 1000, b"BOLD"
+    nib.save(src, str(tmp_path / "bold.dtseries.nii"))
+    data, space = load_brain(tmp_path / "bold.dtseries.nii")
+    save_brain(tmp_path / "r.dscalar.nii", data[0] / 1000, space, names=["r"])
+    back = nib.load(str(tmp_path / "r.dscalar.nii"))
+    # the CIFTI writer builds a new header: the source's range and text do not come along
+    assert back.nifti_header["cal_max"] == 0 and back.nifti_header["descrip"].item() == b""

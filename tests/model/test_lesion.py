@@ -1,6 +1,10 @@
+import logging
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from dnnsparse.errors import InputError
 from dnnsparse.model import LESIONS, lesion, lesioned_layers
@@ -89,3 +93,131 @@ def test_lesion_errors():
     with pytest.raises(InputError, match="not convolutional or linear"):
         lesion(dnn, "weights", layers=["1"])
     assert set(LESIONS) == {"weights", "weights-channels", "weights-kernels", "bias", "relu"}
+
+
+# ------------------------------------------------ bias lesion on BatchNorm networks
+def _with_trained_bn(dnn, seed=5):
+    """Give every BatchNorm the non-trivial γ, β and running statistics training leaves
+    (a random-weights network has β = 0 everywhere, which no permutation can change)."""
+    g = torch.Generator().manual_seed(seed)
+    for m in dnn.module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.weight.data = torch.rand(n, generator=g) + 0.5
+            m.bias.data = torch.randn(n, generator=g)
+            m.running_mean = torch.randn(n, generator=g)
+            m.running_var = torch.rand(n, generator=g) + 0.5
+    return dnn
+
+
+def _resnet18():
+    return _with_trained_bn(load_dnn("resnet18", weights="random", seed=2))
+
+
+def test_bias_lesion_permutes_batchnorm_shift_of_every_resnet_layer():
+    dnn = _resnet18()
+    before = _params(dnn)
+    lesion(dnn, "bias", seed=4)
+    after = _params(dnn)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    bns = [n for n, m in dnn.module.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    convs = [n for n, m in dnn.module.named_modules() if isinstance(m, nn.Conv2d)]
+    assert len(bns) == len(convs) == 20
+    # every conv+BN layer's β, and the classifier's bias: all 21 layers, nothing else
+    assert changed == {f"{n}.bias" for n in bns} | {"fc.bias"}
+    for n in bns:
+        assert torch.equal(_sorted(before[f"{n}.bias"]), _sorted(after[f"{n}.bias"]))
+
+
+def _expected_bias_lesion(dnn, seed):
+    """The paper's bias lesion, written out for ResNet-18: layer by layer in module order,
+    each layer's bias values permuted across its channels -- for a conv, the β of the
+    BatchNorm that normalises its output (torchvision's ResNet: conv1 -> bn1,
+    layerX.Y.convK -> bnK, downsample.0 -> downsample.1)."""
+    rng = np.random.default_rng(seed)
+    state = _params(dnn)
+    expected = {}
+    for path, m in dnn.module.named_modules():
+        if isinstance(m, nn.Conv2d):
+            bn = (path[:-1] + "1" if path.endswith("downsample.0")
+                  else path.replace("conv", "bn"))
+            key = f"{bn}.bias"
+        elif isinstance(m, nn.Linear):
+            key = f"{path}.bias"
+        else:
+            continue
+        v = state[key]
+        expected[key] = v[torch.as_tensor(rng.permutation(v.numel()))]
+    return expected
+
+
+def test_bias_lesion_matches_direct_reference_and_folded_layer():
+    dnn = _resnet18()
+    expected = _expected_bias_lesion(dnn, seed=9)
+    bn1 = {k: v.clone() for k, v in dnn.module.bn1.state_dict().items()}
+    w = dnn.module.conv1.weight.detach().clone()
+    lesion(dnn, "bias", seed=9)
+    after = _params(dnn)
+    for key, value in expected.items():
+        assert torch.equal(after[key], value), key
+    # the BN-folded first layer: weights (γ/σ)·w untouched, bias β[π] - γμ/σ
+    x = torch.randn(2, 3, 64, 64)
+    sigma = torch.sqrt(bn1["running_var"] + dnn.module.bn1.eps)
+    scale = bn1["weight"] / sigma
+    folded = F.conv2d(x, w * scale[:, None, None, None],
+                      expected["bn1.bias"] - bn1["running_mean"] * scale,
+                      stride=2, padding=3)
+    with torch.no_grad():
+        got = dnn.module.bn1(dnn.module.conv1(x))
+    torch.testing.assert_close(got, folded, rtol=1e-4, atol=1e-4)
+
+
+def test_bias_lesion_on_chosen_layers_takes_their_batchnorm():
+    dnn = _resnet18()
+    before = _params(dnn)
+    lesion(dnn, "bias", seed=1, layers=["layer2.0.downsample.0", "fc"])
+    after = _params(dnn)
+    assert {k for k in before if not torch.equal(before[k], after[k])} == {
+        "layer2.0.downsample.1.bias", "fc.bias"}
+
+
+def test_bias_lesion_changes_every_googlenet_layer():
+    dnn = _with_trained_bn(load_dnn("googlenet", weights="random"))
+    before = _params(dnn)
+    lesion(dnn, "bias", seed=0)
+    after = _params(dnn)
+    changed = {k.rsplit(".", 2)[0] for k in before if not torch.equal(before[k], after[k])}
+    layers = [n for n, _ in lesioned_layers(dnn.module)]
+    assert len(layers) == 58
+    # each BasicConv2d's bn, and the classifier
+    assert changed == {n.rsplit(".", 1)[0] for n in layers if n != "fc"} | {"fc"}
+
+
+def test_lesion_warns_about_layers_it_leaves_unchanged(caplog):
+    torch.manual_seed(0)
+    dnn = wrap_module(nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.ReLU(),
+                                    nn.Conv2d(4, 4, 3), nn.Flatten(),
+                                    nn.Linear(4 * 4 * 4, 3)), name="nobias")
+    with caplog.at_level(logging.WARNING, logger="dnnsparse.model._lesion"):
+        lesion(dnn, "bias")
+    assert "left 1 layer(s) of nobias unchanged: no bias and no normalisation layer " \
+           "after it: 0" in caplog.text
+    caplog.clear()
+    # an untrained BatchNorm network: β = 0 everywhere, so the lesion changes nothing there
+    with caplog.at_level(logging.WARNING, logger="dnnsparse.model._lesion"):
+        lesion(load_dnn("resnet18", weights="random"), "bias")
+    assert "left 20 layer(s) of resnet18 unchanged: all values equal: conv1, " in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dnnsparse.model._lesion"):
+        lesion(_small_net(), "weights")
+    assert not caplog.text
+
+
+def test_bias_lesion_keeps_training_mode_and_statistics():
+    dnn = _resnet18()
+    dnn.module.train()
+    stats = {k: v.clone() for k, v in _params(dnn).items() if "running" in k}
+    lesion(dnn, "bias", seed=0)
+    assert all(m.training for m in dnn.module.modules())
+    after = _params(dnn)
+    assert all(torch.equal(v, after[k]) for k, v in stats.items())

@@ -165,3 +165,53 @@ def test_download_timeout_is_per_call(tmp_path, monkeypatch):
     assert len(errors) == 1
     assert re.search(r"could not be downloaded \((TimeoutError|URLError)\)", errors[0])
     assert not (tmp_path / "hub" / "checkpoints" / "stalled-0123.pth").exists()
+
+
+def test_imagenet_weights_download_on_a_fresh_machine(tmp_path, monkeypatch):
+    # an HTTP server on the loopback interface serves the weights file under torchvision's
+    # name; TORCH_HOME is an empty folder, as on a machine that never downloaded anything
+    import functools
+    import http.server
+    import threading
+    import types
+    import torchvision.models as tvm
+    served = tmp_path / "served"
+    served.mkdir()
+    ref = load_dnn("googlenet", weights="random", seed=3).module.state_dict()
+    name = os.path.basename(tvm.get_model_weights("googlenet").DEFAULT.url)
+    torch.save(ref, served / name)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{name}"
+    real = tvm.get_model_weights
+    monkeypatch.setattr(tvm, "get_model_weights", lambda arch: types.SimpleNamespace(
+        DEFAULT=types.SimpleNamespace(url=url)) if arch == "googlenet" else real(arch))
+    home = tmp_path / "torch_home"
+    home.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    monkeypatch.delenv("DNNSPARSE_OFFLINE", raising=False)
+    try:
+        dnn = load_dnn("googlenet")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    cached = home / "hub" / "checkpoints" / name
+    assert sorted(p.name for p in cached.parent.iterdir()) == [name]   # no temporary left
+    assert cached.read_bytes() == (served / name).read_bytes()
+    assert dnn.weights == "imagenet"
+    state = dnn.module.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in ref.items())
+
+
+def test_uncreatable_weights_cache_names_the_folder(tmp_path, monkeypatch):
+    from dnnsparse.model import cached_download
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "file" / "torch"))
+    with pytest.raises(WeightsUnavailableError,
+                       match=r"hub/checkpoints/w-1.pth and its folder cannot be created "
+                             r"\(Not a directory\). Set TORCH_HOME"):
+        cached_download("http://127.0.0.1:9/w-1.pth", net="w", offline=False)

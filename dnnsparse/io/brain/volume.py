@@ -70,7 +70,9 @@ class VolumeSpace(BrainSpace):
         ----------
         values : array, shape (n_maps, n_features) or (n_features,)
         names : list of str, optional
-            Not stored: NIfTI and MGH have no per-volume names.
+            NIfTI and MGH have no per-volume names: in a NIfTI file they become
+            the header's description (``dnnsparse: name1, name2``, at most 80
+            characters; blank without names).
         label_table : mapping, optional
             Marks the image as a label image (NIfTI intent ``label``); the
             table itself cannot be stored in a volume file.
@@ -85,6 +87,8 @@ class VolumeSpace(BrainSpace):
         Returns
         -------
         nibabel image of shape (X, Y, Z) for one map, (X, Y, Z, n_maps) otherwise.
+        A NIfTI image's display range (``cal_min``, ``cal_max``) is the finite
+        range of its data, not the source's.
         """
         values = self._prepare_values(values)
         dtype = np.dtype(dtype or (np.int32 if values.dtype.kind in "iub" else np.float32))
@@ -105,7 +109,25 @@ class VolumeSpace(BrainSpace):
         img.header.set_data_dtype(dtype)
         if klass in _NIFTI_CLASSES:
             img.header.set_intent("label" if label_table is not None else "none")
+            _describe(img.header, data, names)
         return img
+
+
+def _describe(header, data, names):
+    """Display range and description of a written map, from the map itself.
+
+    A header copied from the source would keep the source's ``cal_min``/``cal_max``
+    (a BOLD file's 0..1000 shows an r map almost blank in viewers) and its
+    ``descrip``: set the range to the finite minimum and maximum of ``data`` (0, 0
+    -- "no range" -- when nothing is finite) and the description to the map names.
+    """
+    finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data.ravel()
+    header["cal_min"], header["cal_max"] = ((finite.min(), finite.max()) if finite.size
+                                            else (0, 0))
+    text = (f"dnnsparse: {', '.join(map(str, names))}" if names is not None and len(names)
+            else "")
+    raw = text.encode("ascii", "replace")
+    header["descrip"] = raw if len(raw) <= 80 else raw[:77] + b"..."
 
 
 def _as_4d(img, path):
