@@ -7,7 +7,8 @@ import pytest
 from matplotlib.collections import LineCollection
 from scipy import stats
 
-from dnnsparse.pipelines import SparsenessResult, accuracy_analysis, fdr_bh
+from dnnsparse.algo.stats import fdr_bh
+from dnnsparse.pipelines import SparsenessResult, accuracy_analysis
 from dnnsparse.viz import _psi as psi_figures
 from dnnsparse.viz import _rsa as rsa_figures
 
