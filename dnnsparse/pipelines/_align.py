@@ -50,20 +50,12 @@ def align_stimuli(stim, act, *, stim_path="the stimulus table", act_path=None):
         stimuli (naming the first differing row), or the table repeats an ID.
     """
     act_path = act_path or getattr(act, "path", None) or "the activation file"
-    if act.n_stim != len(stim):
-        raise InputError(f"{act_path} has {act.n_stim} stimuli but {stim_path} has "
-                         f"{len(stim)}; give the table the activations were made from.")
-    if not getattr(act, "has_stim_ids", True):
-        log.warning("%s stores no stimulus IDs; its rows are matched to %s by position.",
-                    act_path, stim_path)
+    act_ids = _matched_ids(act, stim.ids, stim_path, act_path)
+    if act_ids is None:
         return stim
-    act_ids = np.asarray(act.stim_ids, dtype=str)
-    stim_ids = np.asarray(stim.ids, dtype=str)
-    if np.array_equal(act_ids, stim_ids):
-        return stim
-    order = _reorder(stim_ids, act_ids)
+    order = _reorder(np.asarray(stim.ids, dtype=str), act_ids)
     if order is None:
-        _refuse(act_ids, stim_ids, act_path, stim_path)
+        _refuse(act_ids, stim.ids, act_path, stim_path)
     log.info("rows of %s reordered by stimulus ID to match %s.", stim_path, act_path)
     return stim[order]
 
@@ -84,7 +76,22 @@ def activation_order(act, stim_ids, *, stim_path="the stimulus table", act_path=
     [2, 0, 1]
     """
     act_path = act_path or getattr(act, "path", None) or "the activation file"
-    stim_ids = np.asarray(stim_ids, dtype=str)
+    act_ids = _matched_ids(act, stim_ids, stim_path, act_path)
+    if act_ids is None:
+        return None
+    order = _reorder(act_ids, np.asarray(stim_ids, dtype=str))
+    if order is None:
+        _refuse(act_ids, stim_ids, act_path, stim_path)
+    log.info("rows of %s reordered by stimulus ID to match %s.", act_path, stim_path)
+    return order
+
+
+def _matched_ids(act, stim_ids, stim_path, act_path):
+    """``act``'s stimulus IDs when they must be matched to ``stim_ids`` by ID, else None.
+
+    None means nothing to do: the rows already agree, or the file stores no IDs (then
+    rows are matched by position, with a warning). Different row counts are refused.
+    """
     if act.n_stim != len(stim_ids):
         raise InputError(f"{act_path} has {act.n_stim} stimuli but {stim_path} has "
                          f"{len(stim_ids)}; give the table the activations were made from.")
@@ -93,16 +100,11 @@ def activation_order(act, stim_ids, *, stim_path="the stimulus table", act_path=
                     act_path, stim_path)
         return None
     act_ids = np.asarray(act.stim_ids, dtype=str)
-    if np.array_equal(act_ids, stim_ids):
-        return None
-    order = _reorder(act_ids, stim_ids)
-    if order is None:
-        _refuse(act_ids, stim_ids, act_path, stim_path)
-    log.info("rows of %s reordered by stimulus ID to match %s.", act_path, stim_path)
-    return order
+    return None if np.array_equal(act_ids, np.asarray(stim_ids, dtype=str)) else act_ids
 
 
 def _refuse(act_ids, stim_ids, act_path, stim_path):
+    stim_ids = np.asarray(stim_ids, dtype=str)
     row = int(np.flatnonzero(act_ids != stim_ids)[0])
     raise InputError(f"{act_path} and {stim_path} hold different stimuli: row {row + 1} is "
                      f"{str(act_ids[row])!r} in the activations but "
