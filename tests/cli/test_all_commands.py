@@ -48,3 +48,11 @@ def test_bin_wrapper(name):
     wrapper = ROOT / "bin" / name
     assert wrapper.is_file() and os.access(wrapper, os.X_OK)
     assert f"from {COMMANDS[name].split(':')[0]} import main" in wrapper.read_text()
+
+
+def test_readme_command_table_lists_every_console_script():
+    text = (ROOT / "README.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `db_")]
+    listed = {name for row in rows for name in row.split("|")[1].replace("`", "").split(",")}
+    assert {name.strip() for name in listed} >= set(COMMANDS), \
+        sorted(set(COMMANDS) - {name.strip() for name in listed})
