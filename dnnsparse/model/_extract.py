@@ -19,14 +19,13 @@ import numpy as np
 import torch
 
 from ..base.activation import POOLS, Activation
-from ..errors import FileFormatError, InputError
+from ..errors import InputError
 from ..io import check_output_path
 from ..io.act import ActWriter
-from ..utils.memory import release_free_memory
 from ..utils.progress import progress
 from ..utils.validation import check_choice, check_scalar
 from ._hooks import LayerCapture, as_4d
-from ._images import ImageDataset, image_batches
+from ._images import ImageDataset, image_batches, network_inputs
 
 __all__ = ["extract", "TORCH_POOLS"]
 
@@ -68,10 +67,6 @@ def _torch_pools(impl):
 TORCH_POOLS = _torch_pools(_TORCH_POOL_IMPL)
 
 
-# Return freed heap memory to the system every this many batches: often enough to keep
-# the peak flat (measured flat from 500 to 1000 images with 8), rarely enough that
-# re-faulting the freed pages costs nothing measurable.
-_TRIM_EVERY = 8
 
 
 class _LayerPlan:
@@ -277,22 +272,12 @@ def _run_batches(dnn, plans, batches, sink, *, device, paths, bar):
     ``batches`` yields ``(indices, uint8 images, errors)`` (:func:`image_batches`);
     ``paths`` name the images in errors. Calls ``sink.finish()`` after the last batch.
     """
-    inputs = None         # the float input batch, reused (the network does not modify it)
     capture = LayerCapture(dnn.register_layer_hook, {p.name: p.reduce for p in plans})
     with capture, sink, torch.inference_mode():
-        for n_batches, (idx, x, errors) in enumerate(batches, 1):
-            if errors:
-                i, msg = errors[0]
-                raise FileFormatError(f"cannot read image {paths[i]} (row {i + 1} "
-                                      f"of the stimulus table): {msg}. Fix or remove it.")
-            x = x.to(device, non_blocking=True)
-            if inputs is None or inputs.shape != x.shape:
-                inputs = torch.empty(x.shape, dtype=torch.float32, device=device)
-            for name, value in capture.run(dnn.module, dnn.normalize(x, out=inputs)).items():
+        for idx, x in network_inputs(dnn, batches, paths, device):
+            for name, value in capture.run(dnn.module, x).items():
                 sink.write(name, idx[0], value.numpy())
             bar.update(len(idx))
-            if n_batches % _TRIM_EVERY == 0:
-                release_free_memory()   # peak memory must not grow with the stimuli
         sink.finish()
 
 

@@ -20,10 +20,12 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+from ..errors import FileFormatError
+from ..utils.memory import release_free_memory
 from ._transforms import to_rgb
 
 __all__ = ["DRAFT_MIN_RATIO", "ImageDataset", "collate_images", "default_workers",
-           "draft_scale", "image_batches"]
+           "draft_scale", "image_batches", "network_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -207,3 +209,30 @@ def collate_images(items):
     errors = [(i, e) for i, _, e in items if e is not None]
     x = None if errors else torch.stack([t for _, t, _ in items])
     return idx, x, errors
+
+
+# Return freed heap memory to the system every this many batches: often enough to keep
+# the peak flat (measured flat from 500 to 1000 images with 8), rarely enough that
+# re-faulting the freed pages costs nothing measurable.
+_TRIM_EVERY = 8
+
+
+def network_inputs(dnn, batches, paths, device):
+    """``(indices, normalised input)`` of every batch of :func:`image_batches`.
+
+    The first unreadable image of a batch is refused naming its file and table row; the
+    float input buffer is reused across batches (the network does not modify it); the
+    heap is trimmed every few batches. Run it inside the caller's inference context.
+    """
+    inputs = None
+    for n_batches, (idx, x, errors) in enumerate(batches, 1):
+        if errors:
+            i, msg = errors[0]
+            raise FileFormatError(f"cannot read image {paths[i]} (row {i + 1} of the "
+                                  f"stimulus table): {msg}. Fix or remove it.")
+        x = x.to(device, non_blocking=True)
+        if inputs is None or inputs.shape != x.shape:
+            inputs = torch.empty(x.shape, dtype=torch.float32, device=device)
+        yield idx, dnn.normalize(x, out=inputs)
+        if n_batches % _TRIM_EVERY == 0:
+            release_free_memory()

@@ -10,15 +10,12 @@
 """
 import torch
 
-from ..errors import FileFormatError, InputError
-from ..utils.memory import release_free_memory
-from ._images import ImageDataset, image_batches
+from ..errors import InputError
+from ._images import ImageDataset, image_batches, network_inputs
 from ._targets import resolve_targets, target_responses
 
 __all__ = ["resolve_network_targets", "stored_target_values", "target_value_batches"]
 
-# as in extraction (._extract): return freed heap memory every this many batches
-_TRIM_EVERY = 8
 
 
 def resolve_network_targets(specs, dnn, *, stat="mean"):
@@ -66,21 +63,11 @@ def target_value_batches(dnn, paths, targets, *, batch_size=32, device="cpu", wo
     device = torch.device(device)
     dnn.to(device)
     dataset = ImageDataset(paths, dnn.image_transform(preprocess))
-    inputs = None
+    batches = image_batches(dataset, batch_size, workers=workers, device=device)
     with torch.inference_mode():
-        for n_batches, (idx, x, errors) in enumerate(
-                image_batches(dataset, batch_size, workers=workers, device=device), 1):
-            if errors:
-                i, msg = errors[0]
-                raise FileFormatError(f"cannot read image {paths[i]} (row {i + 1} of the "
-                                      f"stimulus table): {msg}. Fix or remove it.")
-            x = x.to(device, non_blocking=True)
-            if inputs is None or inputs.shape != x.shape:
-                inputs = torch.empty(x.shape, dtype=torch.float32, device=device)
-            values = target_responses(dnn, dnn.normalize(x, out=inputs), targets)
+        for idx, x in network_inputs(dnn, batches, paths, device):
+            values = target_responses(dnn, x, targets)
             yield idx[0], values.to("cpu", torch.float64).numpy()
-            if n_batches % _TRIM_EVERY == 0:
-                release_free_memory()
 
 
 def stored_target_values(data, targets):
