@@ -163,6 +163,8 @@ def _trace(dnn):
 
     From one forward pass of a blank image with hooks on every leaf module; a
     producer is recorded when the module starts (in-place modules return their input).
+    The pass runs in eval mode (a BatchNorm in training mode would otherwise fold the
+    blank image into its running statistics); each module's mode is restored after.
     """
     produced, inputs, calls, handles = {}, {}, {}, []
 
@@ -185,13 +187,17 @@ def _trace(dnn):
         if path and not list(m.children()):
             handles += [m.register_forward_pre_hook(pre(path)),
                         m.register_forward_hook(post(path))]
+    modes = [(m, m.training) for m in dnn.module.modules()]
     try:
+        dnn.module.eval()
         x = torch.zeros((1, 3) + tuple(dnn.input_size), device=dnn.device)
         with torch.inference_mode():
             dnn.module(x)
     finally:
         for h in handles:
             h.remove()
+        for m, training in modes:
+            m.training = training
     return inputs, calls
 
 

@@ -162,3 +162,23 @@ def test_bad_ablations():
         resolve_ablations(["7:1"], dnn, mode="weights")      # Flatten: no producer traced
     assert resolve_ablations(["7:1"], dnn, mode="hook")[0].channels == (1,)
     assert dnn.ablations == []
+
+
+def test_tracing_a_network_in_training_mode_leaves_batchnorm_statistics(x):
+    """The trace behind the weights mode runs in eval mode and restores each module's mode."""
+    net = _bn_net()
+    dnn = _dnn(net)
+    net.train()
+    net[3].eval()                                       # a mixed state comes back as it was
+    bn = net[1]
+    stats = [t.clone() for t in (bn.running_mean, bn.running_var, bn.num_batches_tracked)]
+    handle = ablate(dnn, ["0:2"], mode="weights")
+    for old, new in zip(stats, (bn.running_mean, bn.running_var, bn.num_batches_tracked)):
+        assert torch.equal(old, new)
+    assert [m.training for m in net] == [True] * 3 + [False] + [True] * 5 and net.training
+    handle.remove()
+    # without the eval mode the blank image would have moved the statistics
+    net.train()
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 24, 24))
+    assert not torch.equal(stats[0], bn.running_mean)
