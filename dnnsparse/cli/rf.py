@@ -16,11 +16,14 @@ target.
 Targets: LAYER:CHN (channel, 1-based), LAYER:CHN@max (channel statistic: mean, max or
 ROW,COL), LAYER:CHN,ROW,COL (unit, 1-based), LAYER:class=NAME or LAYER:class=INDEX
 (ImageNet class; index 0-based). Pixel coordinates in the outputs are 0-based.
-With -theoretical the weights are irrelevant (random ones are used unless -weights
+-lesion, -topk and -ablate (channels or units silenced, as in db_ablate) change the
+network before the maps are computed (recorded in rf.h5). With -theoretical the weights
+are irrelevant (random ones are used unless -weights
 names a file).
 
 example: db_rf -net alexnet -theoretical -out rf.csv
 example: db_rf -net alexnet -target conv5:12,7,7 conv3:40 -stim imgs.stim.csv -out rf/
+example: db_rf -net alexnet -ablate conv4:3,7 -target conv5:12 -stim imgs.stim.csv -out rf_ablated/
 """
 from ..errors import InputError
 from ..utils.validation import finite_float
@@ -32,7 +35,7 @@ from ._common import (add_device_args, add_force_arg, add_lesion_args, add_model
 def get_parser():
     p = make_parser("db_rf", __doc__)
     add_model_args(p)
-    add_lesion_args(p, seed_help="seed of the lesion and of the noise occluder")
+    add_lesion_args(p, seed_help="seed of the lesion and of the noise occluder", ablate=True)
     g = p.add_argument_group("what to compute")
     add_option(g, "theoretical", action="store_true",
                help="table of every layer's theoretical receptive field")

@@ -251,7 +251,7 @@ def empirical_rf(dnn, images, targets, *, stim_ids, methods=RF_METHODS, top=None
     table = {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
     attrs = {"net": dnn.name, "weights": dnn.weights, "weights_sha256": dnn.weights_sha256,
              "preprocess": dnn.preprocess, "lesion": "; ".join(dnn.lesions),
-             **dnn.topk_attrs(), "input_size": list(dnn.input_size), "methods": methods,
+             **dnn.topk_attrs(), **dnn.ablation_attrs(), "input_size": list(dnn.input_size), "methods": methods,
              "occluder_size": size, "occluder_stride": stride, "fill": fill,
              "discrepancy": discrepancy, "interp": interp,
              "threshold": "" if threshold is None else threshold, "top": top or 0,

@@ -92,6 +92,35 @@ def test_empirical_maps_files(run_cli, image_stim, small_net, tmp_path):
     assert (table["peak_row"][unit], table["peak_col"][unit]) == (r, c)
 
 
+def test_ablated_maps_equal_those_of_a_hand_ablated_network(run_cli, image_stim, small_net,
+                                                            tmp_path):
+    out = tmp_path / "rf"
+    status, _, err = run_cli(
+        db_rf.main, "-net", small_net, "-weights", "random", "-ablate", "0:2,4",
+        "-target", "3:2,20,20", "3:5@max", "-stim", image_stim, "-occluder", "32",
+        "-occluder-stride", "24", "-out", out, "-no-figures", "-q")
+    assert status == 0, err
+    maps = read_maps(out / "rf.h5")
+    assert maps.attrs["ablate"] == "0:2,4" and maps.attrs["ablate_mode"] == "weights"
+    # by hand: filters and biases 2 and 4 of the first convolution set to 0
+    dnn = load_dnn(small_net, weights="random")
+    intact = load_dnn(small_net, weights="random")
+    with torch.no_grad():
+        for c in (1, 3):
+            dnn.module[0].weight[c] = 0
+            dnn.module[0].bias[c] = 0
+    images = load_images(dnn, Stimulus.load(image_stim))
+    targets = resolve_targets(["3:2,20,20", "3:5@max"], dnn)
+    changed = False
+    for t in targets:
+        occ = occlusion_maps(dnn, images, [t], size=32, stride=24).pixel_maps()[0]
+        np.testing.assert_allclose(maps.groups["occlusion"][t.name], occ, rtol=1e-5, atol=1e-6)
+        up = upsampling_maps(dnn, images, [t])[0]
+        np.testing.assert_allclose(maps.groups["upsampling"][t.name], up, rtol=1e-5, atol=1e-6)
+        changed |= not np.allclose(upsampling_maps(intact, images, [t])[0], up)
+    assert changed                                   # the ablation did change the maps
+
+
 def test_bad_input_is_one_line_and_writes_nothing(cli_error, image_stim, tmp_path):
     out = tmp_path / "rf"
     base = ["-net", "alexnet", "-weights", "random", "-stim", image_stim, "-out", out]
@@ -99,6 +128,8 @@ def test_bad_input_is_one_line_and_writes_nothing(cli_error, image_stim, tmp_pat
     assert "channel 300 is out of range" in msg and "256 channels" in msg
     msg = cli_error(db_rf.main, *base, "-target", "conv5:3", "-occluder", "300")
     assert "occluder (300x300 pixels) is larger" in msg and "224x224" in msg
+    msg = cli_error(db_rf.main, *base, "-target", "conv5:3", "-ablate", "conv4:500")
+    assert "-ablate conv4:500" in msg and "channel 500 is out of range" in msg
     msg = cli_error(db_rf.main, *base, "-target", "conv9:3")
     assert "unknown layer 'conv9'" in msg and "did you mean" in msg
     msg = cli_error(db_rf.main, *base, "-target", "fc3:class=goldfsh")
