@@ -8,7 +8,8 @@
 - :class:`Reduction` -- a fitted reduction as plain arrays (:meth:`Reduction.to_arrays`,
   no pickles) that projects new samples with the same components.
 - :func:`cluster` -- k-means or agglomerative labels of the rows of a matrix (units or
-  stimuli, whichever the caller puts in rows).
+  stimuli, whichever the caller puts in rows); a k-means fit keeps its centres as a
+  :class:`Clustering` (plain arrays) that assigns new rows to the same clusters.
 - :func:`map_histograms`, :func:`map_spectra` -- per-map histograms and power spectra
   of channel maps (DNNBrain's ``dnn_fe -meth hist|psd``).
 
@@ -39,7 +40,7 @@ from ..errors import InputError
 from ..utils.validation import check_array, check_choice, check_scalar
 
 __all__ = ["CLUSTERINGS", "LINKAGES", "MAX_AGGLOMERATIVE", "REDUCTIONS", "ClusterResult",
-           "Reduction", "check_n_components", "chunk_slices", "cluster", "fast_ica",
+           "Clustering", "Reduction", "check_n_components", "chunk_slices", "cluster", "fast_ica",
            "histogram_edges", "incremental_pca", "map_histograms", "map_range", "map_spectra",
            "nmf", "standardize_rows"]
 
@@ -51,6 +52,7 @@ REDUCTIONS = ("pca", "ica", "nmf")
 CLUSTERINGS = ("kmeans", "agglomerative")
 LINKAGES = ("ward", "complete", "average", "single")
 _FORMAT = "dnnsparse-feature-reduction-1"
+_CLUSTER_FORMAT = "dnnsparse-clustering-1"
 #: NMF settings kept with the components: re-solving W for new samples needs them.
 _NMF_PARAMS = ("init", "solver", "beta_loss", "max_iter", "tol", "seed")
 
@@ -349,6 +351,96 @@ def standardize_rows(X):
 
 
 @dataclass
+class Clustering:
+    """Fitted k-means centres: :meth:`predict` assigns new rows to the same clusters.
+
+    Attributes
+    ----------
+    centers : ndarray (n_clusters, n_features)
+    standardize : bool
+        New rows are z-scored (:func:`standardize_rows`) first, as the fitted ones were.
+    n_samples : int
+        Rows the clustering was fitted on.
+    params : dict of str to scalar
+        Settings of the fit (seed, n_init, inertia).
+    method : str
+        ``"kmeans"``.
+    """
+
+    centers: np.ndarray
+    standardize: bool = False
+    n_samples: int = 0
+    params: dict = field(default_factory=dict)
+    method: str = "kmeans"
+
+    @property
+    def n_clusters(self):
+        return self.centers.shape[0]
+
+    @property
+    def n_features(self):
+        return self.centers.shape[1]
+
+    def predict(self, X):
+        """Nearest centre of every row (scikit-learn's ``KMeans.predict``).
+
+        Parameters
+        ----------
+        X : array-like (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of int (n_samples,)
+            0-based; equal distances go to the lower cluster index.
+        distance : ndarray (n_samples,)
+            Euclidean distance of each row to its centre.
+
+        Examples
+        --------
+        >>> Clustering(np.array([[0., 0.], [5., 5.]])).predict([[4., 6.]])[0].tolist()
+        [1]
+        """
+        X = check_array(X, name="X", ndim=2)
+        if X.shape[1] != self.n_features:
+            raise InputError(f"X has {X.shape[1]} features; the clustering was fitted on "
+                             f"{self.n_features}.")
+        if self.standardize:
+            X = standardize_rows(X)
+        c = self.centers
+        # |x - c|^2 = |x|^2 - 2 x.c + |c|^2 (as scikit-learn), (n, k) without an (n, k, f)
+        d2 = (X * X).sum(axis=1)[:, None] - 2 * X @ c.T + (c * c).sum(axis=1)[None, :]
+        labels = np.argmin(d2, axis=1)
+        distance = np.sqrt(np.square(X - c[labels]).sum(axis=1))
+        return labels.astype(np.int64), distance
+
+    def to_arrays(self):
+        """The clustering as a dict of plain arrays (for ``np.savez``; no object arrays).
+
+        >>> cl = Clustering(np.eye(2), params={"seed": 0})
+        >>> Clustering.from_arrays(cl.to_arrays()).params
+        {'seed': 0}
+        """
+        arrays = {"format": np.array(_CLUSTER_FORMAT), "method": np.array(self.method),
+                  "centers": np.asarray(self.centers, dtype=np.float64),
+                  "standardize": np.array(bool(self.standardize)),
+                  "n_samples": np.array(int(self.n_samples))}
+        arrays.update({f"param_{k}": np.array(v) for k, v in self.params.items()})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        """Rebuild a clustering from :meth:`to_arrays` output (e.g. an ``np.load`` result)."""
+        if str(arrays.get("format", "")) != _CLUSTER_FORMAT:
+            raise InputError(f"not a dnnsparse clustering (missing format "
+                             f"{_CLUSTER_FORMAT!r}).")
+        params = {k[len("param_"):]: np.asarray(v).item() for k, v in arrays.items()
+                  if k.startswith("param_")}
+        return cls(np.asarray(arrays["centers"], dtype=np.float64),
+                   standardize=bool(arrays["standardize"]), n_samples=int(arrays["n_samples"]),
+                   params=params, method=str(arrays["method"]))
+
+
+@dataclass
 class ClusterResult:
     """Labels of the rows of a clustered matrix.
 
@@ -362,12 +454,16 @@ class ClusterResult:
         Euclidean distance of each row to its cluster's centre.
     inertia : float
         Sum of squared distances.
+    model : Clustering or None
+        k-means: the fitted centres, to assign new rows (agglomerative clustering
+        has no rule for new rows: None).
     """
 
     labels: np.ndarray
     centers: np.ndarray
     distance: np.ndarray
     inertia: float
+    model: Optional[Clustering] = None
 
 
 #: Largest number of rows agglomerative clustering accepts (its distances are n²).
@@ -415,6 +511,9 @@ def cluster(X, n_clusters, *, method="kmeans", seed=0, linkage="ward", n_init=10
         model = KMeans(n_clusters, n_init=int(n_init), random_state=_check_seed(seed))
         labels = _fit_quietly("k-means", lambda: model.fit_predict(X))
         centers = model.cluster_centers_
+        fitted = Clustering(centers, standardize=bool(standardize), n_samples=len(X),
+                            params={"seed": int(seed), "n_init": int(n_init),
+                                    "inertia": float(model.inertia_)})
     else:
         check_choice(linkage, LINKAGES, name="linkage")
         if len(X) > MAX_AGGLOMERATIVE:
@@ -426,9 +525,10 @@ def cluster(X, n_clusters, *, method="kmeans", seed=0, linkage="ward", n_init=10
         sums = np.zeros((n_clusters, X.shape[1]))
         np.add.at(sums, labels, X)
         centers = sums / np.bincount(labels, minlength=n_clusters)[:, None]
+        fitted = None
     distance = np.sqrt(np.square(X - centers[labels]).sum(axis=1))
     return ClusterResult(np.asarray(labels, dtype=np.int64), centers, distance,
-                         float(np.square(distance).sum()))
+                         float(np.square(distance).sum()), fitted)
 
 
 def map_range(blocks):

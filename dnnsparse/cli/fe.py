@@ -7,7 +7,10 @@ Methods (-method):
   ica            FastICA, seeded (-seed)
   nmf            non-negative matrix factorisation of non-negative layers (*_relu)
   kmeans, agglomerative
-                 cluster labels of units (-of units) or stimuli (-of stim): a table
+                 cluster labels of units (-of units) or stimuli (-of stim): a table;
+                 kmeans also saves its centres (-save-transform, default
+                 OUT.transform.npz): -transform then assigns the stimuli of another
+                 file (or, -of units, the units of a file of the same stimuli)
   hist           histogram of each channel's map, per stimulus (-n bins)
   psd            power spectrum of each channel's flattened map, per stimulus (first
                  -n frequencies; default all)
@@ -34,12 +37,13 @@ def get_parser():
     p.add_argument("-method", "--method", "-meth", dest="method", type=str.lower,
                    choices=METHODS, help="what to compute (or -transform)")
     add_option(p, "transform", metavar="NPZ",
-               help="project -act with a transform saved by an earlier pca/ica/nmf run")
+               help="project -act with a transform saved by an earlier pca/ica/nmf run "
+                    "(kmeans: assign to its clusters, -out a table)")
     add_option(p, "layer", nargs="+", metavar="L", help="layers (default: all)")
     add_option(p, "n", type=int, metavar="N",
                help="components, clusters, histogram bins or frequencies")
     add_out_arg(p, help="output .act.h5 (a .csv/.tsv table for kmeans/agglomerative)")
-    g = p.add_argument_group("pca, ica, nmf")
+    g = p.add_argument_group("pca, ica, nmf (and kmeans: -save-transform, -seed)")
     add_option(g, "axis", default="layer", choices=["layer", "chn"],
                help="a sample is a stimulus (layer) or a stimulus at one position (chn)")
     add_option(g, "save-transform", metavar="NPZ",
@@ -82,6 +86,9 @@ def main(args):
     if args.transform:
         res = pipelines.project_features(args.act, args.transform, args.out, chunk=args.chunk,
                                          force=args.force, progress=show)
+        if res.table is not None:                   # a clustering: stimuli or units assigned
+            print(f"wrote {res.out}: {len(res.table['cluster'])} rows")
+            return
     elif args.method in ("hist", "psd"):
         res = pipelines.channel_features(args.act, args.out, method=args.method, n=args.n,
                                          layers=args.layer, bin_range=args.bin_range,
@@ -94,8 +101,9 @@ def main(args):
                                          method=args.method, of=args.of, layers=args.layer,
                                          seed=args.seed, linkage=args.linkage,
                                          n_init=args.n_init, standardize=args.standardize,
-                                         force=args.force)
-        print(f"wrote {res.out}: {len(res.table['cluster'])} rows")
+                                         transform_out=args.save_transform, force=args.force)
+        print(f"wrote {res.out}: {len(res.table['cluster'])} rows"
+              + (f"; centres {res.transform}" if res.transform else ""))
         return
     else:
         res = pipelines.reduce_features(

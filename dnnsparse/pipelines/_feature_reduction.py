@@ -3,8 +3,10 @@
 - :func:`reduce_features` -- PCA (streamed over chunks of stimuli), FastICA or NMF of
   layers into a new ``.act.h5`` whose channels are the components, and the fitted
   transform saved as plain arrays (:func:`save_transform`, an ``.npz``, no pickles);
-- :func:`project_features` -- another stimulus set through a saved transform;
-- :func:`cluster_features` -- k-means / agglomerative labels of units or stimuli, a table;
+- :func:`project_features` -- another stimulus set through a saved transform (a saved
+  k-means clustering: its stimuli, or units, assigned to the same clusters, a table);
+- :func:`cluster_features` -- k-means / agglomerative labels of units or stimuli, a table,
+  and the k-means centres saved like a transform;
 - :func:`channel_features` -- histogram or power spectrum of every channel's map per
   stimulus (DNNBrain's ``dnn_fe -meth hist|psd``) into a new ``.act.h5``.
 
@@ -19,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..algo.reduction import (CLUSTERINGS, LINKAGES, REDUCTIONS, Reduction, check_n_components,
+from ..algo.reduction import (CLUSTERINGS, LINKAGES, REDUCTIONS, Clustering, Reduction,
+                              check_n_components,
                               chunk_slices, cluster, fast_ica, histogram_edges, incremental_pca,
                               map_histograms, map_range, map_spectra, nmf)
 from ..base.activation import Activation
@@ -57,8 +60,9 @@ class FeatureResult:
         The ``.act.h5`` (or, for clustering, the table).
     shapes : dict of str to tuple
         Output ``(n_chn, n_row, n_col)`` per layer.
-    reductions : dict of str to Reduction
-        Fitted (or loaded) reductions per layer (empty for clustering, hist, psd).
+    reductions : dict of str to Reduction or Clustering
+        Fitted (or loaded) reductions per layer; k-means clusterings (empty for
+        agglomerative clustering, hist, psd).
     transform : Path or None
     table : dict or None
         Clustering labels, or PCA's explained variance.
@@ -152,6 +156,15 @@ def _signature(act, layer):
 
 
 def _check_signature(act, layer, want):
+    if "stim_ids" in want:               # units clustered by their responses to stimuli
+        ids = np.asarray(act.stim_ids, dtype=str)
+        if not np.array_equal(ids, want["stim_ids"]):
+            n_want = len(want["stim_ids"])
+            raise InputError(f"{act.path}: its {len(ids)} stimuli are not the {n_want} "
+                             f"stimuli (same IDs, same order) whose responses the units were "
+                             f"clustered by; units of another file can only be assigned to "
+                             f"those clusters when they respond to the same stimuli.")
+        return
     got = _signature(act, layer)
     for key, value in want.items():
         if not np.array_equal(got[key], value):
@@ -224,8 +237,9 @@ def load_transform(path):
 
     Returns
     -------
-    reductions : dict of str to Reduction
+    reductions : dict of str to Reduction or Clustering
     axis : str
+        ``layer`` or ``chn`` (reductions); ``units`` or ``stim`` (clusterings).
     signatures : dict of str to dict
     source : str
     """
@@ -237,7 +251,7 @@ def load_transform(path):
         raise FileFormatError(f"{path}: not a readable .npz transform ({exc}).") from None
     if str(arrays.get("format", "")) != _FORMAT:
         raise FileFormatError(f"{path}: not a db_fe transform (missing format {_FORMAT!r}); "
-                              f"write one with db_fe -method pca|ica|nmf.")
+                              f"write one with db_fe -method pca|ica|nmf|kmeans.")
     reductions, signatures = {}, {}
     for i, layer in enumerate(arrays["layers"].tolist()):
         prefix = f"l{i}_"
@@ -245,8 +259,9 @@ def load_transform(path):
         signatures[layer] = {k[len("input_"):]: v for k, v in own.items()
                              if k.startswith("input_")}
         try:
-            reductions[layer] = Reduction.from_arrays(
-                {k: v for k, v in own.items() if not k.startswith("input_")})
+            fitted = {k: v for k, v in own.items() if not k.startswith("input_")}
+            is_cluster = str(fitted.get("method", "")) in CLUSTERINGS
+            reductions[layer] = (Clustering if is_cluster else Reduction).from_arrays(fitted)
         except (InputError, KeyError) as exc:
             raise FileFormatError(f"{path}: layer {layer!r} is incomplete ({exc}).") from None
     return reductions, str(arrays["axis"]), signatures, str(arrays["source"])
@@ -401,6 +416,10 @@ def project_features(act_path, transform, out, *, chunk=None, force=False, progr
     Each layer must have the shape, channel/row/column selection and pooling the
     transform was fitted on. Linear reductions (PCA, ICA) are applied chunk by
     chunk; NMF solves the scores of the whole layer with its components fixed.
+    A saved k-means clustering assigns the file's stimuli (``-of stim``: same layer
+    shape and selection) or units (``-of units``: responses to the same stimuli) to
+    the nearest of its centres; ``out`` is then a table as :func:`cluster_features`
+    writes.
 
     Returns
     -------
@@ -408,6 +427,9 @@ def project_features(act_path, transform, out, *, chunk=None, force=False, progr
     """
     reductions, axis, signatures, source = load_transform(transform)
     _check_outputs([out], force)
+    if isinstance(next(iter(reductions.values())), Clustering):
+        return _assign_clusters(act_path, transform, out, reductions, axis, signatures,
+                                force=force)
     with _open(act_path, list(reductions)) as act:
         for layer, want in signatures.items():
             _check_signature(act, layer, want)
@@ -444,8 +466,35 @@ def _unit_coordinates(act, layer):
     return out
 
 
+def _cluster_rows(table, act, layer, labels, distance, of):
+    """Append one layer's labels (0-based) and distances to a clustering table."""
+    n = len(labels)
+    table["layer"] += [layer] * n
+    if of == "units":
+        table["unit"] += list(range(1, n + 1))
+        for key, values in zip(("chn", "row", "col"), _unit_coordinates(act, layer)):
+            table[key] += values.tolist()
+    else:
+        table["stimID"] += act.stim_ids.tolist()
+    table["cluster"] += (np.asarray(labels) + 1).tolist()
+    table["distance"] += np.asarray(distance).tolist()
+
+
+def _empty_cluster_table(of):
+    table = ({"layer": [], "unit": [], "chn": [], "row": [], "col": []} if of == "units"
+             else {"layer": [], "stimID": []})
+    table.update(cluster=[], distance=[])
+    return table
+
+
+def _cluster_matrix(act, layer, of):
+    X = _read(act, layer, None).reshape(act.n_stim, -1)
+    return X.T if of == "units" else X
+
+
 def cluster_features(act_path, out, *, n_clusters, method="kmeans", of="units", layers=None,
-                     seed=0, linkage="ward", n_init=10, standardize=False, force=False):
+                     seed=0, linkage="ward", n_init=10, standardize=False, transform_out=None,
+                     force=False):
     """Cluster the units (by their responses) or the stimuli (by their patterns) of layers.
 
     Parameters
@@ -456,6 +505,10 @@ def cluster_features(act_path, out, *, n_clusters, method="kmeans", of="units", 
         distance``; ``unit`` the 1-based flat index, chn/row/col as in a .dmask.csv)
         or per stimulus (``layer, stimID, cluster, distance``). ``cluster`` is 1-based;
         ``distance`` is to the cluster's centre. Each layer is clustered on its own.
+    transform_out : str or Path, optional
+        k-means: where the fitted centres go (default ``<out stem>.transform.npz``);
+        :func:`project_features` assigns another file's stimuli (or units) with them.
+        Agglomerative clustering has no rule for new rows and saves nothing.
     n_clusters : int
     method : {"kmeans", "agglomerative"}
     of : {"units", "stim"}
@@ -469,7 +522,12 @@ def cluster_features(act_path, out, *, n_clusters, method="kmeans", of="units", 
     check_choice(method, CLUSTERINGS, name="clustering method")
     check_choice(of, ("units", "stim"), name="what to cluster (-of)")
     check_choice(linkage, LINKAGES, name="linkage")
-    _check_outputs([out], force)
+    if method != "kmeans" and transform_out is not None:
+        raise InputError("agglomerative clustering has no rule for assigning new stimuli, so "
+                         "there is no transform to save; drop -save-transform or use kmeans.")
+    if method == "kmeans":
+        transform_out = Path(transform_out) if transform_out else _transform_path(out)
+    _check_outputs([out, transform_out], force)
     with _open(act_path, layers) as act:
         layers = list(act.layers)
         for layer in layers:
@@ -477,27 +535,49 @@ def cluster_features(act_path, out, *, n_clusters, method="kmeans", of="units", 
             with _context(act, layer):
                 check_n_components(n_clusters, n_units if of == "units" else act.n_stim,
                                    what="clusters", samples=of if of == "units" else "stimuli")
-        table = ({"layer": [], "unit": [], "chn": [], "row": [], "col": []} if of == "units"
-                 else {"layer": [], "stimID": []})
-        table.update(cluster=[], distance=[])
+        _check_table_path(out)
+        table, models = _empty_cluster_table(of), {}
         for layer in layers:
-            X = _read(act, layer, None).reshape(act.n_stim, -1)
             with _context(act, layer):
-                res = cluster(X.T if of == "units" else X, n_clusters, method=method,
+                res = cluster(_cluster_matrix(act, layer, of), n_clusters, method=method,
                               seed=seed, linkage=linkage, n_init=n_init,
                               standardize=standardize)
-            n = len(res.labels)
-            table["layer"] += [layer] * n
-            if of == "units":
-                table["unit"] += list(range(1, n + 1))
-                for key, values in zip(("chn", "row", "col"), _unit_coordinates(act, layer)):
-                    table[key] += values.tolist()
-            else:
-                table["stimID"] += act.stim_ids.tolist()
-            table["cluster"] += (res.labels + 1).tolist()
-            table["distance"] += res.distance.tolist()
+            _cluster_rows(table, act, layer, res.labels, res.distance, of)
+            if res.model is not None:
+                models[layer] = res.model
+        # the features of a unit are its responses to these stimuli; of a stimulus, the units
+        signatures = {l: ({"stim_ids": np.asarray(act.stim_ids, dtype=str)} if of == "units"
+                          else _signature(act, l)) for l in models}
+        with contextlib.ExitStack() as stack:
+            if models:
+                save_transform(stack.enter_context(atomic_output(transform_out, force=force)),
+                               models, axis=of, signatures=signatures, source=act.path,
+                               force=True)
+            write_table(stack.enter_context(atomic_output(out, force=force)), table,
+                        force=True)
+    return FeatureResult(Path(out), reductions=models,
+                         transform=Path(transform_out) if models else None, table=table)
+
+
+def _check_table_path(out):
+    if Path(out).suffix.lower() not in (".csv", ".tsv"):
+        raise InputError(f"cluster labels are a table: give -out a .csv or .tsv name, not "
+                         f"{Path(out).name}.")
+
+
+def _assign_clusters(act_path, transform, out, models, of, signatures, *, force):
+    """Assign the stimuli (or units) of ``act_path`` to saved k-means centres; a table."""
+    _check_table_path(out)
+    with _open(act_path, list(models)) as act:
+        for layer, want in signatures.items():
+            _check_signature(act, layer, want)
+        table = _empty_cluster_table(of)
+        for layer, model in models.items():
+            with _context(act, layer):
+                labels, distance = model.predict(_cluster_matrix(act, layer, of))
+            _cluster_rows(table, act, layer, labels, distance, of)
     write_table(out, table, force=force)
-    return FeatureResult(Path(out), table=table)
+    return FeatureResult(Path(out), reductions=models, transform=Path(transform), table=table)
 
 
 # -- per-channel histograms and spectra ------------------------------------------------

@@ -6,8 +6,8 @@ from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.decomposition import NMF, PCA, FastICA, IncrementalPCA
 from sklearn.utils import gen_batches
 
-from dnnsparse.algo.reduction import (Reduction, check_n_components, chunk_slices, cluster,
-                                      fast_ica, incremental_pca, map_histograms, map_range,
+from dnnsparse.algo.reduction import (Clustering, Reduction, check_n_components, chunk_slices,
+                                      cluster, fast_ica, incremental_pca, map_histograms, map_range,
                                       map_spectra, nmf, standardize_rows)
 from dnnsparse.errors import InputError
 
@@ -184,6 +184,29 @@ def test_kmeans_equals_sklearn_and_is_repeatable(rng):
     again = cluster(X, 3, seed=7)
     np.testing.assert_array_equal(res.labels, again.labels)
     np.testing.assert_array_equal(res.distance, again.distance)
+
+
+def test_kmeans_centres_assign_new_rows_as_sklearn_predict(rng):
+    X = np.r_[rng.normal(0, 1, (20, 5)), rng.normal(3, 1, (15, 5)), rng.normal(-3, 1, (10, 5))]
+    Y = rng.normal(0, 3, (40, 5))
+    res = cluster(X, 3, seed=2)
+    ref = KMeans(3, n_init=10, random_state=2).fit(X)
+    model = Clustering.from_arrays(res.model.to_arrays())      # through plain arrays
+    assert all(np.asarray(v).dtype != object for v in res.model.to_arrays().values())
+    labels, distance = model.predict(Y)
+    np.testing.assert_array_equal(labels, ref.predict(Y))
+    np.testing.assert_allclose(distance, np.sqrt(ref.transform(Y).min(axis=1) ** 2),
+                               atol=1e-10)
+    np.testing.assert_array_equal(model.predict(X)[0], ref.labels_)   # its own rows agree
+    # standardized: new rows are z-scored as the fitted ones were
+    res = cluster(X, 3, seed=2, standardize=True)
+    ref = KMeans(3, n_init=10, random_state=2).fit(standardize_rows(X))
+    np.testing.assert_array_equal(res.model.predict(Y)[0], ref.predict(standardize_rows(Y)))
+    assert cluster(X, 3, method="agglomerative").model is None
+    with pytest.raises(InputError, match="fitted on 5"):
+        model.predict(Y[:, :4])
+    with pytest.raises(InputError, match="not a dnnsparse clustering"):
+        Clustering.from_arrays({"centers": np.eye(2)})
 
 
 def test_agglomerative_equals_sklearn(rng):

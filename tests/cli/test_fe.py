@@ -230,6 +230,64 @@ def test_kmeans_of_units_and_of_stimuli(run_cli, files, tmp_path):
     np.testing.assert_array_equal([int(r[2]) for r in rows[1:]], ref + 1)
 
 
+def _table(path):
+    rows = [l.split(",") for l in path.read_text().splitlines()]
+    return rows[0], rows[1:]
+
+
+def test_saved_kmeans_assigns_another_file_as_sklearn_predict(run_cli, cli_error, files,
+                                                              tmp_path, rng):
+    fit, other = files
+    out = tmp_path / "stim.csv"
+    status, stdout, err = run_cli(db_fe.main, "-act", fit, "-method", "kmeans", "-n", "3",
+                                  "-of", "stim", "-layer", "conv", "fc_relu", "-seed", "4",
+                                  "-out", out, "-q")
+    assert status == 0, err
+    tf = tmp_path / "stim.transform.npz"
+    assert str(tf) in stdout
+    reductions, of, _, _ = load_transform(tf)
+    assert list(reductions) == ["conv", "fc_relu"] and of == "stim"
+    assigned = tmp_path / "assigned.csv"
+    status, _, err = run_cli(db_fe.main, "-act", other, "-transform", tf, "-out", assigned,
+                             "-q")
+    assert status == 0, err
+    header, rows = _table(assigned)
+    assert header == ["layer", "stimID", "cluster", "distance"] and len(rows) == 2 * 9
+    for layer in ("conv", "fc_relu"):
+        ref = KMeans(3, n_init=10, random_state=4).fit(_matrix(fit, layer))
+        Y = _matrix(other, layer)
+        mine = [r for r in rows if r[0] == layer]
+        assert [r[1] for r in mine] == [f"new{i}" for i in range(9)]
+        np.testing.assert_array_equal([int(r[2]) for r in mine], ref.predict(Y) + 1)
+        np.testing.assert_allclose([float(r[3]) for r in mine], ref.transform(Y).min(axis=1),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(reductions[layer].centers, ref.cluster_centers_, atol=1e-6)
+    # units: assigned in a file of the same stimuli (e.g. another condition of the network)
+    out = tmp_path / "units.csv"
+    assert run_cli(db_fe.main, "-act", fit, "-method", "kmeans", "-n", "2", "-layer", "conv",
+                   "-save-transform", tmp_path / "u.npz", "-out", out, "-q")[0] == 0
+    same = tmp_path / "same.act.h5"
+    write_act(same, _layers(rng, 23), stim_ids=[f"img{i}" for i in range(23)], attrs=ATTRS)
+    status, _, err = run_cli(db_fe.main, "-act", same, "-transform", tmp_path / "u.npz",
+                             "-out", tmp_path / "u_assigned.tsv", "-q")
+    assert status == 0, err
+    ref = KMeans(2, n_init=10, random_state=0).fit(_matrix(fit, "conv").T)
+    rows = [l.split("\t") for l in (tmp_path / "u_assigned.tsv").read_text().splitlines()]
+    assert rows[0][:2] == ["layer", "unit"] and len(rows) == 1 + 36
+    np.testing.assert_array_equal([int(r[5]) for r in rows[1:]],
+                                  ref.predict(_matrix(same, "conv").T) + 1)
+    # refused: units of a file of other stimuli, a non-table output, agglomerative centres
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert "not the 23 stimuli" in cli_error(db_fe.main, "-act", other, "-transform",
+                                             tmp_path / "u.npz", "-out", tmp_path / "x.csv")
+    assert ".csv or .tsv" in cli_error(db_fe.main, "-act", other, "-transform", tf, "-out",
+                                       tmp_path / "x.act.h5")
+    assert "no rule for assigning" in cli_error(
+        db_fe.main, "-act", fit, "-method", "agglomerative", "-n", "2", "-save-transform",
+        tmp_path / "a.npz", "-out", tmp_path / "a.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_hist_and_psd_per_channel(run_cli, files, tmp_path):
     fit, _ = files
     with h5py.File(fit, "r") as f:
