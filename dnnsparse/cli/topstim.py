@@ -12,9 +12,13 @@ ROW,COL), LAYER:CHN,ROW,COL (unit, 1-based), LAYER:class=NAME or LAYER:class=IND
 (ImageNet class; index 0-based). With -act, channels and positions are the network
 layer's; a file of masked channels or pooled maps answers the targets it stores.
 
+-lesion, -topk and -ablate change the network first (as in db_act).
+
 -out DIR receives the tidy table (target, end, rank, stimID, value; -table names it,
-.csv or .tsv) and, unless -no-figures, topstim_<target>.png with each target's images
-in rank order.
+.csv or .tsv), its provenance beside it (topstim.json: network, weights, lesion,
+Top-K, ablation, targets, statistic, N, the stimulus table with its SHA-256, the
+dnnsparse version and the command line) and, unless -no-figures,
+topstim_<target>.png with each target's images in rank order.
 
 example: db_topstim -net alexnet -target conv5:12 fc3:class=goldfish -stim imgs.stim.csv -top 9 -out top/
 example: db_topstim -act alexnet.act.h5 -target conv5_relu:12@max -stim imgs.stim.csv -top 5 -bottom -out top/
@@ -28,7 +32,7 @@ from ._common import (add_device_args, add_force_arg, add_lesion_args, add_model
 def get_parser():
     p = make_parser("db_topstim", __doc__)
     add_model_args(p, net_required=False)
-    add_lesion_args(p)
+    add_lesion_args(p, ablate=True)
     g = p.add_argument_group("what to rank")
     add_option(g, "target", nargs="+", required=True, metavar="T",
                help="targets, e.g. conv5:12 (channel), conv5:12,7,7 (unit), fc3:class=goldfish")
@@ -53,9 +57,9 @@ def _check_sources(args):
     if args.act and args.net:
         raise InputError("give -net (run the network) or -act (read an activation file), "
                          "not both.")
-    if args.act and (args.lesion or args.topk):
-        raise InputError("-lesion and -topk change the network; an -act file holds what "
-                         "the network gave when it was extracted. Use -net.")
+    if args.act and (args.lesion or args.topk or args.ablate):
+        raise InputError("-lesion, -topk and -ablate change the network; an -act file "
+                         "holds what the network gave when it was extracted. Use -net.")
     if not args.act and not args.net:
         raise InputError("give -net NAME and -stim FILE, or -act FILE.act.h5.")
     if not args.act and not args.stim:
@@ -70,10 +74,11 @@ def main(args):
     from ..base.stimulus import Stimulus
     from ..io import check_input_file, check_output_dir
     from ..pipelines import (act_top_stimuli, check_topstim_request, network_top_stimuli,
-                             write_topstim_outputs)
+                             run_provenance, write_topstim_outputs)
 
     check_topstim_request(args.top, table_name=args.table)
     _check_sources(args)
+    device = parse_device(args) if not args.act else None
     check_output_dir(args.out, force=args.force)
     stim = Stimulus.load(args.stim) if args.stim else None
     if args.act:
@@ -82,13 +87,16 @@ def main(args):
                                  bottom=args.bottom, stim=stim if not args.no_figures else None,
                                  stim_path=args.stim, show_progress=not args.quiet)
     else:
-        device = parse_device(args)
         stim.check_files()
         dnn = manipulate_from_args(dnn_from_args(args), args)
         result = network_top_stimuli(dnn, stim, args.target, n=args.top, stat=args.stat,
                                      bottom=args.bottom, batch_size=args.batch_size,
                                      device=device, workers=args.workers,
                                      show_progress=not args.quiet)
+    provenance = run_provenance(result.attrs, command=args.command_line,
+                                files={"stim": args.stim, "act": args.act}, stat=args.stat,
+                                n=args.top, bottom=args.bottom, device=device)
     written = write_topstim_outputs(result, args.out, table_name=args.table,
-                                    figures=not args.no_figures, force=args.force)
+                                    figures=not args.no_figures, provenance=provenance,
+                                    force=args.force)
     print(f"wrote {args.out}: {len(written)} files for {len(result.targets)} target(s)")

@@ -8,11 +8,14 @@
   layer in chunks of rows; targets name channels/positions of the network's layer and
   are mapped onto what the file stores (masked channels, pooled maps).
 - :func:`write_topstim_outputs` -- the tidy table (``target, end, rank, stimID,
-  value``) and one figure per target with its images in rank order.
+  value``), its provenance (a JSON sidecar of the same name, :func:`run_provenance`)
+  and one figure per target with its images in rank order.
 
 Ties are broken by stimulus order (the earlier stimulus ranks first), as a stable
 argsort of all values would.
 """
+import datetime
+import json
 import logging
 import math
 from dataclasses import dataclass, field, replace
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .. import __version__
 from ..algo.ranking import RunningTopN
 from ..base.activation import Activation
 from ..errors import FileFormatError, InputError, UnknownLayerError
@@ -28,6 +32,7 @@ from ..io import atomic_output_dir
 from ..io.table import write_table
 from ..model import (parse_target, resolve_network_targets, resolve_targets,
                      stored_target_values, target_value_batches)
+from ..utils.filehash import sha256_file
 from ..utils.progress import progress
 from ..utils.validation import check_scalar
 from ..viz import plot_top_stimuli
@@ -35,7 +40,7 @@ from ._align import align_stimuli
 from ._rf import _file_stem
 
 __all__ = ["TABLE_SUFFIXES", "TopStimResult", "act_top_stimuli", "check_topstim_request",
-           "network_top_stimuli", "write_topstim_outputs"]
+           "network_attrs", "network_top_stimuli", "run_provenance", "write_topstim_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +155,83 @@ def network_top_stimuli(dnn, stim, specs, *, n, stat="mean", bottom=False, batch
             for running in ends.values():
                 running.update(values, start)
             bar.update(len(values))
-    attrs = {"source": "network", "net": dnn.name, "weights": dnn.weights,
-             "weights_sha256": dnn.weights_sha256, "preprocess": dnn.preprocess,
-             "lesion": "; ".join(dnn.lesions), **dnn.topk_attrs()}
     return TopStimResult(targets, {k: (e.values, e.indices) for k, e in ends.items()},
-                         np.asarray(stim.ids, dtype=str), attrs, paths=list(paths))
+                         np.asarray(stim.ids, dtype=str), network_attrs(dnn),
+                         paths=list(paths))
+
+
+#: What a result records of the network or file its values came from.
+_SOURCE_ATTRS = ("net", "weights", "weights_sha256", "preprocess", "lesion", "topk",
+                 "topk_mode", "ablate", "ablate_mode")
+
+
+def network_attrs(dnn):
+    """``{"source": "network", net, weights, ..., lesion, topk, ablate}`` of ``dnn``.
+
+    The network's provenance as ``db_act`` writes it into an ``.act.h5`` file
+    (keys :data:`_SOURCE_ATTRS`; ``topk*``/``ablate*`` only when in place).
+    """
+    return {"source": "network", "net": dnn.name, "weights": dnn.weights,
+            "weights_sha256": dnn.weights_sha256, "preprocess": dnn.preprocess,
+            "lesion": "; ".join(dnn.lesions), **dnn.topk_attrs(), **dnn.ablation_attrs()}
+
+
+def _plain(value):
+    """``value`` as JSON can hold it (NumPy scalars/arrays from HDF5 attributes)."""
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _file_record(path):
+    if path is None:
+        return None
+    return {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}
+
+
+def run_provenance(attrs, *, command=None, files=None, **request):
+    """What a run did, for the JSON sidecar of its table.
+
+    Parameters
+    ----------
+    attrs : dict
+        Where the values came from (:func:`network_attrs`, or an ``.act.h5`` file's
+        attributes; ``source`` is the file or ``"network"``).
+    command : str, optional
+        The command line as typed.
+    files : dict of str to path, optional
+        Input files (``{"stim": ..., "act": ...}``; None values skipped), recorded with
+        their absolute path and SHA-256 (:func:`dnnsparse.utils.filehash.sha256_file`).
+    **request
+        The options of the run (targets, statistic, N, ...).
+
+    Returns
+    -------
+    dict
+        JSON-serialisable.
+
+    Examples
+    --------
+    >>> run_provenance({"source": "network", "net": "alexnet"}, n=5)["n"]
+    5
+    """
+    record = {"command": command, "dnnsparse_version": __version__,
+              "created": datetime.datetime.now(datetime.timezone.utc)
+                                          .isoformat(timespec="seconds"),
+              **{k: _plain(v) for k, v in attrs.items()},
+              **{k: _plain(v) for k, v in request.items()}}
+    for name, path in (files or {}).items():
+        if path is not None:
+            record[name] = _file_record(path)
+    return record
 
 
 class _StoredLayers:
@@ -277,8 +354,7 @@ def act_top_stimuli(path, specs, *, n, stat="mean", bottom=False, stim=None, sti
                 for k, r in running.items():
                     ends[k][0][:, cols], ends[k][1][:, cols] = r.values, r.indices
         attrs = {"source": str(path), **{k: v for k, v in act.attrs.items()
-                                         if k in ("net", "weights", "weights_sha256",
-                                                  "preprocess", "lesion", "topk")}}
+                                         if k in _SOURCE_ATTRS}}
         stim_ids = np.asarray(act.stim_ids, dtype=str)
     return TopStimResult(targets, ends, stim_ids, attrs, paths=paths)
 
@@ -308,7 +384,7 @@ def _figure_sections(result, j, paths):
 
 
 def write_topstim_outputs(result, out_dir, *, table_name="topstim.csv", figures=True,
-                          force=False):
+                          provenance=None, force=False):
     """Write the table and (with ``figures``) ``topstim_<target>.png`` into ``out_dir``.
 
     Parameters
@@ -320,6 +396,9 @@ def write_topstim_outputs(result, out_dir, *, table_name="topstim.csv", figures=
         One figure per target; needs ``result.paths``.
     table_name : str, default="topstim.csv"
         ``.csv`` or ``.tsv``.
+    provenance : dict, optional
+        Written as JSON beside the table (``topstim.json`` for ``topstim.csv``),
+        e.g. :func:`run_provenance`; the targets and their order are added.
 
     Returns
     -------
@@ -332,6 +411,12 @@ def write_topstim_outputs(result, out_dir, *, table_name="topstim.csv", figures=
         raise InputError("figures need the images: give -stim, or -no-figures.")
     with atomic_output_dir(out_dir, force=force) as tmp:
         written = [write_table(tmp / table_name, result.table(), force=True)]
+        if provenance is not None:
+            record = {**provenance, "targets": [t.name for t in result.targets],
+                      "table": table_name}
+            sidecar = tmp / f"{Path(table_name).stem}.json"
+            sidecar.write_text(json.dumps(record, indent=2) + "\n")
+            written.append(sidecar)
         stems = set()
         for j, t in enumerate(result.targets if figures else []):
             stem = base = f"topstim_{_file_stem(t.name)}"
