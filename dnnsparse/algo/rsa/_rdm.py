@@ -26,6 +26,7 @@ from ...errors import InputError
 from ...utils.extmath import group_means
 from ...utils.progress import progress
 from ...utils.validation import check_array, check_choice, check_consistent_length
+from ._model_rdms import zscore_patterns
 
 __all__ = [
     "GRAM_METRICS", "COMPARISONS", "ITER_AXES",
@@ -161,7 +162,7 @@ def average_by_label(X, labels):
 
 
 def compute_rdm(X, *, metric="correlation", labels=None, chunk_size=None,
-                return_labels=False):
+                return_labels=False, zscore=None):
     """RDM of the rows of a pattern matrix, in scipy ``pdist`` order.
 
     Parameters
@@ -181,6 +182,10 @@ def compute_rdm(X, *, metric="correlation", labels=None, chunk_size=None,
         ``_gram_rdm``) but small blocks run BLAS less efficiently.
     return_labels : bool, default=False
         Also return the row labels (sorted unique labels, or None).
+    zscore : {None, "pattern", "unit"}
+        Standardise the patterns first, before any label averaging
+        (:func:`~dnnsparse.algo.rsa.zscore_patterns`; "pattern" is DNNBrain's
+        ``brain_rsa -zscore``: each stimulus across its features).
 
     Returns
     -------
@@ -195,6 +200,8 @@ def compute_rdm(X, *, metric="correlation", labels=None, chunk_size=None,
     >>> compute_rdm([[0., 0.], [3., 4.], [6., 8.]], metric="euclidean")
     array([ 5., 10.,  5.])
     """
+    if zscore is not None:
+        X = zscore_patterns(X, axis=zscore)
     if labels is not None:
         X, row_labels = average_by_label(X, labels)
     else:
@@ -222,7 +229,7 @@ ITER_AXES = {None: "whole layer", "channel": "one RDM per channel",
 
 
 def layer_rdms(act, *, iter_axis=None, metric="correlation", labels=None,
-               chunk_size=None, show_progress=False):
+               chunk_size=None, show_progress=False, zscore=None):
     """RDMs of a DNN layer, whole or per channel / per position (as DNNBrain).
 
     Parameters
@@ -231,8 +238,8 @@ def layer_rdms(act, *, iter_axis=None, metric="correlation", labels=None,
     iter_axis : {None, "channel", "position"} (``"row_col"`` is DNNBrain's name)
         None: one RDM of the flattened layer; "channel": each channel's
         (row, col) map; "position": each position's channel vector.
-    metric, labels, chunk_size
-        As in :func:`compute_rdm`.
+    metric, labels, chunk_size, zscore
+        As in :func:`compute_rdm` (z-scoring is of each RDM's own patterns).
 
     Returns
     -------
@@ -254,7 +261,8 @@ def layer_rdms(act, *, iter_axis=None, metric="correlation", labels=None,
         parts = act.reshape(n_stim, n_chn, -1)
     else:
         parts = act.reshape(n_stim, n_chn, -1).transpose(0, 2, 1)   # (n_stim, n_pos, n_chn)
-    rows = [compute_rdm(parts[:, i], metric=metric, labels=labels, chunk_size=chunk_size)
+    rows = [compute_rdm(parts[:, i], metric=metric, labels=labels, chunk_size=chunk_size,
+                        zscore=zscore)
             for i in progress(range(parts.shape[1]), desc="RDMs", unit="rdm",
                               enabled=show_progress)]
     return np.stack(rows)
