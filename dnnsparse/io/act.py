@@ -26,6 +26,7 @@ Files are written with HDF5 1.8 object headers (readable by any HDF5 since
 """
 import contextlib
 import datetime
+import os
 import sys
 from pathlib import Path
 
@@ -344,6 +345,7 @@ class ActFile:
 
     def __init__(self, path):
         self.path = Path(path)
+        self._sources = {}               # shards of virtual layers: {path: {name: shape}}
         self.file = open_h5(path, what="activation file")
         try:
             self._read_layout()
@@ -402,6 +404,52 @@ class ActFile:
         if ds.ndim not in (2, 4):
             raise FileFormatError(f"{self.path}: dataset {name!r} has shape {ds.shape}; "
                                   f"expected (n_stim, n_chn, n_row, n_col).")
+        if ds.is_virtual:
+            self._check_virtual(name, ds)
+
+    def _check_virtual(self, name, ds):
+        """Every shard a virtual layer maps (``db_merge``) must be there, with the layer.
+
+        HDF5 would read the rows of a missing shard as the fill value; here the file
+        is refused instead, naming the shard. Relative names are looked up from the
+        folder of this file, as HDF5 does first.
+        """
+        folder = Path(os.path.abspath(self.path)).parent
+        for source in ds.virtual_sources():
+            if source.file_name == ".":                  # this file itself
+                continue
+            name_on_disk = source.file_name.replace("%%", "%")
+            where = Path(name_on_disk)
+            where = where if where.is_absolute() else folder / where
+            lo, hi = source.vspace.get_select_bounds()   # the rows it fills here
+            shape = tuple(int(b) - int(a) + 1 for a, b in zip(lo, hi))
+            found = self._source_shapes(where)
+            if found is None:
+                problem = "is missing" if not where.is_file() else "is not an HDF5 file"
+            elif source.dset_name not in found:
+                problem = f"has no dataset {source.dset_name!r}"
+            elif found[source.dset_name] != shape:
+                problem = (f"holds {source.dset_name!r} with shape "
+                           f"{found[source.dset_name]}, not {shape}")
+            else:
+                problem = None
+            if problem:
+                raise FileFormatError(
+                    f"{self.path}: layer {name!r} is a virtual dataset (db_merge) over "
+                    f"shard files, and shard {where} {problem}; keep the shards next to "
+                    f"the merged file as they were, or merge them with db_merge -copy.")
+
+    def _source_shapes(self, path):
+        """``{dataset: shape}`` at the root of the HDF5 file ``path`` (None: unreadable)."""
+        cache = self._sources
+        if path not in cache:
+            try:
+                with h5py.File(path, "r") as src:
+                    cache[path] = {k: v.shape for k, v in src.items()
+                                   if isinstance(v, h5py.Dataset)}
+            except OSError:
+                cache[path] = None
+        return cache[path]
 
     def __enter__(self):
         return self
