@@ -8,11 +8,15 @@ producing module's weights AND bias for the channel (and a following normalisati
 gamma and beta); -mode hook forces the layer's output to 0.
 
 Measured over the stimulus table: the -target values (before, after, change; targets
-as in db_rf: conv5:12, fc3:class=goldfish), the top-1/top-5 ImageNet accuracy when the
-table's 'label' column holds ImageNet class indices (0-999), and the root mean square
-change of the output layer. Written to DIR: ablate.csv (one row per ablation, with the
-effect and rank given by -rank-by), per_category.csv (per 'label' category) and, for
--ablate, per_image.csv (every stimulus and target).
+as in db_rf: conv5:12, fc3:class=goldfish), an accuracy, and the root mean square
+change of the output layer. Accuracy: top-1/top-5 ImageNet accuracy when the table's
+'label' column holds ImageNet class indices (0-999); with -accuracy 16class the
+16-category decision accuracy (Geirhos et al.: softmax probabilities averaged within
+each of the 16 entry-level categories, airplane ... truck; the largest is the decision)
+against the category named in the table's 'condition' column (a folder of 16 category
+folders gives it). Written to DIR: ablate.csv (one row per ablation, with the effect
+and rank given by -rank-by), per_category.csv (per 'label' category, or per category
+name with 16class) and, for -ablate, per_image.csv (every stimulus and target).
 
 example: db_ablate -net alexnet -sweep conv5 -target fc3:class=goldfish -stim imgs.stim.csv -out alexnet_conv5_sweep
 """
@@ -37,12 +41,13 @@ def get_parser():
     add_option(g, "output-layer", metavar="L",
                help="layer giving the class scores (default: the one returning the "
                     "network's output)")
-    add_option(g, "accuracy", default="auto", choices=["auto", "imagenet", "none"],
-               help="top-1/top-5 against the label column; auto: when it holds ImageNet "
-                    "indices and the output has 1000 classes")
+    add_option(g, "accuracy", default="auto", choices=["auto", "imagenet", "16class", "none"],
+               help="imagenet: top-1/top-5 against the label column; 16class: 16-category "
+                    "decisions against the condition column's names; auto: imagenet when "
+                    "the labels are ImageNet indices and the output has 1000 classes")
     add_option(g, "rank-by", metavar="WHAT",
-               help="effect ranking the ablations: top1, top5, output or a -target "
-                    "(default: top1 with accuracy, else output)")
+               help="effect ranking the ablations: top1, top5, acc16, output or a -target "
+                    "(default: the first accuracy column, else output)")
     add_stim_arg(p)
     add_out_arg(p, help="output directory (ablate.csv, per_category.csv, per_image.csv)")
     add_device_args(p)

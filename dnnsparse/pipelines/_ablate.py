@@ -3,25 +3,37 @@
 For one ablation (``ablate=["conv5:12,40"]``) or for each channel of a layer in turn
 (``sweep="conv5"``), every stimulus is decoded once per batch and passed through the
 intact and the ablated network; measured are the downstream targets (before, after,
-change), the top-1/top-5 ImageNet accuracy (when the table's ``label`` column holds
-ImageNet class indices and the output layer has 1000 classes), and the root mean
-square change of the output layer's values (``output_change``), overall and per
-category of the ``label`` column. The sweep ranks the channels by their effect.
+change), an accuracy (below), and the root mean square change of the output layer's
+values (``output_change``), overall and per category. The sweep ranks the channels by
+their effect.
 
-Effects (``rank_by``): ``"top1"``/``"top5"``: the accuracy drop (before - after);
-``"output"``: ``output_change``; a target's name: the absolute change of its mean.
-Rank 1 is the largest effect; equal effects keep the channel order.
+Accuracy (``accuracy``, output layers of 1000 ImageNet classes):
+
+- ``"imagenet"``: top-1/top-5 (columns ``top1_*``, ``top5_*``) against the table's
+  ``label`` column of ImageNet class indices (0-999); categories: the labels.
+- ``"16class"``: the 16-category decision accuracy of Geirhos et al. (column
+  ``acc16_*``): the softmax probabilities are averaged within each of the 16
+  entry-level categories' ImageNet classes and the largest average is the decision
+  (:func:`dnnsparse.algo.shape_bias.decisions_16`), compared with the category named
+  in the table's ``condition`` column (airplane, bear, ..., truck; the sub-folder names
+  of a folder of 16 category folders); categories: those names.
+- ``"auto"``: ``"imagenet"`` when the labels allow it, else none; ``"none"``.
+
+Effects (``rank_by``): ``"top1"``/``"top5"``/``"acc16"``: the accuracy drop (before -
+after); ``"output"``: ``output_change``; a target's name: the absolute change of its
+mean. Rank 1 is the largest effect; equal effects keep the channel order.
 """
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import softmax
 
 from ..errors import FileFormatError, InputError
 from ..utils.progress import progress
 from ..utils.validation import check_choice
-from ..algo.shape_bias import label_ranks
+from ..algo.shape_bias import CATEGORIES, check_category_names, label_ranks, probabilities_to_16
 from ..model import (ImageDataset, image_batches, ablate, resolve_ablations, resolve_targets,
                      sweep_batch, sweep_point, target_outputs)
 from ._topk_sweep import network_output_layer
@@ -30,7 +42,9 @@ __all__ = ["ABLATION_ACCURACY", "AblationResult", "ablation_effects"]
 
 log = logging.getLogger(__name__)
 
-ABLATION_ACCURACY = ("auto", "imagenet", "none")
+ABLATION_ACCURACY = ("auto", "imagenet", "16class", "none")
+#: Accuracy columns of each kind.
+_METRICS = {"imagenet": ("top1", "top5"), "16class": ("acc16",)}
 
 
 @dataclass
@@ -44,7 +58,8 @@ class AblationResult:
         n_images``, ``top1_before/after/change``, ``top5_...`` (with accuracy),
         ``output_change``, ``<target>_before/after/change``, ``effect``, ``rank``.
     per_category : dict of lists
-        The same columns per ablation and ``label`` category (empty without labels).
+        The same columns per ablation and category (``label``; with ``16class`` the
+        category names), empty without categories.
     per_image : dict of lists
         ``stimID, target, before, after, change`` (single ablation only).
     rank_by : str
@@ -55,28 +70,43 @@ class AblationResult:
     rank_by: str
 
 
-def _check_accuracy(accuracy, labels, n_out):
+def _accuracy_truth(accuracy, stim, n_out):
+    """``(kind or None, truth per stimulus or None)`` for ``accuracy``; see the module doc."""
     check_choice(accuracy, ABLATION_ACCURACY, name="accuracy")
+    labels = stim.labels
+    if accuracy == "16class":
+        if n_out != 1000:
+            raise InputError(f"-accuracy 16class needs an output layer of the 1000 ImageNet "
+                             f"classes; this one has {n_out} values (-output-layer).")
+        if "condition" not in stim.columns:
+            raise InputError(f"-accuracy 16class needs a 'condition' column naming each "
+                             f"image's category, one of {', '.join(CATEGORIES)}.")
+        names = check_category_names(stim.columns["condition"], "the 'condition' column")
+        return "16class", np.searchsorted(CATEGORIES, names)
     usable = labels is not None and n_out == 1000 and labels.size and \
         labels.min() >= 0 and labels.max() < 1000
     if accuracy == "imagenet" and not usable:
         raise InputError("-accuracy imagenet needs a 'label' column of ImageNet class indices "
                          "(0-999) and an output layer with 1000 classes.")
-    return accuracy != "none" and bool(usable)
+    if accuracy == "none" or not usable:
+        return None, None
+    return "imagenet", np.asarray(labels)
 
 
 class _Sums:
     """Running sums per (condition, category) of everything the tables report."""
 
-    def __init__(self, n_cond, n_cat, n_targets):
+    def __init__(self, n_cond, n_cat, n_targets, kind):
+        self.kind = kind
+        n_metrics = len(_METRICS.get(kind, ()))
         self.n = np.zeros(n_cat)
         self.before = np.zeros((n_cat, n_targets))
         self.after = np.zeros((n_cond, n_cat, n_targets))
         self.change = np.zeros((n_cond, n_cat))
-        self.hits_before = np.zeros((n_cat, 2))
-        self.hits_after = np.zeros((n_cond, n_cat, 2))
+        self.hits_before = np.zeros((n_cat, n_metrics))
+        self.hits_after = np.zeros((n_cond, n_cat, n_metrics))
 
-    def add(self, cats, before, after, labels):
+    def add(self, cats, before, after, truth):
         """``before = (values (n, T), output (n, K))``, ``after = (C, n, T), (C, n, K)``."""
         bv, bo = (t.double().cpu().numpy() for t in before)
         av, ao = (t.double().cpu().numpy() for t in after)
@@ -85,29 +115,41 @@ class _Sums:
         np.add.at(self.before, cats, bv)
         np.add.at(self.after.swapaxes(0, 1), cats, av.swapaxes(0, 1))
         np.add.at(self.change.T, cats, rms.T)
-        if labels is not None:
-            np.add.at(self.hits_before, cats, _hits(bo, labels))
+        if self.kind is not None:
+            hits = _HITS[self.kind]
+            np.add.at(self.hits_before, cats, hits(bo, truth))
             n_cond, n = ao.shape[:2]
-            hits = _hits(ao.reshape(n_cond * n, -1), np.tile(labels, n_cond))
+            after_hits = hits(ao.reshape(n_cond * n, -1), np.tile(truth, n_cond))
             np.add.at(self.hits_after.swapaxes(0, 1), cats,
-                      hits.reshape(n_cond, n, 2).swapaxes(0, 1))
+                      after_hits.reshape(n_cond, n, -1).swapaxes(0, 1))
 
 
-def _hits(scores, labels):
+def _topk_hits(scores, labels):
     """``(n, 2)``: whether each image's label is within the top 1 and the top 5."""
     rank = label_ranks(scores, labels)
     return np.stack([rank < 1, rank < 5], axis=1).astype(np.float64)
 
 
-def _rows(sums, cat, names, targets, with_acc):
+def _decision_hits(scores, categories):
+    """``(n, 1)``: whether each image's 16-category decision is its category (index into
+    :data:`CATEGORIES`); the decision of :func:`~dnnsparse.algo.shape_bias.decisions_16`."""
+    decisions = probabilities_to_16(softmax(scores, axis=1)).argmax(axis=1)
+    return (decisions == categories)[:, None].astype(np.float64)
+
+
+#: ``(scores (n, 1000), truth (n,)) -> (n, metrics)`` per accuracy kind.
+_HITS = {"imagenet": _topk_hits, "16class": _decision_hits}
+
+
+def _rows(sums, cat, names, targets, kind):
     """Columns for the conditions at category ``cat`` (None: all categories)."""
     pick = (lambda a: a.sum(axis=-2)) if cat is None else (lambda a: a[..., cat, :])
     n = sums.n.sum() if cat is None else sums.n[cat]
     col = {"n_images": [int(n)] * len(names)}
-    if with_acc:
+    if kind is not None:
         hb = pick(sums.hits_before) / n
         ha = pick(sums.hits_after) / n
-        for i, k in enumerate(("top1", "top5")):
+        for i, k in enumerate(_METRICS[kind]):
             col[f"{k}_before"] = [float(hb[i])] * len(names)
             col[f"{k}_after"] = ha[:, i].tolist()
             col[f"{k}_change"] = (ha[:, i] - hb[i]).tolist()
@@ -122,7 +164,7 @@ def _rows(sums, cat, names, targets, with_acc):
 
 
 def _effect(col, rank_by):
-    if rank_by in ("top1", "top5"):
+    if rank_by in ("top1", "top5", "acc16"):
         return -np.asarray(col[f"{rank_by}_change"])
     if rank_by == "output":
         return np.asarray(col["output_change"])
@@ -139,7 +181,8 @@ def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights"
     dnn : DNN
     stim : Stimulus
         Image stimuli; an optional ``label`` column (ImageNet indices for accuracy; any
-        integers for the per-category table).
+        integers for the per-category table), a ``condition`` column of the 16
+        categories' names for ``accuracy="16class"``.
     ablate_specs : list of str, optional
         One ablation, all specs together (``["conv5:12,40", "conv4:3"]``).
     sweep : str, optional
@@ -150,10 +193,11 @@ def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights"
         Downstream targets (``conv5:12``, ``fc3:class=goldfish``...).
     output_layer : str, optional
         Default: the layer returning the network's output.
-    accuracy : {"auto", "imagenet", "none"}, default="auto"
+    accuracy : {"auto", "imagenet", "16class", "none"}, default="auto"
+        See the module docstring.
     rank_by : str, optional
-        ``"top1"``, ``"top5"``, ``"output"`` or a target; default top1 with accuracy,
-        else output.
+        ``"top1"``, ``"top5"`` (imagenet), ``"acc16"`` (16class), ``"output"`` or a
+        target; default the first accuracy column, else output.
     batch_size, device, workers
         As in :meth:`DNN.extract`.
     max_rows : int, default=512
@@ -174,15 +218,14 @@ def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights"
     shapes = dnn.layer_shapes(list(dict.fromkeys(
         [output_layer] + ([sweep] if sweep else []))))
     n_out = int(np.prod(shapes[output_layer]))
-    labels = stim.labels
-    with_acc = _check_accuracy(accuracy, labels, n_out)
-    if with_acc and accuracy == "auto" and "condition" in stim.columns:
+    kind, truth = _accuracy_truth(accuracy, stim, n_out)
+    if kind == "imagenet" and accuracy == "auto" and "condition" in stim.columns:
         # Stimulus.from_folder numbers sub-folders in 'label' (names in 'condition')
         log.warning("accuracy: reading the 'label' column as ImageNet class indices; if it "
                     "numbers folders (the table has a 'condition' column), pass -accuracy "
                     "none.")
     targets = resolve_targets(targets, dnn) if targets else []
-    choices = (["top1", "top5"] if with_acc else []) + ["output"] + [t.name for t in targets]
+    choices = list(_METRICS.get(kind, ())) + ["output"] + [t.name for t in targets]
     rank_by = check_choice(rank_by or choices[0], choices, name="rank_by")
     if sweep:
         n_chn = shapes[sweep][0]
@@ -195,10 +238,12 @@ def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights"
         layer_col = [" ".join(dict.fromkeys(a.layer for a in plan))]
         chn_col = [" ".join(",".join(map(str, a.channels)) for a in plan)]
     stim.check_files()
-    codes, cats = (np.unique(labels, return_inverse=True) if labels is not None
+    # categories of the per-category table: the 16 categories' names, else the labels
+    groups = np.asarray(CATEGORIES)[truth] if kind == "16class" else stim.labels
+    codes, cats = (np.unique(groups, return_inverse=True) if groups is not None
                    else (np.array([]), np.zeros(len(stim.ids), dtype=int)))
     cats = np.asarray(cats).ravel()
-    sums = _Sums(len(names), max(1, len(codes)), len(targets))
+    sums = _Sums(len(names), max(1, len(codes)), len(targets), kind)
     per_image = {"stimID": [], "target": [], "before": [], "after": [], "change": []}
     dnn.to(device)
     dataset = ImageDataset(stim.paths, dnn.image_transform())
@@ -227,12 +272,11 @@ def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights"
                         handle.remove()
                     after = (got[0][None], got[1][None])
                     _per_image(per_image, stim, idx, targets, before[0], got[0])
-            sums.add(cats[idx], before, after,
-                     None if not with_acc else np.asarray(labels)[idx])
+            sums.add(cats[idx], before, after, None if kind is None else truth[idx])
             bar.update(len(idx))
     finally:
         bar.close()
-    return _result(sums, names, layer_col, chn_col, mode, targets, with_acc, codes, rank_by,
+    return _result(sums, names, layer_col, chn_col, mode, targets, kind, codes, rank_by,
                    per_image if not sweep else {})
 
 
@@ -247,10 +291,9 @@ def _per_image(table, stim, idx, targets, before, after):
             table["change"].append(float(a[r, j] - b[r, j]))
 
 
-def _result(sums, names, layer_col, chn_col, mode, targets, with_acc, codes, rank_by,
-            per_image):
+def _result(sums, names, layer_col, chn_col, mode, targets, kind, codes, rank_by, per_image):
     key = {"ablate": names, "layer": layer_col, "channel": chn_col, "mode": [mode] * len(names)}
-    table = {**key, **_rows(sums, None, names, targets, with_acc)}
+    table = {**key, **_rows(sums, None, names, targets, kind)}
     effect = _effect(table, rank_by)
     order = np.argsort(-effect, kind="stable")
     rank = np.empty(len(names), dtype=int)
@@ -259,7 +302,7 @@ def _result(sums, names, layer_col, chn_col, mode, targets, with_acc, codes, ran
     per_category = {}
     for g, code in enumerate(codes):
         block = {**key, "category": [code.item()] * len(names),
-                 **_rows(sums, g, names, targets, with_acc)}
+                 **_rows(sums, g, names, targets, kind)}
         for k, v in block.items():
             per_category.setdefault(k, []).extend(v)
     return AblationResult(table=table, per_category=per_category, per_image=per_image,

@@ -85,6 +85,93 @@ def test_single_ablation_equals_hand_edited(run_cli, image_stim, small_net, tmp_
     assert cats["top1_after"][2] == pytest.approx(hit["top1"])
 
 
+NET16 = NET.replace("""                         nn.Linear(24, 1000))
+""", """                         nn.Linear(24, 1000))
+
+
+def net16():
+    import torch
+    from dnnsparse.algo.shape_bias import imagenet16_categories
+    m = net()
+    with torch.no_grad():      # peaked scores; the decision falls among bird, cat and dog
+        m[7].weight.mul_(40)
+        for name in ("bird", "cat", "dog"):
+            m[7].bias[list(imagenet16_categories()[name])] += 6
+    return m
+""")
+
+
+def _colour_folder(root, counts):
+    """``root/<category>/<i>.png``: each image one random colour plus noise (images differ,
+    so do the network's decisions)."""
+    from PIL import Image
+    gen = np.random.default_rng(0)
+    for cat, n in counts.items():
+        (root / cat).mkdir(parents=True)
+        for i in range(n):
+            img = gen.integers(0, 256, 3)[None, None] + gen.normal(0, 20, (40, 56, 3))
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / cat / f"{i}.png")
+    return root
+
+
+def test_16class_accuracy_equals_hand_edited_network(run_cli, cli_error, small_net, tmp_path):
+    from scipy.special import softmax
+    from dnnsparse.algo.shape_bias import decision_accuracy
+    from tests.conftest import make_image_folder
+    (tmp_path / "small.py").write_text(NET16)
+    net = f"{tmp_path / 'small.py'}:net16"
+    folder = _colour_folder(tmp_path / "cats", {"bird": 4, "cat": 3, "dog": 5})
+    stim_path = tmp_path / "c.stim.csv"
+    Stimulus.from_folder(folder).save(stim_path)
+    out = tmp_path / "abl"
+    status, _, err = run_cli(db_ablate.main, "-net", net, "-weights", "random", "-ablate",
+                             "3:2,4", "-accuracy", "16class", "-stim", stim_path, "-out", out,
+                             "-batch-size", "5", "-q")
+    assert status == 0, err
+    table = read_table(out / "ablate.csv")
+    intact = load_dnn(net, weights="random")
+    edited = copy.deepcopy(intact.module)
+    with torch.no_grad():
+        for c in (1, 3):
+            edited[3].weight[c] = 0
+            edited[3].bias[c] = 0
+    edited = DNN(edited, name="edited")
+    stim = Stimulus.load(stim_path)
+    images = load_images(intact, stim)
+    names = stim.columns["condition"]
+    def acc(dnn, rows=slice(None)):
+        probs = softmax(_scores(dnn, images)[rows].astype(np.float64), axis=1)
+        return decision_accuracy(probs, names[rows])
+
+    before, after = acc(intact), acc(edited)
+    assert 0 < before < 1 and after != before            # the data can tell a wrong answer
+    assert table["acc16_before"][0] == pytest.approx(before)
+    assert table["acc16_after"][0] == pytest.approx(after)
+    assert table["acc16_change"][0] == pytest.approx(after - before)
+    assert "top1_before" not in table
+    cats = read_table(out / "per_category.csv")
+    assert cats["category"].tolist() == ["bird", "cat", "dog"]
+    assert cats["n_images"].tolist() == [4, 3, 5]
+    assert cats["acc16_after"][2] == pytest.approx(acc(edited, names == "dog"))
+    assert cats["acc16_before"][0] == pytest.approx(acc(intact, names == "bird"))
+    # a sweep ranks by the accuracy drop and equals the single run for that channel
+    status, _, err = run_cli(db_ablate.main, "-net", net, "-weights", "random", "-sweep", "3",
+                             "-accuracy", "16class", "-stim", stim_path, "-out",
+                             tmp_path / "sw", "-q")
+    assert status == 0, err
+    sweep = read_table(tmp_path / "sw" / "ablate.csv")
+    single = ablation_effects(intact, stim, ablate_specs=["3:4"], accuracy="16class",
+                              show_progress=False).table
+    assert sweep["acc16_after"][3] == pytest.approx(single["acc16_after"][0])
+    np.testing.assert_array_equal(sweep["effect"], -sweep["acc16_change"])
+    # the image_stim folders are cat, dog and owl: owl is not one of the 16
+    bad = tmp_path / "bad.stim.csv"
+    Stimulus.from_folder(make_image_folder(tmp_path / "owls")).save(bad)
+    msg = cli_error(db_ablate.main, "-net", net, "-weights", "random", "-ablate", "3:2",
+                    "-accuracy", "16class", "-stim", bad, "-out", tmp_path / "x")
+    assert "'condition' column" in msg and "'owl'" in msg and not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize("mode", ["weights", "hook"])
 def test_sweep_equals_single_runs(run_cli, image_stim, small_net, tmp_path, mode):
     out = tmp_path / "sweep"
