@@ -1,7 +1,15 @@
-"""The :class:`Stimulus` table: which images, where, and what is known about each."""
+"""The :class:`Stimulus` table: which images (or movie frames, clips), where, and what is
+known about each.
+
+:data:`STIMULUS_TYPES` says, per ``type=``, how the rows find their data: one file per
+row under ``root`` (``image``, ``video_clip``) or rows of one long file ``root``
+(``video``: frames by number or by ``onset``).
+"""
 import logging
 import os
+import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -9,9 +17,39 @@ from ..errors import InputError, MissingFileError
 from ..io import check_input_file
 from ..io.stim import (STIM_TYPES, looks_like_stim, read_plain_table, read_stim,
                        write_stim)
+from ..utils.registry import Registry
 from ..utils.validation import check_choice
 
-__all__ = ["Stimulus", "IMAGE_EXTENSIONS"]
+__all__ = ["Stimulus", "IMAGE_EXTENSIONS", "STIMULUS_TYPES", "StimulusType"]
+
+
+class StimulusType(NamedTuple):
+    """How the rows of one ``type=`` find their data.
+
+    ``layout`` is ``"files"`` (``stimID`` is a file under ``root``, one per row) or
+    ``"stream"`` (``root`` is one file and the rows are parts of it, selected by
+    ``stimID`` or ``onset``); ``what`` names one row's data in messages.
+    """
+    description: str
+    layout: str
+    what: str
+
+
+#: ``type=`` -> row layout. A new kind of stimulus (audio: ``"files"`` for one file
+#: per row, ``"stream"`` for segments of one long file by ``onset``/``duration``)
+#: adds its entry here, in :data:`dnnsparse.io.stim.STIM_TYPES`, and its decoder in
+#: :data:`dnnsparse.model.STIM_SOURCES`.
+STIMULUS_TYPES = Registry(
+    image=StimulusType("one image file per row", "files", "image"),
+    video=StimulusType("frames of one movie, by number (1-based) or onset", "stream",
+                       "frame"),
+    video_clip=StimulusType("one movie clip file per row", "files", "clip"),
+)
+if set(STIMULUS_TYPES) != set(STIM_TYPES):
+    raise RuntimeError(f"stimulus types of the file format {sorted(STIM_TYPES)} and of "
+                       f"Stimulus {sorted(STIMULUS_TYPES)} differ; give each both entries.")
+
+_FRAME_NUMBER = re.compile(r"\+?\d+(\.0*)?")
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +68,8 @@ class Stimulus:
     root : str or Path, optional
         Folder the IDs are relative to (the video file for ``type="video"``).
         None: the current directory.
-    type : {"image", "video"}, default="image"
+    type : {"image", "video", "video_clip"}, default="image"
+        See :data:`STIMULUS_TYPES`.
     columns : mapping of str to sequence, optional
         Per-stimulus values (``label``, ``condition``, ``onset``, ...), each of
         length n_stimuli. ``stimID`` is not a column here; it is ``ids``.
@@ -129,16 +168,38 @@ class Stimulus:
         return self.columns.get("label")
 
     @property
+    def layout(self):
+        """``"files"`` (a file per row) or ``"stream"`` (rows of one file), by type."""
+        return STIMULUS_TYPES[self.type].layout
+
+    def frame_numbers(self):
+        """0-based frame indices of a ``video`` table from its 1-based ``stimID``.
+
+        Returns None when some ``stimID`` is not a whole number >= 1 (``7`` and
+        ``7.0``, as DNNBrain writes numbers, are both frame 7); the rows are then
+        placed by their ``onset``.
+
+        >>> Stimulus(["1", "3.0"], type="video").frame_numbers().tolist()
+        [0, 2]
+        """
+        if self.type != "video":
+            raise InputError(f"{self.type} stimuli have no frame numbers.")
+        if not all(_FRAME_NUMBER.fullmatch(i.strip()) for i in self.ids):
+            return None
+        numbers = np.array([int(float(i)) for i in self.ids], dtype=np.int64)
+        return numbers - 1 if numbers.size and numbers.min() >= 1 else None
+
+    @property
     def paths(self):
-        """Image files: ``root / id``, or the ID itself when it is absolute.
+        """Files of the rows: ``root / id``, or the ID itself when it is absolute.
 
         Returns
         -------
         list of Path, length n_stimuli
         """
-        if self.type != "image":
-            raise InputError(f"{self.type} stimuli have no image paths; their frames live "
-                             f"in {self.root}.")
+        if self.layout != "files":
+            raise InputError(f"{self.type} stimuli have no file per row; their "
+                             f"{STIMULUS_TYPES[self.type].what}s live in {self.root}.")
         root = self.root if self.root is not None else Path()
         return [root / i for i in self.ids]          # an absolute id replaces root
 
@@ -148,16 +209,17 @@ class Stimulus:
         Returns
         -------
         list of Path
-            :attr:`paths` (the video file for ``type="video"``).
+            :attr:`paths` (the one file ``root`` for a ``"stream"`` layout, e.g. the
+            movie of ``type="video"``).
 
         Raises
         ------
         MissingFileError
             Names the first few missing files and how many are missing.
         """
-        if self.type == "video":
+        if self.layout == "stream":
             if self.root is None or not self.root.is_file():
-                raise MissingFileError(f"video file not found: {self.root}; fix the "
+                raise MissingFileError(f"{self.type} file not found: {self.root}; fix the "
                                        f"path= line of the stimulus table.")
             return [self.root]
         paths = self.paths

@@ -11,8 +11,9 @@ stimulus::
     cat/1.jpg,0,cat,0.0
     dog/1.jpg,1,dog,2.5
 
-``type`` (``image``; ``video`` is accepted) and ``path`` are required, and so
-is the ``stimID`` column. ``label`` holds integers, ``condition`` text,
+``type`` (one of :data:`STIM_TYPES`: ``image``, ``video`` -- ``path`` is one movie
+and each row a frame number or an ``onset`` --, ``video_clip`` -- one clip file per
+row) and ``path`` are required, and so is the ``stimID`` column. ``label`` holds integers, ``condition`` text,
 ``onset``/``duration`` numbers; any other column becomes an int or float array
 when every value is a number, and a text array otherwise.
 
@@ -33,7 +34,15 @@ from .table import csv_rows, format_value, read_text_lines
 
 __all__ = ["STIM_TYPES", "read_stim", "write_stim", "read_plain_table", "looks_like_stim"]
 
-STIM_TYPES = ("image", "video")
+#: The ``type=`` values the format knows, with what ``path=`` and ``stimID`` mean.
+#: A new kind of stimulus (e.g. audio) adds its entry here, then its row layout in
+#: :data:`dnnsparse.base.stimulus.STIMULUS_TYPES` and its decoder in
+#: :data:`dnnsparse.model.STIM_SOURCES`.
+STIM_TYPES = {
+    "image": "path= is a folder, stimID an image file in it",
+    "video": "path= is one movie file, stimID a frame number (1-based) or rows at 'onset'",
+    "video_clip": "path= is a folder, stimID a movie clip in it",
+}
 
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)",
@@ -277,7 +286,8 @@ def write_stim(path, *, type, path_value, columns, header=None, force=False):
     ----------
     path : str or Path
         Output file (by convention ``*.stim.csv``).
-    type : {"image", "video"}
+    type : str
+        One of :data:`STIM_TYPES` (``"image"``, ``"video"``, ``"video_clip"``).
     path_value : str
         Value of the ``path=`` line: the folder the stimulus IDs are relative
         to (or the video file).

@@ -12,8 +12,15 @@ the rows to a *sink*, which alone knows where they go:
 - :class:`_MemorySink` keeps them in arrays;
 - :class:`_CategoryMeans` (``aggregate="label"``) sums them per category in float64
   and stores only the means in one of the two.
+
+Where the rows' inputs come from depends on the stimulus type: :data:`STIM_SOURCES`
+maps each ``type=`` to a function that checks the rows (before any computation) and
+returns their batches (:class:`Rows`): image files, frames of a movie (image
+networks) or clips (clip networks, :mod:`._video`).
 """
 import logging
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -22,12 +29,16 @@ from ..base.activation import POOLS, Activation
 from ..errors import InputError
 from ..io import check_output_path
 from ..io.act import ActWriter
+from ..io.video import probe_video
 from ..utils.progress import progress
+from ..utils.registry import Registry
 from ..utils.validation import check_choice, check_scalar
 from ._hooks import LayerCapture, as_4d
 from ._images import ImageDataset, image_batches, network_inputs
+from ._video import (VideoDNN, check_clip_rows, clip_batches, clip_indexes, frame_batches,
+                     video_rows)
 
-__all__ = ["extract", "TORCH_POOLS"]
+__all__ = ["extract", "Rows", "StimSource", "STIM_SOURCES", "TORCH_POOLS"]
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +81,16 @@ TORCH_POOLS = _torch_pools(_TORCH_POOL_IMPL)
 
 
 class _LayerPlan:
-    """What to keep of one layer: mask indices (0-based), pooling, stored shape."""
+    """What to keep of one layer: mask indices (0-based), pooling, stored shape.
 
-    def __init__(self, name, raw_shape, sel, pool):
+    ``view`` turns the layer's output into ``(n, chn, row, col)`` (the network's
+    ``layer_view``: :func:`~._hooks.as_4d`, or time folded into rows for clip
+    networks); ``time_steps`` is recorded for a folded 5-D output.
+    """
+
+    def __init__(self, name, raw_shape, sel, pool, *, view=as_4d, time_steps=None):
         self.name, self.raw_shape, self.pool = name, tuple(raw_shape), pool
+        self.view, self.time_steps = view, time_steps
         self.sel = sel or {"chn": None, "row": None, "col": None}
         shape = [len(self.sel[a]) if self.sel[a] is not None else n
                  for a, n in zip(("chn", "row", "col"), raw_shape)]
@@ -82,6 +99,8 @@ class _LayerPlan:
 
     def attrs(self):
         a = {"raw_shape": np.asarray(self.raw_shape), "pool": self.pool or ""}
+        if self.time_steps:
+            a["time_steps"] = int(self.time_steps)
         for axis in ("chn", "row", "col"):
             if self.sel[axis] is not None:
                 a[axis] = np.asarray(self.sel[axis]) + 1     # 1-based, as in .dmask.csv
@@ -89,7 +108,7 @@ class _LayerPlan:
 
     def reduce(self, out):
         """Masked, pooled float32 CPU copy of a layer output."""
-        t = as_4d(out).detach()
+        t = self.view(out).detach()
         if self._index is None or self._index[0] != t.device:
             self._index = (t.device, {a: torch.as_tensor(v, device=t.device)
                                       for a, v in self.sel.items() if v is not None})
@@ -117,13 +136,16 @@ def _plan(dnn, layers, mask, pool):
     if pool is not None:
         pool = check_choice(str(pool).lower(), TORCH_POOLS, name="pool")
     raw = dnn.layer_shapes(layers)
+    view = getattr(dnn, "layer_view", as_4d)
+    time_steps = getattr(dnn, "time_steps", {})
     plans = []
     for l in layers:
         sel = None
         if mask is not None and l in mask:
             mask.check(l, raw[l])
             sel = mask.get(l)
-        plans.append(_LayerPlan(l, raw[l], sel, pool))
+        plans.append(_LayerPlan(l, raw[l], sel, pool, view=view,
+                                time_steps=time_steps.get(l)))
     return plans
 
 
@@ -236,6 +258,93 @@ def _make_sink(layout, *, out, compression, force, batch_rows):
     return _FileSink(out, layout, compression=compression, force=force, batch_rows=batch_rows)
 
 
+# ---------------------------------------------------------------- stimulus rows
+@dataclass
+class Rows:
+    """The inputs of a stimulus table's rows, ready for the batch loop.
+
+    ``batches`` yields ``(row indices, uint8 batch, errors)`` as
+    :func:`~._images.image_batches` does; ``names[i]`` names row ``i``'s data in
+    errors; ``unit`` names a row in the progress bar (its rate is ``unit``/s);
+    ``onsets``/``durations`` (seconds, or None) are stored with the activations;
+    ``attrs`` are further file attributes.
+    """
+    batches: object
+    names: list
+    unit: str
+    onsets: object = None
+    durations: object = None
+    attrs: dict = field(default_factory=dict)
+
+
+class StimSource(NamedTuple):
+    """How the rows of one stimulus type become network input.
+
+    ``rows(dnn, stim, transform, *, batch_size, workers, device) -> Rows`` checks
+    everything about the rows (files readable, onsets inside the movie, clips long
+    enough) before returning; the batches are then read lazily.
+    """
+    description: str
+    rows: object
+
+
+def _table_timing(stim):
+    """The table's ``onset``/``duration`` columns as float64 (None where absent)."""
+    def column(name):
+        values = stim.columns.get(name)
+        return None if values is None or values.dtype.kind not in "iuf" \
+            else values.astype(np.float64)
+    return column("onset"), column("duration")
+
+
+def _image_rows(dnn, stim, transform, *, batch_size, workers, device):
+    if isinstance(dnn, VideoDNN):
+        raise InputError(f"{dnn.name} is a clip network; it needs type=video or "
+                         f"type=video_clip stimuli, not images.")
+    onsets, durations = _table_timing(stim)
+    batches = image_batches(ImageDataset(stim.paths, transform), batch_size,
+                            workers=workers, device=device)
+    return Rows(batches, stim.paths, "img", onsets, durations)
+
+
+def _video_rows(dnn, stim, transform, *, batch_size, workers, device):
+    index = probe_video(stim.root)
+    frames, onsets, durations = video_rows(stim, index)
+    names = [f"frame {f + 1} of {index.path}" for f in frames]
+    if isinstance(dnn, VideoDNN):
+        check_clip_rows(stim, dnn, frames, index)
+        batches = clip_batches([index] * len(frames), frames, dnn, transform, batch_size)
+        attrs = {"clip_len": dnn.clip_len, "clip_stride": dnn.clip_stride}
+        return Rows(batches, names, "clip", onsets, durations, attrs)
+    return Rows(frame_batches(index, frames, transform, batch_size), names, "frame",
+                onsets, durations)
+
+
+def _video_clip_rows(dnn, stim, transform, *, batch_size, workers, device):
+    if not isinstance(dnn, VideoDNN):
+        raise InputError(f"{dnn.name} is an image network; type=video_clip stimuli need a "
+                         f"clip network (e.g. -net r3d_18, or -clip-len N for a custom "
+                         f"one), or a type=video table to see frames one by one.")
+    indexes = clip_indexes(stim, dnn)
+    onsets, durations = _table_timing(stim)
+    batches = clip_batches(indexes, np.zeros(len(stim), dtype=np.int64), dnn, transform,
+                           batch_size)
+    return Rows(batches, stim.paths, "clip", onsets, durations,
+                {"clip_len": dnn.clip_len, "clip_stride": dnn.clip_stride})
+
+
+#: Stimulus type (``type=`` of the table) -> how its rows are read. Audio plugs in
+#: here: ``STIM_SOURCES["audio"] = StimSource("...", rows)`` with a ``rows`` function
+#: returning its batches (after its entries in io.stim.STIM_TYPES and
+#: base.stimulus.STIMULUS_TYPES).
+STIM_SOURCES = Registry(
+    image=StimSource("image files, decoded by threads or worker processes", _image_rows),
+    video=StimSource("frames (image networks) or clips (clip networks) of one movie",
+                     _video_rows),
+    video_clip=StimSource("one clip per movie file (clip networks)", _video_clip_rows),
+)
+
+
 # -------------------------------------------------------------------- extraction
 def _check_request(stim, *, out, force, batch_size, workers, aggregate, device):
     """Every check that needs no network, before any computation; the torch device."""
@@ -246,9 +355,9 @@ def _check_request(stim, *, out, force, batch_size, workers, aggregate, device):
         check_scalar(workers, name="workers", kind=int, min_val=0)
     if aggregate not in (None, "label"):
         raise InputError(f"Unknown aggregate={aggregate!r}; choose 'label' or none.")
-    if stim.type != "image":
+    if stim.type not in STIM_SOURCES:
         raise InputError(f"stimulus type {stim.type!r} is not supported for extraction; "
-                         f"only image stimuli are.")
+                         f"use one of {', '.join(STIM_SOURCES)}.")
     if len(stim) == 0:
         raise InputError("the stimulus table has no rows.")
     stim.check_files()
@@ -269,8 +378,9 @@ def _categories(stim):
 def _run_batches(dnn, plans, batches, sink, *, device, paths, bar):
     """Run the network once per batch; hand each layer's reduced rows to ``sink``.
 
-    ``batches`` yields ``(indices, uint8 images, errors)`` (:func:`image_batches`);
-    ``paths`` name the images in errors. Calls ``sink.finish()`` after the last batch.
+    ``batches`` yields ``(indices, uint8 inputs, errors)`` (:func:`image_batches`,
+    :attr:`Rows.batches`); ``paths`` name the rows in errors. Calls
+    ``sink.finish()`` after the last batch.
     """
     capture = LayerCapture(dnn.register_layer_hook, {p.name: p.reduce for p in plans})
     with capture, sink, torch.inference_mode():
@@ -290,7 +400,10 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
     ----------
     dnn : DNN
     stim : Stimulus
-        Image stimuli; missing files are reported before any computation.
+        Image files, a movie's frames (``type="video"``; clips for a clip network) or
+        clip files (``type="video_clip"``, clip networks), see :data:`STIM_SOURCES`;
+        missing files, onsets outside the movie and clips shorter than the network's
+        input are reported before any computation.
     layers : list of str, optional
         Friendly layer names (or module paths). Default: the mask's layers.
     mask : Mask, optional
@@ -317,12 +430,15 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
         with Top-K in place, ``topk``/``topk_mode`` (:meth:`DNN.topk_attrs`), with
         ablations ``ablate``/``ablate_mode`` (:meth:`DNN.ablation_attrs`).
     show_progress : bool
-        tqdm bar with images/s.
+        tqdm bar with images/s (frames/s, clips/s).
 
     Returns
     -------
     Activation
-        Shape per layer ``(n_stim or n_categories, n_chn, n_row, n_col)``.
+        Shape per layer ``(n_stim or n_categories, n_chn, n_row, n_col)`` (clip
+        networks: time steps folded into rows, see :mod:`._video`). Per-stimulus
+        files carry the rows' ``onset``/``duration`` (seconds) as attributes when the
+        table has them, and always for movie frames (their timestamps).
 
     Examples
     --------
@@ -330,16 +446,25 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
     """
     device = _check_request(stim, out=out, force=force, batch_size=batch_size,
                             workers=workers, aggregate=aggregate, device=device)
+    transform = dnn.image_transform(preprocess)
+    # every row checked (files, onsets, clip lengths) before the network runs
+    rows = STIM_SOURCES[stim.type].rows(dnn, stim, transform, batch_size=batch_size,
+                                        workers=workers, device=device)
     dnn.to(device)
     plans = _plan(dnn, layers, mask, pool)
     categories = _categories(stim) if aggregate == "label" else None
-    transform = dnn.image_transform(preprocess)
     file_attrs = {"net": dnn.name, "weights": dnn.weights,
                   "weights_sha256": dnn.weights_sha256, "pool": pool or "",
                   "preprocess": preprocess or dnn.preprocess,
                   "aggregate": aggregate or "", "lesion": "; ".join(dnn.lesions),
+                  "stim_type": stim.type, **rows.attrs,
                   **(attrs or {}), **dnn.topk_attrs(),
                   **dnn.ablation_attrs()}
+    if categories is None:
+        # rows are stimuli: their timing travels with them (db_hrf reads it)
+        for name, values in (("onset", rows.onsets), ("duration", rows.durations)):
+            if values is not None:
+                file_attrs[name] = np.asarray(values, dtype=np.float64)
     shapes = {p.name: p.shape for p in plans}
     layer_attrs = {p.name: p.attrs() for p in plans}
     if categories is None:
@@ -351,9 +476,8 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
                       batch_rows=batch_size if categories is None else None)
     if categories is not None:
         sink = _CategoryMeans(sink, *categories)
-    batches = image_batches(ImageDataset(stim.paths, transform), batch_size, workers=workers,
-                            device=device)
-    with progress(total=len(stim), desc=f"{dnn.name} activations", unit="img",
+    with progress(total=len(stim), desc=f"{dnn.name} activations", unit=rows.unit,
                   enabled=show_progress) as bar:
-        _run_batches(dnn, plans, batches, sink, device=device, paths=stim.paths, bar=bar)
+        _run_batches(dnn, plans, rows.batches, sink, device=device, paths=rows.names,
+                     bar=bar)
     return sink.result()

