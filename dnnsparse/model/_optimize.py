@@ -64,7 +64,7 @@ COLOUR_CORRELATION = ((0.26, 0.09, 0.02),
 
 # images kept this far from 0 and 1 when encoded through the sigmoid: a uint8 image
 # survives the round trip, and saturated pixels keep a usable gradient
-_EPS = 0.5 / 255
+_EPS = 0.25 / 255
 
 
 def _colour_matrix(device, dtype):
@@ -351,8 +351,13 @@ class RandomAffine:
             return x
         u = torch.rand(2, generator=generator, dtype=torch.float64)
         s = self.scale[0] + float(u[0]) * (self.scale[1] - self.scale[0])
-        angle = math.radians((2 * float(u[1]) - 1) * self.degrees)
-        cos, sin = math.cos(angle) / s, math.sin(angle) / s
+        return self.apply(x, s, (2 * float(u[1]) - 1) * self.degrees)
+
+    @staticmethod
+    def apply(x, scale, degrees):
+        """``x`` magnified ``scale`` times and turned ``degrees`` anticlockwise (as shown)."""
+        angle = math.radians(degrees)
+        cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
         theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype,
                              device=x.device).expand(x.shape[0], 2, 3)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
