@@ -13,7 +13,11 @@ Layout (DNNBrain ``RdmFile``)::
 square RDM in row-major order (DNNBrain's ``np.tri(n, k=-1).T`` index), which
 is scipy's ``pdist`` condensed order. dnnsparse may add attributes that
 DNNBrain's reader ignores: root ``items`` (stimulus or category labels) and a
-per-dataset ``metric``.
+per-dataset ``metric``. Model RDMs (hypotheses, ``db_rsa -model-rdm``) are written
+as type ``"mRDM"`` (one ``(n_pairs,)`` dataset per model).
+
+:func:`read_model_rdm` reads a model RDM from a ``.rdm.h5`` file, a ``.npy`` array
+or a CSV/TSV table (square or condensed) and checks it is a dissimilarity matrix.
 """
 from pathlib import Path
 
@@ -23,10 +27,11 @@ import numpy as np
 from ..errors import FileFormatError, InputError
 from ._files import atomic_output, h5_read_error, open_h5
 
-__all__ = ["RDM_TYPES", "read_rdm_file", "write_rdm_file", "n_items_from_pairs"]
+__all__ = ["MODEL_RDM_SUFFIXES", "RDM_TYPES", "n_items_from_pairs", "read_model_rdm",
+           "read_rdm_file", "write_rdm_file"]
 
-#: rdm type -> ndim of each dataset
-RDM_TYPES = {"bRDM": 1, "dRDM": 2}
+#: rdm type -> ndim of each dataset (mRDM: model RDMs, ours only)
+RDM_TYPES = {"bRDM": 1, "dRDM": 2, "mRDM": 1}
 
 
 def n_items_from_pairs(n_pairs, *, what="RDM"):
@@ -124,7 +129,7 @@ def read_rdm_file(path):
             rdm_type = rdm_type.decode()
         if rdm_type not in RDM_TYPES:
             raise FileFormatError(f"{path}: root attribute 'type' is {rdm_type!r}; expected "
-                                  "'bRDM' or 'dRDM' (is this a .rdm.h5 file?).")
+                                  "'bRDM', 'dRDM' or 'mRDM' (is this a .rdm.h5 file?).")
         rdms, metrics, n_items = {}, {}, None
         for name, ds in f.items():
             if not isinstance(ds, h5py.Dataset) or ds.ndim != RDM_TYPES[rdm_type]:
@@ -147,3 +152,168 @@ def read_rdm_file(path):
                 metrics[name] = str(_decode(ds.attrs["metric"]))
         items = _decode(f.attrs["items"]) if "items" in f.attrs else None
     return rdm_type, rdms, {"items": items, "metrics": metrics}
+
+
+# -- model RDMs ------------------------------------------------------------------------
+#: file suffixes read by :func:`read_model_rdm`
+MODEL_RDM_SUFFIXES = (".rdm.h5", ".npy", ".csv", ".tsv")
+
+
+def _stem(path):
+    name = path.name
+    for sfx in (".rdm.h5", ".npy", ".csv", ".tsv", ".txt"):
+        if name.lower().endswith(sfx):
+            return name[:-len(sfx)]
+    return path.stem
+
+
+def _number(text):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _parse_table(path):
+    """Numbers of a CSV/TSV model RDM and its item labels (header row or first column)."""
+    from .table import _delimiter, csv_rows, read_text_lines
+
+    path, lines = read_text_lines(path, "model RDM")
+    rows = [(i, r) for i, r in csv_rows(lines, first_line=1, where=str(path),
+                                        delimiter=_delimiter(path)) if any(f.strip() for f in r)]
+    if not rows:
+        raise FileFormatError(f"{path}: no numbers in this model RDM.")
+    labels = None
+    if any(_number(f) is None for f in rows[0][1]) and len(rows) > 1:
+        header = [f.strip() for f in rows[0][1]]
+        rows = rows[1:]
+        labels = header
+    index = None
+    if all(_number(r[0]) is None for _, r in rows) and len(rows[0][1]) > 1:
+        index = [r[0].strip() for _, r in rows]
+        rows = [(i, r[1:]) for i, r in rows]
+        if labels is not None and len(labels) == len(rows[0][1]) + 1:
+            labels = labels[1:]                # the header's corner cell
+    width = len(rows[0][1])
+    values = np.empty((len(rows), width))
+    for k, (line, fields) in enumerate(rows):
+        if len(fields) != width:
+            raise FileFormatError(f"{path}, line {line}: {len(fields)} values, but the first "
+                                  f"row has {width}; a model RDM is a square matrix or one "
+                                  "row/column of its upper triangle.")
+        for c, f in enumerate(fields):
+            v = _number(f)
+            if v is None:
+                raise FileFormatError(f"{path}, line {line}: {f.strip()!r} is not a number.")
+            values[k, c] = v
+    return values, (index if index is not None else labels)
+
+
+def _condensed_from(values, path):
+    """A checked condensed vector from a 1-D vector, a row/column or a square matrix."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 2 and 1 in values.shape and values.shape != (1, 1) \
+            and values.shape[0] != values.shape[1]:
+        values = values.ravel()
+    bad = np.argwhere(~np.isfinite(values))
+    if len(bad):
+        where = "entry " + ", ".join(str(int(b)) for b in bad[0])
+        raise FileFormatError(f"{path}: {where} is NaN or infinite; a model RDM needs a "
+                              "dissimilarity for every pair.")
+    if values.ndim == 1:
+        try:
+            n_items_from_pairs(len(values), what=f"{path}: condensed model RDM")
+        except InputError as exc:
+            raise FileFormatError(str(exc)) from None
+        return values
+    if values.ndim != 2 or values.shape[0] != values.shape[1]:
+        raise FileFormatError(f"{path}: a model RDM must be a square matrix or a condensed "
+                              f"vector; got shape {values.shape} (not square).")
+    n = len(values)
+    scale = max(1.0, float(np.abs(values).max()))
+    diag = np.abs(np.diag(values))
+    if (diag > 1e-12 * scale).any():
+        k = int(np.argmax(diag))
+        raise FileFormatError(f"{path}: diagonal entry ({k + 1}, {k + 1}) is "
+                              f"{values[k, k]:g}; a dissimilarity matrix has zeros on its "
+                              "diagonal.")
+    asym = np.abs(values - values.T)
+    if (asym > 1e-10 * scale).any():
+        i, j = np.unravel_index(int(np.argmax(asym)), asym.shape)
+        raise FileFormatError(f"{path}: not symmetric: entry ({i + 1}, {j + 1}) is "
+                              f"{values[i, j]:g} but ({j + 1}, {i + 1}) is {values[j, i]:g}.")
+    iu = np.triu_indices(n, k=1)
+    return values[iu]
+
+
+def read_model_rdm(path, *, name=None, n_items=None):
+    """Model RDM(s) of a file: ``.rdm.h5``, ``.npy`` or CSV/TSV, square or condensed.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.rdm.h5``: one model per dataset (each must be a single RDM; our files and
+        DNNBrain's). ``.npy``: a square ``(n, n)`` array or a condensed
+        ``(n (n - 1) / 2,)`` vector. CSV/TSV: a square table (optionally with a header
+        row and/or a first column of item names) or one row/column of the upper
+        triangle in scipy ``pdist`` order.
+    name : str, optional
+        The model's name (default: the dataset names of an ``.rdm.h5`` file, else the
+        file name without its suffix); a file with several RDMs names them
+        ``NAME:dataset``.
+    n_items : int, optional
+        The number of items (stimuli or categories) of the analysis: checked, and
+        the error names the file, its size and the expected one.
+
+    Returns
+    -------
+    list of (str, ndarray (n_pairs,), labels or None)
+        Square matrices must be symmetric with a zero diagonal; NaN is refused.
+
+    Raises
+    ------
+    MissingFileError, FileFormatError
+    """
+    from ._files import check_input_file
+
+    path = check_input_file(path, what="model RDM")
+    lower = path.name.lower()
+    stem = name or _stem(path)
+    if lower.endswith(".h5"):
+        rdm_type, arrays, meta = read_rdm_file(path)
+        models = []
+        for ds, arr in arrays.items():
+            arr = np.asarray(arr)
+            if arr.ndim == 2 and arr.shape[0] != 1:
+                raise FileFormatError(f"{path}: {ds!r} holds {arr.shape[0]} RDMs (one per "
+                                      "channel or position); a model RDM is one RDM.")
+            label = ds if name is None else (name if len(arrays) == 1 else f"{name}:{ds}")
+            models.append((label, _condensed_from(arr.ravel(), f"{path} ({ds})"),
+                           meta["items"]))
+    elif lower.endswith(".npy"):
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise FileFormatError(f"{path}: not a NumPy .npy array ({exc}).") from None
+        if arr.dtype.kind not in "biuf":
+            raise FileFormatError(f"{path}: holds {arr.dtype} values; a model RDM holds "
+                                  "numbers.")
+        models = [(stem, _condensed_from(arr, path), None)]
+    elif lower.endswith((".csv", ".tsv", ".txt")):
+        values, labels = _parse_table(path)
+        vector = _condensed_from(values, path)
+        if labels is not None and len(labels) != n_items_from_pairs(len(vector)):
+            labels = None                      # a header of a condensed row: not items
+        models = [(stem, vector, labels)]
+    else:
+        raise FileFormatError(f"{path}: unknown model RDM format; use one of "
+                              f"{', '.join(MODEL_RDM_SUFFIXES)}.")
+    if n_items is not None:
+        for label, vector, _ in models:
+            n = n_items_from_pairs(len(vector))
+            if n != n_items:
+                raise InputError(f"model RDM {path} ({label}) is {n} x {n} ({len(vector)} "
+                                 f"pairs) but the analysis has {n_items} items "
+                                 f"({n_items * (n_items - 1) // 2} pairs); give an RDM of "
+                                 "the same stimuli (or categories, with -cate).")
+    return models

@@ -112,6 +112,11 @@ class Items:
     def n_categories(self):
         return None if self.categories is None else len(self.categories)
 
+    @property
+    def n_items(self):
+        """Rows of the RDMs: categories (by category) or stimuli; None while unknown."""
+        return self.n_categories if self.by_category else self.n_stim
+
     def group(self, n_rows, source, *, labels=None):
         """Labels averaging an input's rows into the items, or None (see row_grouping).
 
@@ -141,7 +146,8 @@ def _show(values, n=6):
     return "[" + ", ".join(values[:n]) + (", ..." if len(values) > n else "") + "]"
 
 
-def subject_rdms(paths, items, rois, *, metric="correlation", show_progress=False):
+def subject_rdms(paths, items, rois, *, metric="correlation", show_progress=False,
+                 zscore=None):
     """Per subject, ``{roi: rdm}`` of its brain data file, rows lined up with ``items``.
 
     Parameters
@@ -156,6 +162,8 @@ def subject_rdms(paths, items, rois, *, metric="correlation", show_progress=Fals
         that file was read and its rows checked, so that its errors come first).
     metric : str
         RDM distance.
+    zscore : {None, "pattern", "unit"}
+        Standardise each ROI's patterns before the RDM (see ``brain_rdms``).
 
     Returns
     -------
@@ -172,7 +180,7 @@ def subject_rdms(paths, items, rois, *, metric="correlation", show_progress=Fals
         if callable(rois):
             rois = rois(brain.space)
         subjects.append(brain_rdms(brain, rois, metric=metric, labels=group,
-                                   show_progress=show_progress))
+                                   show_progress=show_progress, zscore=zscore))
     return subjects
 
 

@@ -22,6 +22,8 @@ from ._figures import new_figure, save_figure
 
 __all__ = [
     "nilearn_available",
+    "plot_mds",
+    "plot_rdm",
     "plot_similarity_heatmap",
     "plot_similarity_table",
     "render_volume_maps",
@@ -36,7 +38,8 @@ _MAX_INCHES = 40.0
 
 
 def plot_similarity_heatmap(path, scores, layers, rois, *, best=None, marks=None,
-                            title=None, cbar_label="RDM similarity", force=False):
+                            title=None, cbar_label="RDM similarity", xlabel="ROI",
+                            ylabel="layer", force=False):
     """Heatmap of a layers x ROIs score matrix, each ROI's best layer framed.
 
     Parameters
@@ -53,6 +56,8 @@ def plot_similarity_heatmap(path, scores, layers, rois, *, best=None, marks=None
         Cells marked with ``*`` (e.g. FDR-significant).
     title : str, optional
     cbar_label : str
+    xlabel, ylabel : str
+        Axis names (columns, rows): e.g. "model RDM" for model RDMs.
     force : bool, default=False
 
     Returns
@@ -74,8 +79,8 @@ def plot_similarity_heatmap(path, scores, layers, rois, *, best=None, marks=None
                    aspect="auto", interpolation="nearest")
     ax.set_xticks(np.arange(n_r), labels=[str(r) for r in rois], rotation=45, ha="right")
     ax.set_yticks(np.arange(n_l), labels=[str(l) for l in layers])
-    ax.set_xlabel("ROI")
-    ax.set_ylabel("layer")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if scores.size <= _MAX_ANNOTATED:
         for i, j in zip(*np.nonzero(np.isfinite(scores))):
             star = "*" if marks is not None and marks[i, j] else ""
@@ -96,7 +101,7 @@ def plot_similarity_heatmap(path, scores, layers, rois, *, best=None, marks=None
 
 
 def plot_similarity_table(path, table, *, layers=None, rois=None, adjust=None, alpha=0.05,
-                          adjust_name="p_fdr", **kwargs):
+                          adjust_name="p_fdr", row="layer", col="roi", **kwargs):
     """Heatmap of a tidy table with columns ``layer``, ``roi``, ``score`` (and ``p``).
 
     Rows with the same layer and ROI (one per channel or position) are
@@ -119,15 +124,17 @@ def plot_similarity_table(path, table, *, layers=None, rois=None, adjust=None, a
     alpha : float, default=0.05
     adjust_name : str, default="p_fdr"
         What the adjusted p-values are called in the colour bar's label.
+    row, col : str, default "layer", "roi"
+        The table's columns naming the heatmap's rows and columns (e.g. "model").
     **kwargs
         Passed to :func:`plot_similarity_heatmap`.
     """
-    layers = list(dict.fromkeys(table["layer"])) if layers is None else list(layers)
-    rois = list(dict.fromkeys(table["roi"])) if rois is None else list(rois)
+    layers = list(dict.fromkeys(table[row])) if layers is None else list(layers)
+    rois = list(dict.fromkeys(table[col])) if rois is None else list(rois)
     layer_pos = {l: i for i, l in enumerate(layers)}
     roi_pos = {r: j for j, r in enumerate(rois)}
-    rows = np.array([layer_pos[l] for l in table["layer"]], dtype=np.int64)
-    cols = np.array([roi_pos[r] for r in table["roi"]], dtype=np.int64)
+    rows = np.array([layer_pos[l] for l in table[row]], dtype=np.int64)
+    cols = np.array([roi_pos[r] for r in table[col]], dtype=np.int64)
     score = np.asarray(table["score"], dtype=np.float64)
     ok = np.isfinite(score)
     sums = np.zeros((len(layers), len(rois)))
@@ -159,6 +166,123 @@ def _cell_marks(table, rows, cols, shape, adjust, alpha):
     cell_p[rows, cols] = p
     with np.errstate(invalid="ignore"):
         return np.asarray(adjust(cell_p)) < alpha
+
+
+#: Items up to which every item is named on the RDM's axes.
+_MAX_ITEM_TICKS = 60
+
+
+def _group_spans(groups):
+    """(start, stop, value) of the runs of equal values of ``groups`` (in order)."""
+    groups = np.asarray(groups)
+    change = np.flatnonzero(groups[1:] != groups[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    stops = np.concatenate([change, [len(groups)]])
+    return [(int(a), int(b), groups[a]) for a, b in zip(starts, stops)]
+
+
+def plot_rdm(path, square, *, names=None, groups=None, title=None,
+             cbar_label="dissimilarity", force=False):
+    """An RDM as an image, items named on the axes (or their groups, e.g. categories).
+
+    Parameters
+    ----------
+    path : str or Path
+    square : array, shape (n_items, n_items)
+        Already in the order to show (e.g. sorted by a stimulus column).
+    names : sequence of str, optional
+        Item names; written on the axes when there are at most 60 items and no groups.
+    groups : sequence, optional
+        A value per item (e.g. its category), constant over runs of items: each
+        run is framed by lines and named at its centre.
+    title, cbar_label : str
+    force : bool, default=False
+
+    Returns
+    -------
+    Path
+    """
+    square = np.asarray(square, dtype=np.float64)
+    n = len(square)
+    if square.shape != (n, n):
+        raise InputError(f"an RDM image needs a square matrix; got {square.shape}.")
+    side = min(_MAX_INCHES, max(4.0, 2.0 + 0.15 * min(n, 200)))
+    fig = new_figure((side + 1.2, side))
+    ax = fig.add_subplot()
+    im = ax.imshow(np.ma.masked_invalid(square), cmap="viridis", interpolation="nearest")
+    if groups is not None:
+        spans = _group_spans(groups)
+        centres = [(a + b - 1) / 2 for a, b, _ in spans]
+        labels = [str(v) for _, _, v in spans]
+        ax.set_xticks(centres, labels=labels, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(centres, labels=labels, fontsize=8)
+        for a, _, _ in spans[1:]:
+            ax.axhline(a - 0.5, color="white", linewidth=1)
+            ax.axvline(a - 0.5, color="white", linewidth=1)
+    elif names is not None and n <= _MAX_ITEM_TICKS:
+        ax.set_xticks(np.arange(n), labels=[str(v) for v in names], rotation=90,
+                      fontsize=6)
+        ax.set_yticks(np.arange(n), labels=[str(v) for v in names], fontsize=6)
+    else:
+        ax.set_xlabel("item")
+        ax.set_ylabel("item")
+    fig.colorbar(im, ax=ax, label=cbar_label, shrink=0.8)
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, path, force=force)
+
+
+def plot_mds(path, coords, *, names=None, groups=None, title=None, stress=None,
+             force=False):
+    """Items at their MDS coordinates, coloured by group, named when few.
+
+    Parameters
+    ----------
+    path : str or Path
+    coords : array, shape (n_items, 2)
+        E.g. :func:`dnnsparse.algo.rsa.mds_embedding`.
+    names : sequence of str, optional
+        Written next to the points when there are at most 60 items.
+    groups : sequence, optional
+        A value per item (e.g. category); one colour each, in a legend.
+    title : str, optional
+    stress : float, optional
+        Shown in the title.
+    force : bool, default=False
+
+    Returns
+    -------
+    Path
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.ndim != 2 or coords.shape[1] != 2:
+        raise InputError(f"an MDS plot needs (n_items, 2) coordinates; got {coords.shape}.")
+    fig = new_figure((5.5, 4.5))
+    ax = fig.add_subplot()
+    if groups is not None:
+        groups = np.asarray(groups)
+        values = list(dict.fromkeys(groups.tolist()))
+        colours = _layer_colours(len(values))
+        for value, colour in zip(values, colours):
+            pick = groups == value
+            ax.scatter(coords[pick, 0], coords[pick, 1], s=25, color=colour,
+                       label=str(value))
+        if len(values) <= 20:
+            ax.legend(fontsize=7, frameon=False, loc="best")
+    else:
+        ax.scatter(coords[:, 0], coords[:, 1], s=25, color="#1f77b4")
+    if names is not None and len(coords) <= _MAX_ITEM_TICKS:
+        for (x, y), name in zip(coords, names):
+            ax.annotate(str(name), (x, y), fontsize=6, xytext=(2, 2),
+                        textcoords="offset points")
+    ax.set_xlabel("MDS 1")
+    ax.set_ylabel("MDS 2")
+    ax.set_aspect("equal", adjustable="datalim")
+    text = title or "MDS"
+    if stress is not None:
+        text = f"{text} (stress {stress:.3g})"
+    ax.set_title(text, fontsize=9)
+    return save_figure(fig, path, force=force)
 
 
 def nilearn_available():

@@ -44,7 +44,10 @@ def test_rdms_and_table_equal_scipy(run_cli, files):
     assert status == 0, err
     assert {p.name for p in (tmp / "o").iterdir()} == {"dnn.rdm.h5", "brain.rdm.h5",
                                                         "similarity.csv", "similarity.png",
-                                                        ".dnnsparse-output"}
+                                                        "figures", ".dnnsparse-output"}
+    assert {p.name for p in (tmp / "o/figures").iterdir()} == {
+        f"{kind}_{name}.png" for kind in ("rdm", "mds")
+        for name in ("layer_conv", "layer_fc", "roi_V1", "roi_FFA")}
     kind, dnn, meta = read_rdm_file(tmp / "o/dnn.rdm.h5")
     assert kind == "dRDM" and list(dnn) == ["conv", "fc"]
     assert list(meta["items"]) == [f"img{i}.png" for i in range(N)]
@@ -127,7 +130,8 @@ def test_identical_subjects_give_noise_ceiling_one(run_cli, files):
 def test_dnn_only_and_brain_only(run_cli, files):
     tmp, layers, _, bold = files
     assert run_cli(main, "-act", tmp / "a.act.h5", "-layer", "fc", "-out", tmp / "d", "-q")[0] == 0
-    assert sorted(p.name for p in (tmp / "d").iterdir()) == [".dnnsparse-output", "dnn.rdm.h5"]
+    assert sorted(p.name for p in (tmp / "d").iterdir()) == [".dnnsparse-output", "dnn.rdm.h5",
+                                                             "figures"]
     assert run_cli(main, "-nif", tmp / "sub1.nii.gz", "-out", tmp / "b", "-q")[0] == 0
     _, brain, _ = read_rdm_file(tmp / "b/brain.rdm.h5")
     np.testing.assert_allclose(brain["all"], pdist(bold.reshape(-1, N).T.astype(np.float64),
