@@ -15,18 +15,17 @@
 Which files may be joined, and in which order, is decided by the caller
 (:func:`dnnsparse.pipelines.merge_shards`); these functions only write.
 """
-import datetime
 import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from .. import __version__
 from ..errors import InputError
 from ..utils.progress import progress
 from ._files import atomic_output
-from .act import META_DATASETS, ActFile, ActWriter, _attr_value, _meta_attr
+from .act import (META_DATASETS, ActFile, ActWriter, _attr_value, _write_file_attrs,
+                  _write_meta_attr)
 
 __all__ = ["VDS_LIBVER", "copy_act", "vds_source_name", "write_virtual_act"]
 
@@ -54,18 +53,13 @@ def vds_source_name(source, target):
     return Path(name).as_posix().replace("%", "%%")
 
 
-def _write_root(f, attrs, stim_ids, meta, layers):
-    attrs = {"layers": list(layers), "dnnsparse_version": __version__,
-             "created": datetime.datetime.now().isoformat(timespec="seconds"), **attrs}
+def _write_root(f, attrs, stim_ids, layers):
     reserved = sorted(set(attrs) & set(META_DATASETS))
     if reserved:
         raise InputError(f"file attribute(s) {reserved} are reserved for the stimulus IDs "
                          f"and category metadata.")
-    for k, v in attrs.items():
-        f.attrs[k] = _attr_value(v)
-    for name, values in {"stimID": [str(s) for s in stim_ids], **(meta or {})}.items():
-        data, dtype = _meta_attr(values)
-        f.attrs.create(name, data=data, dtype=dtype)
+    _write_file_attrs(f, layers, attrs)
+    _write_meta_attr(f, "stimID", [str(s) for s in stim_ids])
 
 
 def write_virtual_act(path, sources, *, layers, attrs=None, layer_attrs=None, stim_ids,
@@ -102,7 +96,7 @@ def write_virtual_act(path, sources, *, layers, attrs=None, layer_attrs=None, st
         raise InputError(f"{len(stim_ids)} stimulus IDs for {n_total} rows of shards.")
     with atomic_output(path, force=force) as tmp:
         with h5py.File(tmp, "w", libver=VDS_LIBVER) as f:
-            _write_root(f, dict(attrs or {}), stim_ids, None, layers)
+            _write_root(f, dict(attrs or {}), stim_ids, layers)
             for layer, (shape, dtype) in layers.items():
                 shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
                 vlayout = h5py.VirtualLayout((n_total,) + shape, dtype)

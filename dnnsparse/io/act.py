@@ -23,6 +23,11 @@ order of the file and stimulus IDs ``0..n-1``.
 
 Files are written with HDF5 1.8 object headers (readable by any HDF5 since
 2008), which lets an attribute hold the IDs of many thousands of stimuli.
+
+A file merged from ``db_act -shard`` outputs (``db_merge``, :mod:`._merge`) may hold
+its layers as HDF5 virtual datasets over the shard files (HDF5 >= 1.10), named by
+paths relative to it. :class:`ActFile` refuses such a file when a shard is missing
+or does not hold the rows the map expects (HDF5 alone would read them as NaN).
 """
 import contextlib
 import datetime
@@ -164,6 +169,22 @@ class _ChunkRows:
             self.ds[b_start + lo:b_start + hi] = buf[lo:hi]
 
 
+def _write_file_attrs(f, layers, attrs):
+    """Root attributes of a new file: layer order, version, time, then ``attrs``."""
+    attrs = {"layers": list(layers), "dnnsparse_version": __version__,
+             "created": datetime.datetime.now().isoformat(timespec="seconds"), **attrs}
+    for k, v in attrs.items():
+        f.attrs[k] = _attr_value(v)
+
+
+def _write_meta_attr(f, name, values):
+    """Store metadata ``name`` (``stimID``, ``label`` or ``count``) as a file attribute."""
+    if name not in META_DATASETS:
+        raise InputError(f"metadata {name!r} is not one of {', '.join(META_DATASETS)}.")
+    data, dtype = _meta_attr(values)
+    f.attrs.create(name, data=data, dtype=dtype)
+
+
 class ActWriter:
     """Stream activations into a new ``.act.h5`` file, batch by batch.
 
@@ -234,11 +255,7 @@ class ActWriter:
 
     def _create(self):
         f = self.file
-        attrs = {"layers": list(self.shapes), "dnnsparse_version": __version__,
-                 "created": datetime.datetime.now().isoformat(timespec="seconds"),
-                 **self._attrs}
-        for k, v in attrs.items():
-            f.attrs[k] = _attr_value(v)
+        _write_file_attrs(f, self.shapes, self._attrs)
         for layer, shape in self.shapes.items():
             if not layer or layer in META_DATASETS or "/" in layer:
                 raise InputError(f"layer name {layer!r} cannot be stored in an .act.h5 file.")
@@ -259,10 +276,7 @@ class ActWriter:
 
     def write_meta(self, name, values):
         """Store metadata ``name`` (``stimID``, ``label`` or ``count``) as a file attribute."""
-        if name not in META_DATASETS:
-            raise InputError(f"metadata {name!r} is not one of {', '.join(META_DATASETS)}.")
-        data, dtype = _meta_attr(values)
-        self.file.attrs.create(name, data=data, dtype=dtype)
+        _write_meta_attr(self.file, name, values)
 
     def _close_quietly(self):
         """Close the HDF5 file after an error (its own errors would hide the first one)."""
