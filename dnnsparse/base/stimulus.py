@@ -273,6 +273,45 @@ class Stimulus:
                           header=self.header, force=force)
 
     @classmethod
+    def from_video(cls, movie, *, fps=None):
+        """A ``type=video`` table of a movie: every frame, or the frame shown every 1/fps s.
+
+        ``stimID`` is the frame number (1-based, DNNBrain), ``onset`` the frame's
+        presentation timestamp in the stream (``pts * time_base`` -- real times, so
+        a variable frame rate keeps its irregular onsets) and ``duration`` the time
+        to the next row (the last row: to the end of the movie). With ``fps``, rows
+        are the frames shown at ``0, 1/fps, 2/fps, ...`` before the movie's end; a
+        frame shown at several of these times (``fps`` above the movie's rate)
+        gives one row.
+
+        Parameters
+        ----------
+        movie : str or Path
+        fps : float, optional
+
+        Examples
+        --------
+        >>> stim = Stimulus.from_video("movie.mp4", fps=2)    # doctest: +SKIP
+        >>> stim["onset"][:3]                                   # doctest: +SKIP
+        array([0. , 0.5, 1. ])
+        """
+        from ..io.video import probe_video
+
+        index = probe_video(movie)
+        if fps is None:
+            frames = np.arange(index.n_frames)
+        else:
+            if not np.isfinite(fps) or fps <= 0:
+                raise InputError(f"fps={fps!r}: give a rate > 0 frames per second.")
+            # sample times k / fps, computed from k (no accumulated rounding)
+            n = int(np.ceil(index.end * fps - 1e-9))
+            times = np.arange(n, dtype=np.float64) / fps
+            frames = np.unique(index.frames_at(times[times < index.end]))
+        onsets, durations = index.times[frames], index.spans(frames)
+        return cls((frames + 1).astype(str), root=Path(movie), type="video",
+                   columns={"onset": onsets, "duration": durations})
+
+    @classmethod
     def from_folder(cls, folder, *, extensions=IMAGE_EXTENSIONS):
         """Build a table from an image folder whose sub-folders are categories.
 

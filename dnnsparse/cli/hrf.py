@@ -8,9 +8,13 @@ scan's acquisition time (-frame-time start: j*TR, middle: (j+0.5)*TR). The outpu
 .act.h5 has one row per scan (stimID = scan index 0..N-1), the same layers and
 units, so db_encode can encode a run's time series (NIfTI 4-D, CIFTI dtseries)
 against it. Layers are read one at a time; all units are convolved at once.
-The number of scans is -n-scans, or the number of volumes of -resp.
+The number of scans is -n-scans, or the number of volumes of -resp. Without -stim,
+the onsets and durations stored in -act are used: db_act stores them for the frames
+of a movie (their timestamps, or the table's onset/duration) and for any table with
+those columns.
 
 example: db_hrf -act run1.act.h5 -stim run1.stim.csv -tr 2.0 -resp run1_bold.nii.gz -out run1_hrf.act.h5
+example: db_hrf -act movie.act.h5 -tr 2.0 -resp movie_bold.nii.gz -out movie_hrf.act.h5
 """
 import logging
 
@@ -30,7 +34,7 @@ def get_parser():
     add_option(p, "act", required=True, metavar="FILE",
                help="activation file (.act.h5), one row per stimulus presentation")
     add_option(p, "layer", nargs="+", metavar="L", help="layers; default: all in the file")
-    add_stim_arg(p)
+    add_stim_arg(p, required=False)
     g = p.add_argument_group("scans (-n-scans or -resp)")
     add_option(g, "tr", type=finite_float, required=True, metavar="S",
                help="repetition time in seconds")
@@ -49,7 +53,7 @@ def get_parser():
 
 @cli_main(get_parser)
 def main(args):
-    from ..pipelines import convolve_activation, count_samples, stimulus_timing
+    from ..pipelines import convolve_activation, count_samples, stimulus_timing, stored_timing
     from ..base.activation import Activation
     from ..base.stimulus import Stimulus
     from ..io import check_output_path
@@ -65,13 +69,19 @@ def main(args):
     n_scans = args.n_scans if args.resp is None else count_samples(args.resp)
     if n_scans < 1:
         raise InputError(f"-n-scans {n_scans}: give at least 1 scan.")
-    stim = Stimulus.load(args.stim)
-    onsets, durations = stimulus_timing(stim, args.stim)
+    stim = Stimulus.load(args.stim) if args.stim else None
+    timing = stimulus_timing(stim, args.stim) if stim is not None else None
     with Activation.load(args.act) as act:
-        if act.n_stim != len(stim):
+        if stim is None:
+            timing = stored_timing(act)
+            if timing is None:
+                raise InputError(f"{args.act} stores no onsets; give -stim with the table "
+                                 f"(with onset and duration columns) it was made from.")
+        elif act.n_stim != len(stim):
             raise InputError(f"{args.act} has {act.n_stim} stimuli but {args.stim} has "
                              f"{len(stim)} rows; give the table the activation was made "
                              "from.")
+        onsets, durations = timing
         for layer in args.layer or ():
             act.shape(layer)                   # names the valid layers
         convolve_activation(act, onsets, durations, tr=args.tr, n_scans=n_scans,

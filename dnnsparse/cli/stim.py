@@ -5,15 +5,21 @@ label numbers the categories 0..K-1 in sorted folder-name order and condition
 holds the folder name (a folder without sub-folders gives no label column).
 With -table, a CSV/TSV whose first line names the columns, one of them stimID
 or path (image paths relative to the table's folder, or absolute), is converted.
+With -video, a type=video table of one movie: a row per frame (stimID = frame
+number, 1-based), or with -fps R the frame shown every 1/R seconds; onset is the
+frame's real timestamp in the stream (pts x time base, so variable frame rates keep
+their times) and duration the time to the next row (the last: to the movie's end).
 The path= line is written relative to the output's folder when the images lie
 inside it, absolute otherwise.
 
 example: db_stim -folder images/ -out objects.stim.csv
+example: db_stim -video movie.mp4 -fps 2 -out movie.stim.csv
 """
 import logging
 
 from ..base.stimulus import Stimulus
-from ..errors import MissingFileError
+from ..errors import InputError, MissingFileError
+from ..utils.validation import finite_float
 from ._common import add_force_arg, add_option, add_out_arg, cli_main, make_parser
 
 log = logging.getLogger(__name__)
@@ -26,6 +32,10 @@ def get_parser():
                help="image folder; its sub-folders are the categories")
     add_option(source, "table", metavar="FILE",
                help="plain CSV/TSV with a stimID or path column")
+    add_option(source, "video", metavar="MOVIE",
+               help="a movie file (read with PyAV): a row per frame, or see -fps")
+    add_option(p, "fps", type=finite_float, metavar="R",
+               help="with -video: a row every 1/R seconds (the frame shown then)")
     add_out_arg(p, help="output stimulus table (.stim.csv)")
     add_force_arg(p)
     return p
@@ -33,6 +43,18 @@ def get_parser():
 
 @cli_main(get_parser)
 def main(args):
+    if args.fps is not None and args.video is None:
+        raise InputError("-fps samples a movie; give it with -video MOVIE.")
+    if args.fps is not None and args.fps <= 0:
+        raise InputError(f"-fps {args.fps:g}: give a rate > 0 frames per second.")
+    if args.video is not None:
+        from ..io import check_output_path
+        check_output_path(args.out, force=args.force)
+        stim = Stimulus.from_video(args.video, fps=args.fps)
+        stim.save(args.out, force=args.force)
+        span = stim["onset"][-1] + stim["duration"][-1]
+        print(f"{args.out}: {len(stim)} frames of {args.video} ({span:g} s)")
+        return 0
     if args.folder is not None:
         stim = Stimulus.from_folder(args.folder)
     else:

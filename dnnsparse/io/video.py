@@ -92,6 +92,8 @@ class VideoIndex:
     end : float
         Seconds at which the last frame stops being shown (its timestamp plus its
         duration, or plus the median frame interval when the file gives none).
+    end_pts : int
+        :attr:`end` in units of ``time_base``.
     time_base : Fraction
     width, height : int
     codec : str
@@ -101,6 +103,7 @@ class VideoIndex:
     times: np.ndarray
     keyframe: np.ndarray
     end: float
+    end_pts: int
     time_base: Fraction
     width: int
     height: int
@@ -113,7 +116,13 @@ class VideoIndex:
     @property
     def durations(self):
         """Seconds each frame is shown: to the next timestamp (the last: to :attr:`end`)."""
-        return np.diff(np.append(self.times, self.end))
+        return _seconds(np.diff(np.append(self.pts, self.end_pts)), self.time_base)
+
+    def spans(self, frames):
+        """Seconds from each of ``frames`` (0-based, increasing) to the next one (the
+        last: to :attr:`end`), computed on the integer timestamps."""
+        pts = np.append(self.pts[np.asarray(frames, dtype=np.int64)], self.end_pts)
+        return _seconds(np.diff(pts), self.time_base)
 
     def frames_at(self, onsets, *, where="onset"):
         """0-based index of the frame shown at each of ``onsets`` (seconds).
@@ -212,9 +221,9 @@ def probe_video(path):
     times = _seconds(pts, time_base)
     last = int(durations[-1]) if durations[-1] > 0 else \
         (int(np.median(np.diff(pts))) if len(pts) > 1 else 0)
-    end = float(Fraction(int(pts[-1]) + max(last, 1)) * time_base)
-    return VideoIndex(path=path, pts=pts, times=times, keyframe=key, end=end,
-                      time_base=time_base, width=width, height=height, codec=codec)
+    end_pts = int(pts[-1]) + max(last, 1)
+    return VideoIndex(path=path, pts=pts, times=times, keyframe=key,
+                      end=float(end_pts * time_base), end_pts=end_pts, time_base=time_base, width=width, height=height, codec=codec)
 
 
 def _seconds(pts, time_base):

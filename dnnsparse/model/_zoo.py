@@ -255,6 +255,9 @@ def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash", offline=No
         kwargs = dict(input_size=spec.input_size, mean=spec.mean, std=spec.std,
                       resize_size=spec.resize_size)
         if spec.clip_len:
+            if clip_len is not None and clip_len < spec.min_clip_len:   # before building
+                raise InputError(f"{net} takes clips of at least {spec.min_clip_len} "
+                                 f"frames; -clip-len {clip_len} is too short.")
             kwargs.update(clip_len=clip_len or spec.clip_len, clip_stride=clip_stride or 1,
                           min_clip_len=spec.min_clip_len)
         elif clip_len or clip_stride:

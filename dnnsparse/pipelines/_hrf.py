@@ -12,7 +12,11 @@ from ..errors import InputError
 from ..utils.progress import progress as progress_bar
 from ..utils.validation import check_scalar
 
-__all__ = ["convolve_activation", "stimulus_timing"]
+__all__ = ["convolve_activation", "stimulus_timing", "stored_timing", "TIMING_ATTRS"]
+
+#: File attributes of an ``.act.h5`` giving its rows' timing (seconds), one value per
+#: row: written by extraction for movie frames and for tables with these columns.
+TIMING_ATTRS = ("onset", "duration")
 
 
 def convolve_activation(act, onsets, durations, *, tr, n_scans, out, layers=None,
@@ -57,8 +61,9 @@ def convolve_activation(act, onsets, durations, *, tr, n_scans, out, layers=None
     design = event_regressors(onsets, durations, tr=tr, n_scans=n_scans,
                               oversampling=oversampling, frame_time=frame_time)
     # the writer sets layers/version/date itself; keep the rest of the provenance
+    # (and the events' timing: the output's rows are scans)
     attrs = {k: v for k, v in act.attrs.items()
-             if k not in ("layers", "created", "dnnsparse_version")}
+             if k not in ("layers", "created", "dnnsparse_version", *TIMING_ATTRS)}
     attrs.update(hrf="spm", tr=float(tr), n_scans=int(n_scans),
                  oversampling=int(oversampling), frame_time=str(frame_time),
                  source=str(act.path or ""))
@@ -86,3 +91,24 @@ def stimulus_timing(stim, path):
     except ValueError:
         raise InputError(f"{path}: the onset and duration columns must hold numbers "
                          "(seconds).") from None
+
+
+def stored_timing(act):
+    """``(onsets, durations)`` stored with the activation's rows, or None.
+
+    Extraction stores them as the file attributes ``onset``/``duration`` (movie
+    frames' timestamps, or a table's columns). Present but not one number per row
+    (e.g. after rows were selected by another program) is an error naming the file.
+    """
+    values = [act.attrs.get(name) for name in TIMING_ATTRS]
+    if any(v is None for v in values):
+        return None
+    where = act.path or "the activation"
+    out = []
+    for name, v in zip(TIMING_ATTRS, values):
+        v = np.atleast_1d(np.asarray(v))
+        if v.dtype.kind not in "iuf" or v.shape != (act.n_stim,):
+            raise InputError(f"{where}: its '{name}' attribute holds {v.size} value(s) for "
+                             f"{act.n_stim} rows; give -stim with the table of these rows.")
+        out.append(v.astype(np.float64))
+    return tuple(out)
