@@ -183,17 +183,26 @@ def _parse_table(path):
                                         delimiter=_delimiter(path)) if any(f.strip() for f in r)]
     if not rows:
         raise FileFormatError(f"{path}: no numbers in this model RDM.")
-    labels = None
-    if any(_number(f) is None for f in rows[0][1]) and len(rows) > 1:
-        header = [f.strip() for f in rows[0][1]]
+    # Item names: a header row of names (all text, an empty corner allowed) and/or a
+    # first column of names. Names that are numbers cannot be told from data.
+    first = rows[0][1]
+    index_below = len(rows) > 1 and len(first) > 1 and all(
+        _number(r[0]) is None for _, r in rows[1:])
+    rest = first[1:] if index_below else first
+    has_header = len(rows) > 1 and all(_number(f) is None for f in rest)
+    header = [f.strip() for f in rest] if has_header else None
+    if has_header:
         rows = rows[1:]
-        labels = header
+    has_index = index_below and (has_header or _number(first[0]) is None)
     index = None
-    if all(_number(r[0]) is None for _, r in rows) and len(rows[0][1]) > 1:
+    if has_index:
         index = [r[0].strip() for _, r in rows]
         rows = [(i, r[1:]) for i, r in rows]
-        if labels is not None and len(labels) == len(rows[0][1]) + 1:
-            labels = labels[1:]                # the header's corner cell
+    if index is not None and header is not None and index != header:
+        raise FileFormatError(f"{path}: the header names the items {header[:4]}... but the "
+                              f"first column {index[:4]}...; a square RDM has one order of "
+                              "items for rows and columns.")
+    labels = index if index is not None else header
     width = len(rows[0][1])
     values = np.empty((len(rows), width))
     for k, (line, fields) in enumerate(rows):
@@ -206,7 +215,7 @@ def _parse_table(path):
             if v is None:
                 raise FileFormatError(f"{path}, line {line}: {f.strip()!r} is not a number.")
             values[k, c] = v
-    return values, (index if index is not None else labels)
+    return values, labels
 
 
 def _condensed_from(values, path):
@@ -233,13 +242,13 @@ def _condensed_from(values, path):
     scale = max(1.0, float(np.abs(values).max()))
     diag = np.abs(np.diag(values))
     if (diag > 1e-12 * scale).any():
-        k = int(np.argmax(diag))
+        k = int(np.flatnonzero(diag > 1e-12 * scale)[0])             # the first one
         raise FileFormatError(f"{path}: diagonal entry ({k + 1}, {k + 1}) is "
                               f"{values[k, k]:g}; a dissimilarity matrix has zeros on its "
                               "diagonal.")
     asym = np.abs(values - values.T)
     if (asym > 1e-10 * scale).any():
-        i, j = np.unravel_index(int(np.argmax(asym)), asym.shape)
+        i, j = np.argwhere(asym > 1e-10 * scale)[0]                 # the first one
         raise FileFormatError(f"{path}: not symmetric: entry ({i + 1}, {j + 1}) is "
                               f"{values[i, j]:g} but ({j + 1}, {i + 1}) is {values[j, i]:g}.")
     iu = np.triu_indices(n, k=1)
@@ -302,8 +311,8 @@ def read_model_rdm(path, *, name=None, n_items=None):
     elif lower.endswith((".csv", ".tsv", ".txt")):
         values, labels = _parse_table(path)
         vector = _condensed_from(values, path)
-        if labels is not None and len(labels) != n_items_from_pairs(len(vector)):
-            labels = None                      # a header of a condensed row: not items
+        if values.shape[0] != values.shape[1]:
+            labels = None                      # names of a condensed row's pairs: not items
         models = [(stem, vector, labels)]
     else:
         raise FileFormatError(f"{path}: unknown model RDM format; use one of "
