@@ -227,7 +227,7 @@ def _rsa(args, items, stim, act, act2, items2):
         ceilings = split_half_ceilings(args.nif[0], stim, args.groups, built[0],
                                        stim_path=args.stim, metric=args.metric,
                                        method=args.method, zscore=args.zscore,
-                                       seed=args.seed)
+                                       seed=args.seed, show_progress=show)
     if args.model_rdm and models is None:
         models = model_rdms(args.model_rdm, items, stim, stim_path=args.stim,
                             seed=args.seed)
@@ -290,7 +290,7 @@ def _cka(args, items, act, act2, items2):
     tables = {}
     if args.nif:
         roi_g, _ = roi_grams(args.nif[0], items, lambda space: build_rois(args, space), spec,
-                             zscore=args.zscore)
+                             zscore=args.zscore, show_progress=show)
         tables["similarity"] = (cka_table(grams, roi_g, spec, col_name="roi", **kw),
                                 "layer", "roi", list(grams), list(roi_g))
     if act2 is not None:

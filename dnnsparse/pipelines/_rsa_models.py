@@ -195,7 +195,7 @@ def model_tables(models, *, dnn=None, brain=None, subjects=None, ceilings=None, 
 
 # -- split-half ceiling ---------------------------------------------------------------
 def split_half_ceilings(path, stim, column, rois, *, stim_path=None, metric="correlation",
-                        method="pearson", zscore=None, seed=None):
+                        method="pearson", zscore=None, seed=None, show_progress=False):
     """Per ROI, the split-half ceiling of one subject over the runs in ``column``.
 
     Parameters
@@ -209,6 +209,7 @@ def split_half_ceilings(path, stim, column, rois, *, stim_path=None, metric="cor
         As in :func:`~dnnsparse.pipelines.subject_rdms`.
     metric, method, zscore, seed
         As for the RDMs and their comparison.
+    show_progress : bool, default=False
 
     Returns
     -------
@@ -230,7 +231,8 @@ def split_half_ceilings(path, stim, column, rois, *, stim_path=None, metric="cor
         rois = rois(brain.space)
     rois = rois.to_space(brain.space)
     out = {}
-    for name, members in zip(rois.names, rois.members):
+    for name, members in progress(list(zip(rois.names, rois.members)), desc="split halves",
+                                  unit="roi", enabled=show_progress):
         X = brain.data[:, members]
         if zscore:
             X = zscore_patterns(X, axis=zscore)
@@ -266,7 +268,7 @@ def layer_grams(act, layers, spec, *, labels=None, zscore=None, show_progress=Fa
                                   enabled=show_progress)}
 
 
-def roi_grams(path, items, rois, spec, *, zscore=None):
+def roi_grams(path, items, rois, spec, *, zscore=None, show_progress=False):
     """``{roi: Gram matrix}`` of one brain data file, rows lined up with ``items``.
 
     Returns
@@ -283,7 +285,9 @@ def roi_grams(path, items, rois, spec, *, zscore=None):
         rois = rois(brain.space)
     rois = rois.to_space(brain.space)
     return {name: _gram(brain.data[:, members], group, spec, zscore)
-            for name, members in zip(rois.names, rois.members)}, rois
+            for name, members in progress(list(zip(rois.names, rois.members)),
+                                          desc="ROI Gram matrices", unit="roi",
+                                          enabled=show_progress)}, rois
 
 
 def cka_table(rows, cols, spec, *, n_perm=0, seed=None, col_name="roi"):
