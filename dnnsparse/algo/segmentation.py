@@ -79,9 +79,10 @@ def segmentation_params(method, **params):
     if foreign:
         k = foreign[0]
         takes = [m for m, (_, d) in SEGMENTATIONS.items() if k in d]
+        options = ", ".join("-" + p.replace("_", "-") for p in defaults)
         raise InputError(f"-{k.replace('_', '-')} is a parameter of "
                          f"{' and '.join(takes) or 'no segmentation'}, not of {method}; "
-                         f"{method} takes {', '.join('-' + p.replace('_', '-') for p in defaults)}.")
+                         f"{method} takes {options}.")
     out = dict(defaults)
     for k, v in given.items():
         kind, low, include = _CHECKS[k]

@@ -10,7 +10,9 @@ network (-batch-size per forward pass, stopping at the target's layer), and the
 parcel whose removal leaves the value highest goes. The search ends when every
 further removal would drop below the threshold: the image keeps >= -keep of the
 value, and removing any one more parcel does not. Cost: up to n_parcels^2/2
-candidate images per stimulus and target.
+candidate images per stimulus and target; for a unit target only the parcels touching
+its theoretical receptive field are evaluated, on the crop of the image holding the
+field (removing any other parcel leaves the unit's value as it is).
 
 Everything is in the network's input geometry: the image after the network's resize
 (-preprocess squash) or resize and centre crop (crop), as the network sees it; the
@@ -26,8 +28,9 @@ and per stimulus STIM.segments.npy (label map) and STIM.segments.png; per stimul
 target STIM__TARGET.minimal.png (the minimal image), STIM__TARGET.order.csv (step,
 parcel removed, value after, fraction of the original) and STIM__TARGET.curve.png.
 
-example: db_minstim -net alexnet -target conv5:12 fc3:class=goldfish -stim imgs.stim.csv -stim-id fish.jpg -keep 0.5 -out minimal/
-example: db_minstim -net alexnet -target conv3:40,7,7 -stim imgs.stim.csv -segment felzenszwalb -scale 50 -fill blur -out minimal/
+example: db_minstim -net alexnet -target conv5:12 fc3:class=goldfish -stim imgs.stim.csv -out min/
+example: db_minstim -net alexnet -target conv3:40,7,7 -stim imgs.stim.csv -stim-id fish.jpg -keep 0.8 -out m/
+example: db_minstim -net alexnet -target conv5:3 -stim imgs.stim.csv -segment felzenszwalb -scale 50 -fill blur -out m/
 """
 from ..utils.validation import finite_float
 from ._common import (add_device_args, add_force_arg, add_lesion_args, add_model_args,

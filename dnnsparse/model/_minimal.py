@@ -14,7 +14,10 @@ removed (ties: the lowest parcel number). The search stops when every further si
 removal would take the value below the threshold (or when no parcel is left). So the
 result keeps >= ``keep`` of the value, and removing any one more of its parcels does
 not: it is minimal for single removals (not necessarily the smallest such image).
-The cost is about ``n_parcels ** 2 / 2`` candidate images in the worst case.
+The cost is about ``n_parcels ** 2 / 2`` candidate images in the worst case. For a
+unit target, only parcels that touch the unit's theoretical receptive field are
+evaluated, on the crop of the image holding the field (as :func:`occlusion_maps` does):
+removing any other parcel leaves the unit's value exactly as it is.
 
 Everything happens in the network's input geometry (the image after the network's
 resize/crop, :meth:`DNN.image_transform`), on ``uint8`` pixels: the minimal image is
@@ -31,7 +34,7 @@ import torch
 
 from ..errors import InputError
 from ..utils.validation import check_scalar
-from ._occlusion import _net_dtype
+from ._occlusion import _crop_plan, _net_dtype
 from ._targets import target_responses
 
 __all__ = ["MinimalResult", "check_keep", "minimal_image", "removal_values"]
@@ -77,7 +80,8 @@ class MinimalResult:
     image : ndarray of uint8, shape (H, W, 3)
         The minimal image (removed parcels show the fill).
     n_evaluated : int
-        Candidate images that went through the network.
+        Candidate images that went through the network (for a unit, only the removals
+        of parcels that touch its receptive field).
     status : str
         "minimal", "all removed" (even the fill image alone keeps the value), or
         "not positive" (the target's value on the whole image is <= 0: no fraction of
@@ -181,7 +185,7 @@ def _check_labels(labels, shape):
 
 
 def minimal_image(dnn, image, labels, target, *, keep=0.5, fill=None, batch_size=32,
-                  progress_bar=None):
+                  crop=True, progress_bar=None):
     """Greedy minimal image of ``image`` for ``target``.
 
     Parameters
@@ -200,6 +204,12 @@ def minimal_image(dnn, image, labels, target, *, keep=0.5, fill=None, batch_size
         default: the network's mean colour, rounded to whole pixel levels.
     batch_size : int, default=32
         Candidate images per forward pass.
+    crop : bool, default=True
+        For a unit target (``LAYER:CHN,ROW,COL``), compute only what can change it: the
+        network runs on the crop of the image that holds the unit's theoretical receptive
+        field (:func:`theoretical_rf`), and the removal of a parcel with no pixel in the
+        field leaves the value as it is, without a forward pass. Ignored for channel and
+        class targets, or when the field is not exact (adaptive pooling before the layer).
     progress_bar : tqdm-like, optional
         ``update(1)`` after each removal.
 
@@ -228,26 +238,43 @@ def minimal_image(dnn, image, labels, target, *, keep=0.5, fill=None, batch_size
     dtype, device = _net_dtype(dnn), dnn.device
     current, filled = _network_input(dnn, pixels, dtype), _network_input(dnn, fill, dtype)
     lab = torch.as_tensor(labels, dtype=torch.int64, device=device)
+    run_target, relevant = target, np.ones(n, dtype=bool)
+    plan = _crop_plan(dnn, [target], tuple(pixels.shape[1:])) if crop else None
+    if plan is not None:
+        (top, bottom, left, right), (run_target,), (box,) = plan
+        current, filled = current[:, top:bottom, left:right], filled[:, top:bottom, left:right]
+        lab = lab[top:bottom, left:right]
+        rows, cols = np.arange(labels.shape[0]), np.arange(labels.shape[1])
+        field = labels[np.ix_((rows >= box[0]) & (rows <= box[1]),
+                              (cols >= box[2]) & (cols <= box[3]))]
+        relevant[:] = False
+        relevant[np.unique(field)] = True
     with torch.inference_mode():
-        reference = float(target_responses(dnn, current[None], [target])[0, 0].double())
+        reference = float(target_responses(dnn, current[None], [run_target])[0, 0].double())
     threshold = keep * reference
     order, values, remaining = [], [], list(range(n))
     next_best, next_parcel, evaluated = float("nan"), -1, 0
     status = "not positive" if not reference > 0 else "all removed"
+    value = reference
     while remaining and reference > 0:
-        vals = removal_values(dnn, current, filled, lab, remaining, [target],
-                              batch_size=batch_size)[:, 0]
-        evaluated += len(remaining)
+        # a parcel outside the unit's field leaves its value as it is: no pass needed
+        vals = np.full(len(remaining), value)
+        todo = [k for k, p in enumerate(remaining) if relevant[p]]
+        if todo:
+            vals[todo] = removal_values(dnn, current, filled, lab, [remaining[k] for k in todo],
+                                        [run_target], batch_size=batch_size)[:, 0]
+        evaluated += len(todo)
         best = int(np.argmax(vals))                  # first maximum: the lowest parcel
         if not vals[best] >= threshold:
             next_best, next_parcel, status = float(vals[best]), remaining[best], "minimal"
             break
         parcel = remaining.pop(best)
         current = torch.where(lab == parcel, filled, current)
+        value = float(vals[best])
         order.append(parcel)
-        values.append(float(vals[best]))
+        values.append(value)
         log.debug("%s: removed parcel %d, value %.6g (%.3f of %.6g)", target, parcel,
-                  vals[best], vals[best] / reference, reference)
+                  value, value / reference, reference)
         if progress_bar is not None:
             progress_bar.update(1)
     removed = np.isin(labels, order)

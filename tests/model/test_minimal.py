@@ -271,3 +271,33 @@ def test_bad_labels_and_fill():
         minimal_image(dnn, img, labels, target, fill=img[:8, :8])
     with pytest.raises(InputError, match="uint8"):
         minimal_image(dnn, img.astype(np.float32), labels, target)
+
+
+def test_unit_crop_equals_whole_image_and_skips_parcels_outside_the_field():
+    from dnnsparse.model import theoretical_rf
+    dnn = _net(seed=4, dtype=torch.float32)
+    img, labels = _blocks(seed=6)
+    fill = fill_image(img, "black")
+    with torch.no_grad():             # the unit of channel 2 with the largest value
+        m = dnn.forward_layers(_normalised(dnn, img).float(), ["4"])["4"][0, 1]
+    r, c = (int(v) + 1 for v in np.unravel_index(int(m.argmax()), m.shape))
+    target = resolve_targets([f"4:2,{r},{c}"], dnn)[0]
+    box = theoretical_rf(dnn, ["4"])["4"][0].box(r, c)
+    dnn.module.double()
+    rows, cols = np.arange(SIZE[0]), np.arange(SIZE[1])
+    touching = np.unique(labels[np.ix_((rows >= box[0]) & (rows <= box[1]),
+                                       (cols >= box[2]) & (cols <= box[3]))])
+    assert 0 < len(touching) < labels.max() + 1
+    for keep in (0.5, 0.95):
+        cropped = minimal_image(dnn, img, labels, target, keep=keep, fill=fill)
+        whole = minimal_image(dnn, img, labels, target, keep=keep, fill=fill, crop=False)
+        assert cropped.order.tolist() == whole.order.tolist() and len(whole.order) > 0
+        np.testing.assert_allclose(cropped.values, whole.values, rtol=1e-12)
+        np.testing.assert_allclose(cropped.reference, whole.reference, rtol=1e-12)
+        np.testing.assert_array_equal(cropped.image, whole.image)
+        assert cropped.status == whole.status
+        assert cropped.n_evaluated < whole.n_evaluated
+        # every parcel outside the field goes (its removal changes nothing)
+        assert set(range(labels.max() + 1)) - set(touching) <= set(cropped.order.tolist())
+        ref, order, values, _ = _slow_greedy(dnn, img, labels, fill, target, keep)
+        assert cropped.order.tolist() == order
