@@ -121,7 +121,7 @@ def _pixels_first(image, name):
     if x.dtype != torch.uint8 or x.ndim != 3 or 3 not in (x.shape[0], x.shape[-1]):
         raise InputError(f"{name} must be uint8 pixels (3, H, W) or (H, W, 3); got "
                          f"{x.dtype} of shape {tuple(x.shape)}.")
-    return x if x.shape[0] == 3 else x.permute(2, 0, 1)
+    return (x if x.shape[0] == 3 else x.permute(2, 0, 1)).cpu()
 
 
 def _network_input(dnn, pixels, dtype):
