@@ -50,9 +50,9 @@ from ..utils.validation import check_choice, check_scalar
 
 __all__ = ["COLOUR_CORRELATION", "Compose", "FourierImage", "ImageParam", "Jitter",
            "OPTIMIZE_METHODS", "OptimizeResult", "PARAMETERISATIONS", "PENALTIES",
-           "PixelImage", "RandomAffine", "deterministic_algorithms", "gaussian_blur",
-           "gaussian_kernel", "l1_penalty", "l2_penalty", "make_image_param", "make_penalties",
-           "optimize", "tv_penalty"]
+           "PixelImage", "RandomAffine", "deterministic_algorithms", "frozen_parameters",
+           "gaussian_blur", "gaussian_kernel", "l1_penalty", "l2_penalty", "make_image_param",
+           "make_penalties", "optimize", "tv_penalty"]
 
 log = logging.getLogger(__name__)
 
@@ -437,6 +437,23 @@ def deterministic_algorithms(enabled=True):
         torch.use_deterministic_algorithms(before, warn_only=warn)
 
 
+@contextlib.contextmanager
+def frozen_parameters(module):
+    """Run the block with ``module``'s parameters needing no gradient (restored after).
+
+    The image is optimised, not the network: its weight gradients would only cost time
+    and memory.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def _adam(params, lr):
     return torch.optim.Adam(params, lr=lr)
 
@@ -508,7 +525,8 @@ def optimize(param, objective, *, steps, lr=0.05, method="adam", maximize=False,
     (one value per image); ``loss = sum(±value + sum_k w_k * penalty_k(images))``
     (``-value`` with ``maximize``); one optimiser step on ``param``'s parameters.
     Every ``blur_every`` steps the images are blurred (:func:`gaussian_blur`) and put
-    back (:meth:`ImageParam.assign`). An image stops improving when its objective has
+    back (:meth:`ImageParam.assign`); not after the last step, so the images returned
+    are the ones the last objective was computed from. An image stops improving when its objective has
     not beaten its best by more than ``min_delta`` for ``patience`` steps; it is then
     kept as it is and the run ends when all images have stopped (they do not
     interact: the loss is a sum over images, and the transforms draw one set of

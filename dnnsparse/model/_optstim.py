@@ -14,7 +14,6 @@ value (:meth:`Target.values`) of the network's input made from the image.
   small for the network is one line).
 - :func:`maximize_activation` -- the whole run; returns :class:`OptStimRun`.
 """
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,9 +23,9 @@ import torch
 
 from ..errors import InputError
 from ..utils.validation import check_scalar
-from ._optimize import (PARAMETERISATIONS, Compose, Jitter, RandomAffine, make_penalties,
-                        optimize)
-from ._targets import resolve_targets, target_responses
+from ._optimize import (PARAMETERISATIONS, Compose, Jitter, RandomAffine, frozen_parameters,
+                        make_penalties, optimize)
+from ._targets import parse_target, resolve_targets, target_responses
 
 __all__ = ["OptStimRun", "activation_objective", "check_image_size", "maximize_activation",
            "network_input", "resolve_optstim_targets"]
@@ -113,7 +112,6 @@ def resolve_optstim_targets(specs, dnn, *, size, stat="mean"):
         Bad target (spelling, layer, channel/position/class) or an image too small for
         the network, in one line.
     """
-    from ._targets import parse_target
     size = check_image_size(size)
     layers = []
     for spec in specs:
@@ -157,19 +155,6 @@ class OptStimRun:
     stopped_early: np.ndarray
     final: np.ndarray
     params: dict = field(default_factory=dict)
-
-
-@contextlib.contextmanager
-def _frozen(module):
-    """The network's parameters need no gradient while the image is optimised."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
 
 
 def _start(param_cls, targets, first, size, init, seed, device, kwargs):
@@ -278,7 +263,7 @@ def maximize_activation(dnn, targets, *, size=None, init=None, param="fourier",
     cls = PARAMETERISATIONS[param]
     kwargs = {"decorrelate": decorrelate, **({"decay": decay} if param == "fourier" else {})}
     parts = []
-    with _frozen(dnn.module):
+    with frozen_parameters(dnn.module):
         for first in range(0, len(targets), batch_size):
             batch = targets[first:first + batch_size]
             p = _start(cls, batch, first, size, init, seed, device, kwargs)
