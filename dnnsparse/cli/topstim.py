@@ -25,8 +25,8 @@ example: db_topstim -act alexnet.act.h5 -target conv5_relu:12@max -stim imgs.sti
 """
 from ..errors import InputError
 from ._common import (add_device_args, add_force_arg, add_lesion_args, add_model_args,
-                      add_option, add_stim_arg, cli_main, dnn_from_args, make_parser,
-                      manipulate_from_args, output_path, parse_device)
+                      add_option, add_stim_arg, check_act_or_net, cli_main, dnn_from_args,
+                      make_parser, manipulate_from_args, output_path, parse_device)
 
 
 def get_parser():
@@ -54,12 +54,7 @@ def get_parser():
 
 
 def _check_sources(args):
-    if args.act and args.net:
-        raise InputError("give -net (run the network) or -act (read an activation file), "
-                         "not both.")
-    if args.act and (args.lesion or args.topk or args.ablate):
-        raise InputError("-lesion, -topk and -ablate change the network; an -act file "
-                         "holds what the network gave when it was extracted. Use -net.")
+    check_act_or_net(args)
     if not args.act and not args.net:
         raise InputError("give -net NAME and -stim FILE, or -act FILE.act.h5.")
     if not args.act and not args.stim:

@@ -13,8 +13,9 @@ The maps come from the network (-net with -stim; -weights, -lesion, -topk and
 defaults to all of its layers; -stim gives the images).
 
 -out DIR receives the tidy table (stimID, layer, rank, channel, mean; -table names
-it, .csv or .tsv) with its provenance beside it (view.json), view_<stim>.png,
-channels_<stim>_<layer>.png and stimuli.png (unless -no-figures).
+it, .csv or .tsv) with its provenance beside it (view.json) and, unless -no-figures,
+view_<stim>.png, top_channels.png (each stimulus with its best channel per layer, as
+Fig. 4B; pages of 8 stimuli), channels_<stim>_<layer>.png and stimuli.png.
 
 example: db_view -net alexnet -layer conv1 conv2 conv3 conv4 conv5 -stim imgs.stim.csv -out view/
 example: db_view -act alexnet.act.h5 -layer conv5_relu -channel 12 40 -stim imgs.stim.csv -top 3 -out view/
@@ -22,8 +23,8 @@ example: db_view -stim imgs.stim.csv -stim-grid -by-label -out sheets/
 """
 from ..errors import InputError
 from ._common import (add_device_args, add_force_arg, add_lesion_args, add_model_args,
-                      add_option, add_stim_arg, cli_main, dnn_from_args, make_parser,
-                      manipulate_from_args, output_path, parse_device)
+                      add_option, add_stim_arg, check_act_or_net, cli_main, dnn_from_args,
+                      make_parser, manipulate_from_args, output_path, parse_device)
 
 
 def get_parser():
@@ -60,12 +61,7 @@ def get_parser():
 
 def _check_sources(args):
     maps = bool(args.net or args.act or args.layer)
-    if args.act and args.net:
-        raise InputError("give -net (run the network) or -act (read an activation file), "
-                         "not both.")
-    if args.act and (args.lesion or args.topk or args.ablate):
-        raise InputError("-lesion, -topk and -ablate change the network; an -act file "
-                         "holds what the network gave when it was extracted. Use -net.")
+    check_act_or_net(args)
     if args.by_label and not args.stim_grid:
         raise InputError("-by-label arranges the contact sheets: give -stim-grid too.")
     if not maps and not args.stim_grid:

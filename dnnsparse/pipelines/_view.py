@@ -51,6 +51,8 @@ THUMBNAIL = 256
 SHEET_SIZE = 100
 #: Channels per row of a channel grid.
 GRID_COLUMNS = 8
+#: Stimuli per page of the summary figure (top_channels.png).
+SUMMARY_ROWS = 8
 
 
 @dataclass
@@ -383,7 +385,11 @@ class _Stems:
 
 
 def _stimulus_figures(result, i, tmp, stem, *, alpha, cmap):
-    """The top-channel figure of stimulus ``i`` and its channel grids."""
+    """The top-channel figure of stimulus ``i`` and its channel grids.
+
+    Returns the files and the stimulus's row of the summary figure: its thumbnail and
+    its best channel's map in each layer.
+    """
     thumb, full = _image(result.paths[i])
     window = input_window(full, **result.geometry)
     size = (thumb.shape[1], thumb.shape[0])
@@ -397,6 +403,9 @@ def _stimulus_figures(result, i, tmp, stem, *, alpha, cmap):
     title = f"{_short(result.stim_ids[i], 60)}: top channels by mean activation"
     written = [plot_activation_maps(tmp / f"view_{stem}.png", thumb, rows, title=title,
                                     alpha=alpha, cmap=cmap, force=True)]
+    summary = (thumb, (_short(result.stim_ids[i], 24),
+                       [(items[0][0], f"{layer}: chn {result.top[layer][0][i, 0]}")
+                        for layer, items in rows]))
     for layer in result.layers if result.channels else []:
         maps = maps_on_image(result.channel_maps[layer][i], size, window)
         items = [(maps[j], f"chn {c}\nmean {result.channel_means[layer][i, j]:.4g}")
@@ -405,9 +414,41 @@ def _stimulus_figures(result, i, tmp, stem, *, alpha, cmap):
                 for s in range(0, len(items), GRID_COLUMNS)]
         written.append(plot_activation_maps(
             tmp / f"channels_{stem}_{_file_stem(layer)}.png", thumb, rows,
-            title=f"{_short(result.stim_ids[i], 60)}: {layer} channels", alpha=alpha,
-            cmap=cmap, shared_scale=True, force=True))
-    return written
+            title=f"{_short(result.stim_ids[i], 60)}: channels of layer {layer}", alpha=alpha,
+            cmap=cmap, scale="figure", force=True))
+    return written, summary
+
+
+def _all_figures(result, tmp, *, alpha, cmap, show_progress):
+    """Every stimulus's figures, and the summary pages ``top_channels[_k].png`` (Fig. 4B:
+    a row per stimulus, its image and its best channel in each layer)."""
+    stems, written, page = _Stems(), [], []
+    n_pages = math.ceil(len(result.stim_ids) / SUMMARY_ROWS)
+
+    def flush():
+        k = len(written_pages) + 1
+        name = f"top_channels_{k}.png" if n_pages > 1 else "top_channels.png"
+        title = "best channel per layer (largest mean activation)" + \
+            (f", page {k} of {n_pages}" if n_pages > 1 else "")
+        written_pages.append(plot_activation_maps(
+            tmp / name, [im for im, _ in page], [row for _, row in page], title=title,
+            alpha=alpha, cmap=cmap, scale="panel", force=True))
+        page.clear()
+
+    written_pages = []
+    with progress(total=len(result.stim_ids), desc="figures", unit="img",
+                  enabled=show_progress) as bar:
+        for i, stim_id in enumerate(result.stim_ids):
+            files, summary = _stimulus_figures(result, i, tmp, stems(stim_id), alpha=alpha,
+                                               cmap=cmap)
+            written += files
+            page.append(summary)
+            if len(page) == SUMMARY_ROWS:
+                flush()
+            bar.update(1)
+    if page:
+        flush()
+    return written_pages + written
 
 
 def _sheets(stim, paths, by_label, tmp):
@@ -457,7 +498,9 @@ def write_view_outputs(out_dir, *, result=None, stim=None, stim_grid=False, by_l
     result : ViewResult, optional
         Gives ``table_name`` (+ its ``.json`` provenance) and, with ``figures``,
         ``view_<stim>.png`` (per layer the image and its top channels' maps over it)
-        and ``channels_<stim>_<layer>.png`` (the asked-for channels).
+        ``channels_<stim>_<layer>.png`` (the asked-for channels) and
+        ``top_channels.png`` (pages of :data:`SUMMARY_ROWS` stimuli: each stimulus with
+        its best channel in each layer, DNNBrain's Fig. 4B).
     stim : Stimulus, optional
         With ``stim_grid``: ``stimuli.png`` (pages ``stimuli_<k>.png`` beyond
         :data:`SHEET_SIZE` images), in sections by label with ``by_label``.
@@ -490,13 +533,8 @@ def write_view_outputs(out_dir, *, result=None, stim=None, stim_grid=False, by_l
                 sidecar.write_text(json.dumps(record, indent=2) + "\n")
                 written.append(sidecar)
         if result is not None and figures:
-            stems = _Stems()
-            with progress(total=len(result.stim_ids), desc="figures", unit="img",
-                          enabled=show_progress) as bar:
-                for i, stim_id in enumerate(result.stim_ids):
-                    written += _stimulus_figures(result, i, tmp, stems(stim_id),
-                                                 alpha=alpha, cmap=cmap)
-                    bar.update(1)
+            written += _all_figures(result, tmp, alpha=alpha, cmap=cmap,
+                                    show_progress=show_progress)
         if stim_grid:
             written += _sheets(stim, sheet_paths, by_label, tmp)
     return [Path(out_dir) / Path(p).relative_to(tmp) for p in written]

@@ -87,6 +87,7 @@ def test_figures_channel_grids_and_sheets(run_cli, small_net, image_stim, tmp_pa
     few = tmp_path / "few.stim.csv"
     stim[np.asarray([0, 3])].save(few)                    # cat/0, dog/0
     monkeypatch.setattr(_view, "SHEET_SIZE", 1)
+    monkeypatch.setattr(_view, "SUMMARY_ROWS", 1)
     out = tmp_path / "view"
     status, stdout, err = run_cli(db_view.main, "-net", small_net, "-weights", "random",
                                   "-layer", "1", "4", "-top", 2, "-channel", 4, 1, "-stim",
@@ -96,7 +97,8 @@ def test_figures_channel_grids_and_sheets(run_cli, small_net, image_stim, tmp_pa
     expected = [f"{kind}_{s}{suffix}.png" for s in ("cat_0", "dog_0")
                 for kind, suffix in (("view", ""), ("channels", "_1"), ("channels", "_4"))]
     assert names == sorted([".dnnsparse-output", "view.csv", "view.json", "stimuli_1.png",
-                            "stimuli_2.png", *expected])
+                            "stimuli_2.png", "top_channels_1.png", "top_channels_2.png",
+                            *expected])
     for name in names[1:]:
         if name.endswith(".png"):
             with Image.open(out / name) as img:
