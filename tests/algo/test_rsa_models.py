@@ -12,8 +12,6 @@ from dnnsparse.algo.rsa import (categorical_rdm, compare_rdms, compute_rdm, mds_
                                 spearman_brown, split_half_ceiling, zscore_patterns)
 from dnnsparse.errors import InputError
 
-rsatoolbox = pytest.importorskip("rsatoolbox")
-
 
 def _loop_categorical(values):
     n = len(values)
@@ -58,6 +56,7 @@ def test_patterned_random_and_noisy_rdms(rng):
                                          ("cosine", "cosine"), ("pearson", "corr"),
                                          ("kendall_tau_b", "kendall")])
 def test_model_rdm_comparison_equals_rsatoolbox(rng, ours, theirs):
+    pytest.importorskip("rsatoolbox")
     from rsatoolbox.rdm import RDMs, compare
 
     n = 14

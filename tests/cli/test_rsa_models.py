@@ -53,6 +53,7 @@ def _base(tmp, out, *extra):
 
 
 def test_model_rdms_equal_rsatoolbox_compare(run_cli, files):
+    pytest.importorskip("rsatoolbox")
     from rsatoolbox.rdm import RDMs, compare
 
     tmp, layers, atlas, voxels = files
