@@ -401,7 +401,8 @@ def write_rdm_figures(folder, rdms, items, *, stim=None, sort_by=None, stim_path
             plot_rdm(folder / f"rdm_{stem}.png", square, names=names[order],
                      groups=None if not sort_by else groups[order],
                      title=f"{kind} {name}",
-                     cbar_label=metric if kind != "model" else "model dissimilarity",
+                     cbar_label=(f"dissimilarity ({metric})" if kind != "model"
+                                 else "model dissimilarity"),
                      force=True)
             coords, stress = mds_embedding(rdm, seed=seed)
             plot_mds(folder / f"mds_{stem}.png", coords, names=names, groups=groups,

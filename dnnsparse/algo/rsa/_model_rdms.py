@@ -162,7 +162,7 @@ def mds_embedding(rdm, *, n_components=2, seed=0):
     -------
     coords : ndarray, shape (n_items, n_components)
     stress : float
-        sklearn's (normalised) stress of the embedding.
+        sklearn's ``stress_`` of the embedding (raw stress for metric MDS).
     """
     import inspect
 
