@@ -82,6 +82,14 @@ def test_zscore_equals_scipy(rng):
                                            zscore="pattern"), pdist(means), atol=1e-12)
     with pytest.raises(InputError, match="zscore axis"):
         zscore_patterns(X, axis="voxel")
+    # a dead unit drops out (0, as StandardScaler); a constant pattern is undefined (NaN)
+    X[:, 4] = 2.0
+    z = zscore_patterns(X, axis="unit")
+    assert (z[:, 4] == 0).all()
+    np.testing.assert_allclose(np.delete(z, 4, axis=1),
+                               stats.zscore(np.delete(X, 4, axis=1), axis=0), atol=1e-13)
+    X[2] = 1.0
+    assert np.isnan(zscore_patterns(X)[2]).all() and np.isfinite(zscore_patterns(X)[3]).all()
 
 
 def test_mds_equals_sklearn_and_is_seeded(rng):

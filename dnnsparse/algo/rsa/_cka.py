@@ -99,7 +99,8 @@ def gram_matrix(X, *, kernel="linear", sigma=1.0):
     check_scalar(sigma, name="sigma", min_val=0, include_min=False)
     X = check_array(X, name="patterns", ndim=2).astype(np.float64, copy=False)
     if not np.isfinite(X).all():
-        raise InputError("CKA: the patterns hold NaN or infinite values.")
+        raise InputError("CKA: the patterns hold NaN or infinite values (a constant "
+                         "pattern z-scored with -zscore pattern?).")
     return KERNELS[kernel](X, float(sigma))
 
 

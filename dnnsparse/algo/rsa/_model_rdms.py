@@ -131,7 +131,10 @@ def zscore_patterns(X, *, axis="pattern"):
     Returns
     -------
     ndarray, shape (n_stim, n_features), float64
-        Constant rows (columns) give NaN, as scipy's ``zscore``.
+        A constant pattern (row) gives NaN, as scipy's ``zscore`` (its distances are
+        undefined, as without z-scoring); a constant unit (column: a dead channel,
+        common in ReLU layers) gives 0, as scikit-learn's ``StandardScaler``, so that it
+        drops out instead of making every distance NaN.
 
     >>> zscore_patterns([[1., 2., 3.]])
     array([[-1.22474487,  0.        ,  1.22474487]])
@@ -141,6 +144,8 @@ def zscore_patterns(X, *, axis="pattern"):
     ax = 1 if axis == "pattern" else 0
     centred = X - X.mean(axis=ax, keepdims=True)
     sd = np.sqrt(np.mean(centred * centred, axis=ax, keepdims=True))
+    if axis == "unit":
+        return centred / np.where(sd == 0, 1.0, sd)          # constant units stay 0
     with np.errstate(invalid="ignore", divide="ignore"):
         return centred / np.where(sd == 0, np.nan, sd)
 
