@@ -287,3 +287,18 @@ def test_groups_refuses_an_incomplete_run(run_cli, files):
                              "-out", tmp / "e", "-q")
     assert status == 2 and "run 1 has no pattern of item 3" in err
     assert not (tmp / "e").exists()
+
+
+def test_model_against_per_channel_rdms(run_cli, files):
+    tmp, layers = files[:2]
+    status, _, err = run_cli(main, "-act", tmp / "a.act.h5", "-layer", "conv", "-iteraxis",
+                             "channel", "-model-rdm", "linear", "-metric", "euclidean",
+                             "-out", tmp / "i", "-q", "-no-plot")
+    assert status == 0, err
+    t = read_table(tmp / "i/model_layer.csv")
+    assert list(t)[:4] == ["layer", "iter", "model", "method"]
+    assert list(t["iter"]) == [1, 2]
+    model = pdist(np.arange(N)[:, None], "cityblock")
+    for c, score in enumerate(t["score"]):
+        ref = stats.pearsonr(model, pdist(layers["conv"][:, c].reshape(N, -1))).statistic
+        assert score == pytest.approx(ref, abs=1e-12)
