@@ -286,13 +286,16 @@ def check_shards(paths, out=None):
     shards = [_read_shard(p) for p in paths]
     ref = shards[0]
     seen = {}
+    count = int(ref.attrs["shard_count"])
     for s in shards:
         _compare(ref, s)
+        if not 1 <= s.index <= count:
+            raise FileFormatError(f"{s.path} says it is shard {s.index} of {count}; the "
+                                  f"file was changed after db_act wrote it.")
         if s.index in seen:
             raise InputError(f"{seen[s.index].path} and {s.path} are both shard "
                              f"{s.index}/{s.attrs['shard_count']}; give each shard once.")
         seen[s.index] = s
-    count = int(ref.attrs["shard_count"])
     missing = [i for i in range(1, count + 1) if i not in seen]
     if missing:
         listed = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")

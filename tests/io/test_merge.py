@@ -185,3 +185,7 @@ def test_rows_must_be_those_recorded(tmp_path, rng):
         f.attrs["shard_rows"] = np.array([4, 7])
     with pytest.raises(FileFormatError, match="records rows 4:7 but that shard is rows 4:8"):
         check_shards(paths)
+    with h5py.File(paths[1], "a") as f:
+        f.attrs["shard_index"] = 4
+    with pytest.raises(FileFormatError, match="s2.act.h5 says it is shard 4 of 3"):
+        check_shards(paths)
