@@ -22,6 +22,7 @@ example: db_view -act alexnet.act.h5 -layer conv5_relu -channel 12 40 -stim imgs
 example: db_view -stim imgs.stim.csv -stim-grid -by-label -out sheets/
 """
 from ..errors import InputError
+from ..utils.validation import finite_float
 from ._common import (add_device_args, add_force_arg, add_lesion_args, add_model_args,
                       add_option, add_stim_arg, check_act_or_net, cli_main, dnn_from_args,
                       make_parser, manipulate_from_args, output_path, parse_device)
@@ -44,7 +45,7 @@ def get_parser():
                help="contact sheets of the stimuli (stimuli.png)")
     add_option(g, "by-label", action="store_true",
                help="contact sheets in sections by the label column")
-    add_option(g, "alpha", type=float, default=0.6, metavar="A",
+    add_option(g, "alpha", type=finite_float, default=0.6, metavar="A",
                help="opacity of the maps over the image (1: the maps alone)")
     add_option(g, "cmap", default="jet", metavar="NAME", help="matplotlib colour map")
     add_stim_arg(p, required=False)

@@ -193,6 +193,14 @@ def _check_maps(layer, shape, channels, source, numbers=None):
                              f"extract it with db_act, or run the network (-net).")
 
 
+def _images_of(stim):
+    """The image files of ``stim`` (checked to exist); other stimulus types refused."""
+    if stim.type != "image":
+        raise InputError(f"db_view draws images; this stimulus table holds {stim.type} "
+                         f"stimuli.")
+    return stim.check_files()
+
+
 def _warn_top(k, shapes):
     for layer, shape in shapes.items():
         if k > shape[0]:
@@ -248,7 +256,7 @@ def network_view(dnn, stim, layers, *, top=1, channels=None, batch_size=32, devi
         raise InputError("give the layers to view (-layer).")
     if len(stim) == 0:
         raise InputError("the stimulus table has no rows.")
-    paths = stim.check_files()
+    paths = _images_of(stim)
     dnn.to(device)
     shapes = _network_shapes(dnn, layers)
     for layer in layers:
@@ -266,10 +274,14 @@ def network_view(dnn, stim, layers, *, top=1, channels=None, batch_size=32, devi
                    list(paths))
 
 
+def _pooled(act, layer):
+    return str(act.layer_attrs(layer).get("pool") or "") or str(act.attrs.get("pool") or "")
+
+
 def _stored_layer(act, layer, path):
     """``(raw shape, 1-based stored channel numbers or None)``; refuse what has no maps."""
     attrs = act.layer_attrs(layer)
-    pool = str(attrs.get("pool") or "") or str(act.attrs.get("pool") or "")
+    pool = _pooled(act, layer)
     shape = tuple(act.shape(layer)[1:])
     if pool:
         raise InputError(f"{path} stores layer {layer!r} pooled ({pool}): it holds no maps "
@@ -294,7 +306,7 @@ def act_view(path, layers=None, *, top=1, channels=None, stim=None, stim_path=No
     ----------
     path : path
     layers : list of str, optional
-        Default: every layer of the file.
+        Default: every layer of the file with maps (unpooled, more than one position).
     top, channels
         As in :func:`network_view`; channel numbers are the network's (a file of
         masked channels is searched among the channels it stores).
@@ -309,7 +321,14 @@ def act_view(path, layers=None, *, top=1, channels=None, stim=None, stim_path=No
     """
     channels = check_view_request(top=top, channels=channels)
     with Activation.load(path) as act:
-        layers = list(dict.fromkeys(layers or act.layers))
+        if not layers:
+            layers = [l for l in act.layers if not _pooled(act, l)
+                      and math.prod(act.shape(l)[2:]) > 1]
+            if not layers:
+                raise InputError(f"{path} holds no layer with maps (all are pooled or one "
+                                 f"value per channel); extract convolutional layers without "
+                                 f"-pool (db_act).")
+        layers = list(dict.fromkeys(layers))
         for layer in layers:
             if layer not in act.layers:
                 raise UnknownLayerError(f"layer {layer!r} is not in {path}; it holds "
@@ -324,8 +343,8 @@ def act_view(path, layers=None, *, top=1, channels=None, stim=None, stim_path=No
             raise InputError(f"{path} holds no stimuli.")
         paths = None
         if stim is not None:
-            paths = align_stimuli(stim, act, stim_path=stim_path or "the stimulus table",
-                                  act_path=str(path)).check_files()
+            paths = _images_of(align_stimuli(stim, act, act_path=str(path),
+                                             stim_path=stim_path or "the stimulus table"))
         _warn_top(top, {l: s for l, (s, _) in stored.items()})
         accs = {l: _Maps(act.n_stim, s, top, channels, numbers)
                 for l, (s, numbers) in stored.items()}
@@ -519,7 +538,7 @@ def write_view_outputs(out_dir, *, result=None, stim=None, stim_grid=False, by_l
         raise InputError("nothing to write: give layers to view or -stim-grid.")
     if result is not None and figures and result.paths is None:
         raise InputError("figures need the images: give -stim, or -no-figures.")
-    sheet_paths = stim.check_files() if stim_grid else None
+    sheet_paths = _images_of(stim) if stim_grid else None
     with atomic_output_dir(out_dir, force=force) as tmp:
         written = []
         if result is not None:

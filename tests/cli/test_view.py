@@ -160,6 +160,8 @@ def test_bad_input_is_one_line_and_writes_nothing(cli_error, run_cli, small_net,
     assert "-channel 9 is out of range" in msg
     msg = cli_error(db_view.main, "-act", act, "-layer", "7", "-out", out, "-no-figures")
     assert "no spatial map" in msg
+    msg = cli_error(db_view.main, "-act", pooled, "-out", out, "-no-figures")
+    assert "no layer with maps" in msg
     for k in ("0", "-2"):
         msg = cli_error(db_view.main, *net, "-layer", "1", "-top", k)
         assert f"-top {k}" in msg and ">= 1" in msg
@@ -199,6 +201,10 @@ def test_bad_input_is_one_line_and_writes_nothing(cli_error, run_cli, small_net,
     status, _, err = run_cli(db_view.main, *net[:-1], done, "-layer", "1", "-no-figures",
                              "-q")
     assert status == 0, err
+    status, _, err = run_cli(db_view.main, "-act", act, "-out", tmp_path / "all",
+                             "-no-figures", "-q")                 # layers 1 (maps) and 7 (1x1)
+    assert status == 0, err
+    assert set(read_table(tmp_path / "all" / "view.csv")["layer"].astype(str)) == {"1"}
     msg = cli_error(db_view.main, *net[:-1], done, "-layer", "4", "-no-figures")
     assert "not empty" in msg
     status, _, err = run_cli(db_view.main, *net[:-1], done, "-layer", "4", "-no-figures",
