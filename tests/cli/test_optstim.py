@@ -41,12 +41,12 @@ def test_outputs_metadata_and_tables(run_cli, net, tmp_path):
     out = tmp_path / "opt"
     status, stdout, err = run_cli(db_optstim.main, *_args(net, out, "-target", *TARGETS,
                                                            "-l1", "0.1", "-tv", "0.2",
-                                                           "-blur-every", "2"))
+                                                           "-blur-every", "2", "-no-figures"))
     assert status == 0, err
     assert "4 target(s)" in stdout
-    expected = {".dnnsparse-output", "optstim.csv", "optstim_images.png"}
+    expected = {".dnnsparse-output", "optstim.csv"}
     for stem in STEMS:
-        expected |= {f"{stem}.png", f"{stem}.json", f"{stem}_steps.csv", f"{stem}_steps.png"}
+        expected |= {f"{stem}.png", f"{stem}.json", f"{stem}_steps.csv"}
     assert {p.name for p in out.iterdir()} == expected
     summary = read_table(out / "optstim.csv")
     assert list(summary["target"]) == TARGETS
@@ -129,6 +129,9 @@ def test_manipulations_are_applied_and_recorded(run_cli, net, tmp_path):
 def test_force_replaces_and_refuses_without(run_cli, cli_error, net, tmp_path):
     out = tmp_path / "opt"
     assert run_cli(db_optstim.main, *_args(net, out, "-target", "3:2"))[0] == 0
+    for figure in ("optstim_3_2_steps.png", "optstim_images.png"):   # figures by default
+        with Image.open(out / figure) as img:
+            assert img.size[0] > 200
     before = (out / "optstim_3_2.png").read_bytes()
     assert "not empty" in cli_error(db_optstim.main, *_args(net, out, "-target", "3:1"))
     assert (out / "optstim_3_2.png").read_bytes() == before
