@@ -38,6 +38,9 @@ __all__ = ["MinStimResult", "check_minstim_request", "minimal_images", "select_s
 
 log = logging.getLogger(__name__)
 
+# more parcels than this get a warning: the search costs up to n^2/2 forward passes
+_MANY_PARCELS = 300
+
 
 def check_minstim_request(*, keep=0.5, method="slic", params=None, fill="grey",
                           blur_sigma=8.0, batch_size=32):
@@ -210,6 +213,10 @@ def minimal_images(dnn, stim, specs, *, stat="mean", keep=0.5, method="slic", pa
                              f"image into {n} parcel; a minimal image needs at least 2 (ask "
                              f"for more segments: a larger -n-segments, a smaller -scale or "
                              f"-max-dist).")
+        if n > _MANY_PARCELS:
+            log.warning("stimulus %s: %d parcels; the greedy search may evaluate up to %d "
+                        "candidate images per target (n^2/2); ask for fewer segments to make "
+                        "it faster.", sid, n, n * (n + 1) // 2)
         labels.append(lab)
     fills = [fill_image(img, fill, dataset_mean=dnn.mean, sigma=blur_sigma) for img in images]
     results = {}

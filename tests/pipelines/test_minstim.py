@@ -152,3 +152,14 @@ def test_select_stimuli(stim):
         select_stimuli(stim, ["b1.jpg"])
     with pytest.raises(InputError, match="given twice"):
         select_stimuli(stim, ["b1.png", "b1.png"])
+
+
+def test_many_parcels_are_warned_about(stim, caplog, monkeypatch):
+    from dnnsparse.pipelines import _minstim
+    monkeypatch.setattr(_minstim, "_MANY_PARCELS", 5)
+    dnn = _dnn()
+    with caplog.at_level("WARNING"):
+        res = minimal_images(dnn, select_stimuli(stim, ["b1.png"]), ["4:2"], **OPTS)
+    n = res.results[(0, 0)].n_parcels
+    assert n > 5
+    assert f"stimulus b1.png: {n} parcels" in caplog.text and str(n * (n + 1) // 2) in caplog.text
