@@ -157,8 +157,13 @@ class _Maps:
     def __init__(self, n_stim, shape, k, channels, numbers=None):
         n_chn, n_row, n_col = shape
         self.k = min(k, n_chn)
-        self.numbers = np.arange(1, n_chn + 1) if numbers is None else np.asarray(numbers)
-        # the stored index of each asked-for channel
+        numbers = np.arange(1, n_chn + 1) if numbers is None else np.asarray(numbers)
+        # a file's masked channels in any stored order: rank them by channel number, so
+        # that equal means go to the lower channel as for the whole layer
+        self.order = None if np.all(np.diff(numbers) > 0) else np.argsort(numbers,
+                                                                          kind="stable")
+        self.numbers = numbers if self.order is None else numbers[self.order]
+        # the index of each asked-for channel (in channel-number order)
         where = {int(c): i for i, c in enumerate(self.numbers)}
         self.asked = np.asarray([where[c] for c in channels], dtype=np.int64)
         self.channels = np.empty((n_stim, self.k), dtype=np.int64)
@@ -168,6 +173,8 @@ class _Maps:
         self.asked_maps = np.empty((n_stim, len(self.asked), n_row, n_col), dtype=np.float32)
 
     def update(self, start, data):
+        if self.order is not None:
+            data = data[:, self.order]
         rows = slice(start, start + len(data))
         order, self.means[rows] = top_channels(data, self.k)
         self.channels[rows] = self.numbers[order]

@@ -44,10 +44,11 @@ def test_top_channels_equal_stable_argsort_of_means(rng):
 
 def test_act_view_numbers_masked_channels_and_reads_in_chunks(rng, tmp_path):
     data = rng.normal(size=(6, 5, 3, 4)).astype(np.float32)
+    data[0, 3] = data[0, 1]                    # a tie of channels 2 and 4 in row 0
     full = tmp_path / "full.act.h5"
     Activation({"conv": data}, stim_ids=[f"s{i}" for i in range(6)],
                attrs={"net": "alexnet", "preprocess": "crop"}).save(full)
-    kept = [5, 2, 4]                                           # 1-based, stored in this order
+    kept = [5, 4, 2]                                           # 1-based, stored in this order
     masked = tmp_path / "masked.act.h5"
     Activation({"conv": data[:, [c - 1 for c in kept]]}, stim_ids=[f"s{i}" for i in range(6)],
                layer_attrs={"conv": {"chn": np.asarray(kept)}}).save(masked)
@@ -64,8 +65,10 @@ def test_act_view_numbers_masked_channels_and_reads_in_chunks(rng, tmp_path):
                                    rtol=1e-6)
     assert res.geometry == {"preprocess": "crop", "input_size": (224, 224), "resize_size": None}
     res = act_view(masked, top=3, channels=[4], show_progress=False)
-    for i, (order, _) in enumerate(_slow_top(data[:, [c - 1 for c in kept]], 3)):
-        assert res.top["conv"][0][i].tolist() == [kept[c] for c in order]
+    for i, (order, _) in enumerate(_slow_top(data[:, sorted(c - 1 for c in kept)], 3)):
+        assert res.top["conv"][0][i].tolist() == [sorted(kept)[c] for c in order]
+    first = res.top["conv"][0][0].tolist()            # the tie: channel 2 before 4
+    assert first.index(2) < first.index(4)
     np.testing.assert_array_equal(res.channel_maps["conv"][:, 0], data[:, 3])
     with pytest.raises(Exception, match="-channel 1 of layer 'conv' is not stored"):
         act_view(masked, channels=[1], show_progress=False)
