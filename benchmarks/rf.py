@@ -2,17 +2,19 @@
 
 AlexNet with random weights (nothing is downloaded), ``--images`` random 224x224 images,
 an 11-pixel occluder every ``--stride`` pixels (28 x 28 = 784 placements per image at
-stride 8), two targets run separately: a unit of conv5 (``conv5:12,7,7``) and a channel
-of conv3 (``conv3:40``, its mean). Every run uses :func:`dnnsparse.model.occlusion_maps`
+stride 8), targets run separately: a unit of conv5 (``conv5:12,7,7``) and channels of
+conv3 and conv5 (``conv3:40``, ``conv5:40``, their means). Every run uses :func:`dnnsparse.model.occlusion_maps`
 (forward passes that stop at the target layer, torch.inference_mode):
 
-- ``one per pass``: ``batch_size=1, crop=False`` -- one occluded image per forward pass,
-  the whole image (DNNBrain's OccluderDiscrepancyMapping, without its extra full pass
-  to the last layer);
-- ``batched``: ``batch_size=64, crop=False`` -- 64 occluded copies per pass;
-- ``dnnsparse``: ``batch_size=64`` and the default ``crop=True``: for a unit, the
-  network runs on the crop of the image holding its receptive field and placements
-  outside it are 0 without a pass (a channel's mean sees the whole image: no crop).
+- ``one per pass``: ``batch_size=1, crop=False, incremental=False`` -- one occluded
+  image per forward pass, the whole image (DNNBrain's OccluderDiscrepancyMapping,
+  without its extra full pass to the last layer);
+- ``batched``: ``batch_size=64, crop=False, incremental=False`` -- 64 occluded copies
+  per full pass;
+- ``dnnsparse``: ``batch_size=64`` and the defaults ``crop=True, incremental=True``:
+  for a unit, the network runs on the crop of the image holding its receptive field
+  and placements outside it are 0 without a pass; for a channel (whose mean sees the
+  whole image), each layer up to conv3 is computed only where the occluder changes it.
 
 The script prints wall and process CPU times, the ratios to ``one per pass`` and the
 largest difference between the maps. ``--dnnbrain`` also times DNNBrain's own loop
@@ -57,9 +59,9 @@ def _dnnbrain(dnn, x, target, size, stride):
         handle.remove()
 
 
-RUNS = {"one per pass": dict(batch_size=1, crop=False),
-        "batched": dict(batch_size=64, crop=False),
-        "dnnsparse": dict(batch_size=64, crop=True)}
+RUNS = {"one per pass": dict(batch_size=1, crop=False, incremental=False),
+        "batched": dict(batch_size=64, crop=False, incremental=False),
+        "dnnsparse": dict(batch_size=64, crop=True, incremental=True)}
 
 
 def main(argv=None):
@@ -71,6 +73,8 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--dnnbrain", action="store_true", help="also time DNNBrain's loop")
     p.add_argument("--quick", action="store_true", help="1 image, stride 16")
+    p.add_argument("--targets", nargs="+", default=["conv5:12,7,7", "conv3:40", "conv5:40"],
+                   help="one run per target (default: a unit, two channel means)")
     a = p.parse_args(argv)
     if a.quick:
         a.images, a.stride = 1, 16
@@ -80,12 +84,13 @@ def main(argv=None):
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (a.images, 3, 224, 224), dtype=torch.uint8, generator=gen)
     n_place = len(occluder_starts(224, a.size, a.stride)) ** 2
+    targets_of_run = a.targets
     print(f"AlexNet (random weights), {a.images} image(s), occluder {a.size} px every "
           f"{a.stride} px: {n_place} placements per image; device {a.device}, "
           f"{torch.get_num_threads()} threads")
     warm = resolve_targets(["conv5:1"], dnn)
     occlusion_maps(dnn, images[:1], warm, size=a.size, stride=112, batch_size=64)
-    for spec in ("conv5:12,7,7", "conv3:40"):
+    for spec in targets_of_run:
         targets = resolve_targets([spec], dnn)
         print(f"target {spec}")
         results = {}
@@ -98,7 +103,9 @@ def main(argv=None):
                   f"this: wall {base[1] / wall:5.2f}x, CPU {base[2] / cpu:5.2f}x")
         diff = max(np.abs(r[0].grid - results["one per pass"][0].grid).max()
                    for r in results.values())
-        print(f"  largest difference between the maps: {diff:.2e} (float32 rounding)")
+        scale = np.abs(results["one per pass"][0].grid).max()
+        print(f"  largest difference between the maps: {diff:.2e} (float32 rounding; "
+              f"largest |value| {scale:.2e})")
         if a.dnnbrain and spec == "conv5:12,7,7":
             x = dnn.normalize(images).to(a.device)
             _, wall, cpu = _timed(lambda: _dnnbrain(dnn, x, targets[0], a.size, a.stride))

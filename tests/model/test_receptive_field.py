@@ -271,14 +271,24 @@ def test_batched_occlusion_equals_one_image_per_pass(small_alexnet, one_thread):
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8, generator=gen)
     targets = resolve_targets(["conv2:5,2,2", "conv1_relu:3@max", "conv2:7@2,3"], small_alexnet)
     kw = dict(size=7, stride=5, keep_per_image=True)
-    batched = occlusion_maps(dnn, images, targets, batch_size=64, **kw)
-    single = occlusion_maps(dnn, images, targets, batch_size=1, **kw)
+    # full passes (incremental=False): batched = one per pass = the slow loop, to the bit
+    batched = occlusion_maps(dnn, images, targets, batch_size=64, incremental=False, **kw)
+    single = occlusion_maps(dnn, images, targets, batch_size=1, incremental=False, **kw)
     assert batched.per_image.shape == (2, 3, 13, 13)
     np.testing.assert_array_equal(batched.per_image, single.per_image)
     np.testing.assert_array_equal(batched.grid, batched.per_image.mean(axis=0))
     x = dnn.normalize(images).double()
     naive = _naive_occlusion(dnn, x, targets[0], 7, 5)
     np.testing.assert_array_equal(batched.per_image[:, 0], naive)
+    # incremental (the default here: channel targets of a chain of modules): batching does
+    # not change it; it equals full passes to rounding (convolutions of crops sum in
+    # another order)
+    inc = occlusion_maps(dnn, images, targets, batch_size=64, **kw)
+    np.testing.assert_array_equal(inc.per_image,
+                                  occlusion_maps(dnn, images, targets, batch_size=1,
+                                                 **kw).per_image)
+    np.testing.assert_allclose(inc.per_image, single.per_image, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(inc.reference, single.reference, rtol=0, atol=0)
 
 
 def test_occlusion_peak_lies_in_the_theoretical_field(one_thread):
@@ -342,17 +352,69 @@ def test_cropped_occlusion_equals_the_whole_image(case, one_thread):
     try:
         for targets, saves in groups:
             pixels.clear()
-            full = occlusion_maps(dnn, images, targets, crop=False, **kw)
+            full = occlusion_maps(dnn, images, targets, crop=False, incremental=False, **kw)
             full_work = sum(pixels)
             pixels.clear()
             cropped = occlusion_maps(dnn, images, targets, **kw)
             # the crop saves work (its one blank pass for the geometry aside)
             assert (sum(pixels) - 3 * h * w < full_work) == saves
-            np.testing.assert_array_equal(cropped.reference, full.reference)
-            np.testing.assert_array_equal(cropped.per_image, full.per_image)
+            np.testing.assert_allclose(cropped.reference, full.reference, rtol=1e-12)
+            # to rounding: the convolution library may sum a crop in another order
+            np.testing.assert_allclose(cropped.per_image, full.per_image, rtol=1e-12,
+                                       atol=1e-14)
             assert np.count_nonzero(full.per_image) > 0
     finally:
         hook.remove()
+
+
+class _Chain(nn.Module):
+    """Strided, dilated and grouped convolutions, BatchNorm, a ceil-mode max pool with
+    padding, an average pool, in-place ReLUs: one chain of modules."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(7)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 5, stride=2, padding=2), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+            nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=2), nn.ReLU(inplace=True),
+            nn.AvgPool2d(2), nn.Conv2d(8, 6, (3, 1), padding=(1, 0)), nn.Dropout())
+        with torch.no_grad():
+            self.features[1].running_mean.normal_()
+            self.features[1].running_var.uniform_(0.5, 2)
+        self.eval()
+
+    def forward(self, x):
+        return self.features(x)
+
+
+def test_incremental_occlusion_equals_full_passes(one_thread):
+    from dnnsparse.model._incremental import OcclusionChain
+    dnn = wrap_module(_Chain(), input_size=(45, 38))
+    images = torch.randint(0, 256, (2, 3, 45, 38), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(8))
+    specs = ["features.8:2", "features.7:5@max", "features.4:3@2,2", "features.2:7"]
+    targets = resolve_targets(specs, dnn)
+    dnn.module.double()
+    chain = OcclusionChain.build(dnn, targets)          # the path taken below
+    assert chain is not None and chain.check(dnn.normalize(images[:1]).double())
+    for fill, size, stride in (("noise", 7, 4), ("mean", 12, 9)):
+        kw = dict(size=size, stride=stride, fill=fill, keep_per_image=True)
+        inc = occlusion_maps(dnn, images, targets, batch_size=10, **kw)
+        full = occlusion_maps(dnn, images, targets, batch_size=10, incremental=False, **kw)
+        assert np.count_nonzero(full.per_image) > 0.5 * full.per_image.size
+        np.testing.assert_allclose(inc.per_image, full.per_image, rtol=1e-11, atol=1e-14)
+    # not a chain (a residual sum), a class target, Top-K hooks: full passes instead
+    res = _resnet18_small()
+    assert OcclusionChain.build(res, resolve_targets(["layer1:3"], res)) is None
+    assert OcclusionChain.build(res, resolve_targets(["conv1_relu:3"], res)) is not None
+    from dnnsparse.model import insert_topk
+    handle = insert_topk(dnn, {"features.2": 0.5})
+    assert OcclusionChain.build(dnn, targets) is None
+    handle.remove()
+    alex = load_dnn("alexnet", weights="random")
+    assert OcclusionChain.build(alex, resolve_targets(["conv5:3", "conv3:1@max"], alex))
+    assert OcclusionChain.build(alex, resolve_targets(["fc3:class=1"], alex)) is None
 
 
 def test_pixel_maps_equal_a_loop_over_placements(rng):
