@@ -11,6 +11,10 @@ Before use with brain data, an ROISet is moved into the data's space with
 :meth:`ROISet.to_space`; atlas and data must share the grid (same shape and
 affine for volumes, matching brain structures for CIFTI, same vertex count for
 GIFTI), otherwise an :class:`~dnnsparse.errors.InputError` names both files.
+A volume ROISet made with ``resample=True`` (``-resample-atlas``) is instead
+resampled onto the data's grid by nearest neighbour (:meth:`ROISet.resample_to`,
+through nilearn's ``resample_to_img``), so label names and overlapping masks
+survive.
 """
 import logging
 from pathlib import Path
@@ -47,6 +51,9 @@ class ROISet:
     space : dnnsparse.io.brain.BrainSpace
     labels : list of int or None, optional
         Integer label of each ROI in its atlas (None for masks and merged ROIs).
+    resample : bool, default=False
+        :meth:`to_space` resamples (nearest neighbour) a volume ROISet onto a
+        volume grid that differs from its own, instead of refusing it.
 
     Examples
     --------
@@ -56,7 +63,7 @@ class ROISet:
     (120, 1)
     """
 
-    def __init__(self, names, members, space, *, labels=None):
+    def __init__(self, names, members, space, *, labels=None, resample=False):
         names = [str(n) for n in names]
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
@@ -67,6 +74,12 @@ class ROISet:
         self.members = [np.asarray(m, dtype=np.int64) for m in members]
         self.space = space
         self.labels = list(labels) if labels is not None else [None] * len(names)
+        self.resample = bool(resample)
+        if self.resample and space.kind != "volume":
+            raise InputError(f"-resample-atlas: {space.describe()} is a {space.kind} "
+                             "file; only volume atlases and masks (NIfTI/MGH) can be "
+                             "resampled (surfaces and grayordinates have no voxel grid): "
+                             "give an atlas in the data's own space.")
 
     # -- construction ------------------------------------------------------
     @classmethod
@@ -190,7 +203,8 @@ class ROISet:
         keys = [keys] if isinstance(keys, (str, int, np.integer)) else list(keys)
         idx = [self.index(k) for k in keys]
         return ROISet([self.names[i] for i in idx], [self.members[i] for i in idx],
-                      self.space, labels=[self.labels[i] for i in idx])
+                      self.space, labels=[self.labels[i] for i in idx],
+                      resample=self.resample)
 
     def merge(self, name, keys, *, replace=False):
         """Add ROI ``name`` = union of ROIs ``keys``.
@@ -213,7 +227,8 @@ class ROISet:
         keep = [i for i in range(len(self)) if not (replace and i in idx)]
         names = [self.names[i] for i in keep] + [str(name)]
         return ROISet(names, [self.members[i] for i in keep] + [union], self.space,
-                      labels=[self.labels[i] for i in keep] + [None])
+                      labels=[self.labels[i] for i in keep] + [None],
+                      resample=self.resample)
 
     # -- spaces --------------------------------------------------------------
     def to_space(self, space, *, allow_empty=False):
@@ -229,7 +244,17 @@ class ROISet:
         """
         if space is self.space:
             return self
-        lut = self.space.map_features(space)
+        try:
+            lut = self.space.map_features(space)
+        except InputError as exc:
+            if self.resample and space.kind == "volume":
+                log.info("resampling %s onto the grid of %s (nearest neighbour)",
+                         self.space.describe(), space.describe())
+                return self.resample_to(space).to_space(space, allow_empty=allow_empty)
+            if self.space.kind == space.kind == "volume":
+                raise InputError(f"{str(exc).rstrip('.')} (-resample-atlas resamples a "
+                                 "label atlas or masks onto the data's grid).") from None
+            raise
         members = []
         for m in self.members:                       # loop over ROIs, not features
             mapped = lut[m]
@@ -239,7 +264,49 @@ class ROISet:
             raise InputError(f"ROI(s) {empty[:10]} of {self.space.describe()} have no "
                              f"feature inside {space.describe()} (check its mask), or "
                              "select other ROIs.")
-        return ROISet(self.names, members, space, labels=self.labels)
+        return ROISet(self.names, members, space, labels=self.labels,
+                      resample=self.resample)
+
+    def resample_to(self, space):
+        """The same ROIs on another volume grid, by nearest-neighbour resampling.
+
+        Each voxel of ``space``'s grid takes the ROIs of the atlas voxel that
+        :func:`nilearn.image.resample_to_img` (``interpolation="nearest"``) picks
+        for it, so the result equals resampling the label image itself, and
+        overlapping ROIs (masks, merges) stay overlapping. Names and labels are
+        kept; an ROI may lose voxels (or all of them) on a coarser grid.
+
+        Parameters
+        ----------
+        space : VolumeSpace
+            Target grid (its mask is not applied here: see :meth:`to_space`).
+
+        Returns
+        -------
+        ROISet
+            Over every voxel of ``space``'s grid.
+
+        Examples
+        --------
+        >>> rois = ROISet.from_atlas("aparc_1mm.nii.gz")              # doctest: +SKIP
+        >>> rois.resample_to(BrainData.load("bold_2mm.nii.gz").space)  # doctest: +SKIP
+        """
+        if self.space.kind != "volume" or space.kind != "volume":
+            raise InputError(f"cannot resample {self.space.describe()} ({self.space.kind}) "
+                             f"onto {space.describe()} ({space.kind}): only volumes "
+                             "(NIfTI/MGH) have a voxel grid to resample.")
+        grid = space.with_mask(np.ones(space.full_shape, dtype=bool))
+        source = _nearest_source(self.space, grid)              # (grid.n_full,)
+        lut = np.full(self.space.n_full + 1, -1, dtype=np.int64)    # [-1] -> outside
+        lut[self.space.feature_index] = np.arange(self.space.n_features)
+        feature = lut[source]                                   # atlas feature per voxel
+        hit = np.flatnonzero(feature >= 0)
+        # one sparse column gather instead of a loop over voxels
+        picked = self.membership().tocsc()[:, feature[hit]].tocsr()
+        members = [hit[picked.indices[picked.indptr[j]:picked.indptr[j + 1]]]
+                   for j in range(len(self))]
+        return ROISet(self.names, [np.sort(m) for m in members], grid, labels=self.labels,
+                      resample=self.resample)
 
     def membership(self):
         """Sparse (n_roi, n_features) matrix with 1 where a feature is in an ROI."""
@@ -271,6 +338,28 @@ class ROISet:
         for j, m in enumerate(self.members):
             out[:, m] = values[:, [j]]
         return out[0] if one else out
+
+
+def _nearest_source(source, target):
+    """Flat grid index of the ``source`` voxel nearest each ``target`` voxel (-1: none).
+
+    An image holding each source voxel's index is resampled with nilearn's
+    nearest-neighbour ``resample_to_img``: the voxel it picks does not depend on
+    the values, so this is the resampling of any label image on that grid.
+    """
+    import nibabel as nib
+    try:
+        from nilearn.image import resample_to_img
+    except ImportError:
+        raise InputError("-resample-atlas needs nilearn: pip install 'dnnsparse[plot]' "
+                         "(or pip install nilearn).") from None
+    index = np.arange(1, source.n_full + 1, dtype=np.int32).reshape(source.full_shape)
+    src = nib.Nifti1Image(index, source.affine)
+    ref = nib.Nifti1Image(np.zeros(target.full_shape, dtype=np.uint8), target.affine)
+    out = resample_to_img(src, ref, interpolation="nearest", force_resample=True,
+                          copy_header=True)
+    picked = np.rint(np.asarray(out.dataobj, dtype=np.float64)).astype(np.int64)
+    return picked.reshape(-1) - 1
 
 
 def _sparse_mean(data, rois):

@@ -4,13 +4,20 @@ ROIs come from a label image (-roi: NIfTI/MGH label volume, CIFTI .dlabel.nii or
 GIFTI .label.gii; names from its label table, else the integer labels, or from
 -lut) or from binary masks (-bmask, one ROI per file, named after the file).
 Brain data (-nif) may be NIfTI-1/2 (3-D: one sample, 4-D: one per volume), MGH,
-CIFTI dscalar/dtseries or GIFTI; atlas and data must share their grid.
+CIFTI dscalar/dtseries or GIFTI; atlas and data must share their grid, or, for
+volumes, -resample-atlas resamples the atlas/masks onto the data's grid (nearest
+neighbour, nilearn's resample_to_img). A time series can be cleaned as nilearn's
+NiftiLabelsMasker does (nilearn.signal.clean): -detrend, -high-pass (Hz; TR from
+the header or -t-r), -confounds TABLE (fMRIPrep confounds TSV, -confound-cols
+to pick columns; n/a in the first row as nilearn's load_confounds fills it) and
+-standardize zscore|psc, in that order.
 The output .roi.h5 has DNNBrain's layout (attribute 'roi', dataset 'data'
 of shape (n_samples, n_roi)); -csv also writes the signals as a table (columns
 sample, stimID with -stim, then one per ROI). Both outputs are checked before any
 work and put in place together.
 
 example: db_roi -nif beta.dscalar.nii -roi MMP.dlabel.nii -merge VTC=L_V8_ROI+L_FFC_ROI+L_PIT_ROI+L_VVC_ROI+L_VMV1_ROI -select VTC L_V1_ROI -out vtc.roi.h5
+example: db_roi -nif bold.nii.gz -roi aparc_1mm.nii.gz -resample-atlas -detrend -standardize zscore -confounds confounds.tsv -confound-cols trans_x,trans_y,trans_z -out bold.roi.h5
 example: db_roi -roi MMP.dlabel.nii -list
 """
 import logging
@@ -41,6 +48,17 @@ def get_parser():
                help="also write the signals as a CSV/TSV table")
     add_option(g, "stim", metavar="FILE",
                help="stimulus table with one row per sample: its stimIDs label the -csv rows")
+    g = p.add_argument_group("cleaning the signals (nilearn.signal.clean, as its maskers)")
+    add_option(g, "standardize", choices=("zscore", "psc"),
+               help="zscore: mean 0, sample SD 1; psc: percent signal change")
+    add_option(g, "detrend", action="store_true", help="remove a linear trend")
+    add_option(g, "confounds", metavar="TABLE",
+               help="confounds TSV/CSV (e.g. fMRIPrep's), one row per sample, regressed out")
+    add_option(g, "confound-cols", metavar="A,B,C",
+               help="columns of -confounds to use (default: all)")
+    add_option(g, "high-pass", type=float, metavar="HZ", help="high-pass cut-off (Hz)")
+    add_option(g, "t-r", type=float, metavar="S",
+               help="seconds between volumes for -high-pass (default: from the header)")
     add_force_arg(p)
     return p
 
@@ -50,8 +68,8 @@ def main(args):
     import contextlib
 
     from ..base.brain import BrainData
-    from ..base.roi import roi_signals
     from ..base.stimulus import Stimulus
+    from ..pipelines import extract_roi_signals
     from ..io import atomic_output, check_output_path
     from ..io.roi import write_roi_file
     from ..io.table import write_table
@@ -76,19 +94,39 @@ def main(args):
         check_writable(path)
     if args.csv and not str(args.csv).lower().endswith((".csv", ".tsv")):
         raise InputError(f"-csv {args.csv}: the table name must end in .csv or .tsv.")
+    cols = None
+    if args.confound_cols is not None:
+        cols = [c.strip() for c in args.confound_cols.split(",") if c.strip()]
+        if not args.confounds or not cols:
+            raise InputError(f"-confound-cols {args.confound_cols!r}: give column names "
+                             "(a,b,c) of a -confounds table.")
+    if args.t_r is not None and args.high_pass is None:
+        raise InputError("-t-r is the sampling interval of -high-pass; give -high-pass too.")
+    if args.confounds:
+        from ..io import check_input_file
+        check_input_file(args.confounds, what="confounds table")
     rois = rois_from_args(args)
     brain = BrainData.load(args.nif)
     stim = Stimulus.load(args.stim) if args.stim else None
     if stim is not None:
         brain.check_n_samples(len(stim), what=args.stim)
-    signals = roi_signals(brain, rois, stat=args.method)
+    signals = extract_roi_signals(brain, rois, stat=args.method,
+                                  standardize=args.standardize, detrend=args.detrend,
+                                  confounds=args.confounds, confound_cols=cols,
+                                  high_pass=args.high_pass, t_r=args.t_r)
+    cleaning = {k: str(v) for k, v in (("standardize", args.standardize),
+                                      ("detrend", args.detrend or None),
+                                      ("confounds", args.confounds),
+                                      ("confound_cols", args.confound_cols),
+                                      ("high_pass", args.high_pass)) if v is not None}
     source = args.roi or " ".join(args.bmask)
     # Both files are put in place together, at the end: a failure writing either
     # leaves neither.
     with contextlib.ExitStack() as stack:
         tmp = [stack.enter_context(atomic_output(o, force=args.force)) for o in outputs]
         write_roi_file(tmp[0], rois.names, signals, force=True,
-                       attrs={"stat": args.method, "nif": str(args.nif), "rois": source})
+                       attrs={"stat": args.method, "nif": str(args.nif), "rois": source,
+                              **cleaning})
         if args.csv:
             columns = {"sample": list(range(1, brain.n_samples + 1))}
             if stim is not None:
