@@ -105,6 +105,16 @@ def test_figures_channel_grids_and_sheets(run_cli, small_net, image_stim, tmp_pa
                 assert img.format == "PNG" and min(img.size) > 100
     table = read_table(out / "view.csv")
     assert len(table["stimID"]) == 2 * 2 * 2
+    # the .act.h5 route draws the same figures (its rows lined up with the table by ID)
+    act = tmp_path / "few.act.h5"
+    assert db_act.main(["-net", small_net, "-weights", "random", "-layer", "4", "1", "-stim",
+                        str(few), "-out", str(act), "-q"]) == 0
+    out2 = tmp_path / "view2"
+    status, _, err = run_cli(db_view.main, "-act", act, "-layer", "1", "4", "-top", 2,
+                             "-channel", 4, 1, "-stim", few, "-out", out2, "-q")
+    assert status == 0, err
+    for name in ("view_cat_0.png", "channels_dog_0_4.png", "top_channels_1.png"):
+        assert (out2 / name).read_bytes() == (out / name).read_bytes(), name
 
 
 def test_stimulus_sheets_alone(run_cli, image_stim, tmp_path):
