@@ -308,3 +308,15 @@ def test_wrapped_module_objective_matches_autograd():
     std = torch.tensor(dnn.std)[:, None, None]
     (ref,) = torch.autograd.grad(module[0]((y - mean) / std)[:, 1].mean(), y)
     assert torch.allclose(g, ref, atol=1e-7)
+
+
+def test_blur_every_k_steps_and_not_after_the_last():
+    start = _images((1, 3, 12, 12), seed=4)
+    flat = lambda x: 0 * x.sum(dim=(1, 2, 3))           # noqa: E731  (Adam's step is then 0)
+    for steps, n_blurs in ((4, 1), (5, 2), (1, 0)):
+        p = make_image_param("pixel", init=start)
+        r = optimize(p, flat, steps=steps, blur_every=2, blur_sigma=0.8)
+        expected = start
+        for _ in range(n_blurs):
+            expected = gaussian_blur(expected, 0.8)
+        np.testing.assert_allclose(r.images.numpy(), expected.numpy(), atol=1e-5)
