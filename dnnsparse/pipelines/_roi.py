@@ -139,7 +139,7 @@ def clean_signals(signals, *, standardize=None, detrend=False, confounds=None,
         raise InputError("-standardize/-detrend/-confounds/-high-pass need nilearn: pip "
                          "install 'dnnsparse[plot]' (or pip install nilearn).") from None
     return clean(signals, detrend=bool(detrend),
-                 standardize=STANDARDIZE[standardize] if standardize else False,
+                 standardize=STANDARDIZE[standardize] if standardize else None,
                  standardize_confounds=True, confounds=confounds, high_pass=high_pass,
                  low_pass=None, t_r=t_r)
 
@@ -150,7 +150,6 @@ def check_clean_options(n, *, standardize=None, detrend=False, confounds=None,
     if standardize is not None and standardize not in STANDARDIZE:
         raise InputError(f"-standardize {standardize!r}: choose one of "
                          f"{', '.join(STANDARDIZE)}.")
-    n = signals.shape[0]
     if standardize and n < 2:
         raise InputError(f"-standardize {standardize}: the data have {n} sample; a z-score "
                          "or percent signal change needs at least 2 samples (a time series).")
