@@ -3,6 +3,7 @@
 - :mod:`.sparseness` -- population/lifetime sparseness, Hoyer, kurtosis, active
   fraction, per-category means (and the compiled kernel, when numba is installed).
 - :mod:`.rsa` -- RDMs, their comparison, permutation tests, bootstrap, noise ceiling.
+- :mod:`.searchlight` -- searchlight RSA over volume spheres and surface discs.
 - :mod:`.encoding` -- voxel-wise ridge and other encoders, their outer cross-validation.
 - :mod:`.model_selection` -- splits and permutations; :mod:`.metrics` -- scores.
 - :mod:`.stats` -- hierarchy trend, PSI-accuracy correlation, stepwise regression.
@@ -20,6 +21,8 @@ _WHERE = {
     "ranking": "ranking",
     "reduction": "reduction",
     "rsa": "rsa",
+    "searchlight": "searchlight",
+    "segmentation": "segmentation",
     "shape_bias": "shape_bias",
     "sparseness": "sparseness",
     "stats": "stats",

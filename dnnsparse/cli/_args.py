@@ -41,6 +41,9 @@ def add_roi_args(parser, *, title="ROIs (one of -roi / -bmask)"):
                     "repeatable")
     add_option(g, "select", nargs="+", metavar="ROI",
                help="ROIs to keep, by name or label, in this order; all when not given")
+    add_option(g, "resample-atlas", action="store_true",
+               help="resample a volume atlas/masks onto the data's grid (nearest "
+                    "neighbour, nilearn) when the grids differ")
     return g
 
 
@@ -86,8 +89,9 @@ def rois_from_args(args, *, required=True):
     from ..base.roi import ROISet
 
     if not required and not (args.roi or args.bmask):
-        if args.lut or args.merge or args.select:
-            raise InputError("-lut, -merge and -select need ROIs: give -roi ATLAS or -bmask.")
+        if args.lut or args.merge or args.select or getattr(args, "resample_atlas", False):
+            raise InputError("-lut, -merge, -select and -resample-atlas need ROIs: give "
+                             "-roi ATLAS or -bmask.")
         return None
     if bool(args.roi) == bool(args.bmask):
         raise InputError("give either -roi ATLAS or -bmask MASK [MASK ...].")
@@ -100,6 +104,9 @@ def rois_from_args(args, *, required=True):
         if args.lut:
             raise InputError("-lut names atlas labels; it cannot be used with -bmask.")
         rois = ROISet.from_masks(args.bmask)
+    if getattr(args, "resample_atlas", False):     # to_space then resamples (volumes)
+        rois = ROISet(rois.names, rois.members, rois.space, labels=rois.labels,
+                      resample=True)
     for spec in args.merge:
         rois = rois.merge(*_parse_merge(spec))
     if args.select:
@@ -116,16 +123,18 @@ def build_rois(args, space=None):
 
 
 # -- RSA -----------------------------------------------------------------------------
-def add_rsa_args(parser):
-    """-metric, -method, -n-perm, -seed."""
+def add_rsa_args(parser, *, methods=METHODS):
+    """-metric, -method (one of ``methods``), -n-perm, -seed, -cate."""
     from ..algo.rsa import GRAM_METRICS
 
     g = parser.add_argument_group("RSA")
     add_option(g, "metric", default="correlation", metavar="M",
                help=f"RDM distance: {', '.join(sorted(GRAM_METRICS))} (one matrix "
                     "product) or any scipy pdist metric")
-    add_option(g, "method", default="pearson", choices=METHODS,
-               help="RDM comparison")
+    add_option(g, "method", default="pearson", choices=methods,
+               help="RDM comparison" + (" (cka: centred kernel alignment of the "
+                                        "patterns instead of RDMs)" if "cka" in methods
+                                        else ""))
     add_option(g, "n-perm", type=int, default=0, metavar="N",
                help="stimulus-label permutations for p (0: no test)")
     add_option(g, "seed", type=int, default=0, metavar="N",

@@ -127,7 +127,7 @@ def _summarised_warnings(name):
 
 # -- RDMs ------------------------------------------------------------------------
 def dnn_rdms(act, layers=None, *, iter_axis=None, metric="correlation", labels=None,
-             show_progress=False):
+             show_progress=False, zscore=None):
     """RDMs of the layers of an activation.
 
     Parameters
@@ -141,6 +141,8 @@ def dnn_rdms(act, layers=None, *, iter_axis=None, metric="correlation", labels=N
     labels : array, shape (n_stim,), optional
         Average the stimuli of each label first (per-category RDMs).
     show_progress : bool, default=False
+    zscore : {None, "pattern", "unit"}
+        Standardise each RDM's patterns first (:func:`~dnnsparse.algo.rsa.compute_rdm`).
 
     Returns
     -------
@@ -162,12 +164,13 @@ def dnn_rdms(act, layers=None, *, iter_axis=None, metric="correlation", labels=N
         for layer in progress(layers, desc="layer RDMs", unit="layer",
                               enabled=show_progress):
             out[layer] = layer_rdms(act.get(layer), iter_axis=iter_axis, metric=metric,
-                                    labels=labels)
+                                    labels=labels, zscore=zscore)
     _warn_undefined(out, "layer")
     return out
 
 
-def brain_rdms(brain, rois, *, metric="correlation", labels=None, show_progress=False):
+def brain_rdms(brain, rois, *, metric="correlation", labels=None, show_progress=False,
+               zscore=None):
     """RDM of each ROI's voxel (vertex) patterns.
 
     Parameters
@@ -180,6 +183,8 @@ def brain_rdms(brain, rois, *, metric="correlation", labels=None, show_progress=
     labels : array, shape (n_samples,), optional
         Average the samples of each label first.
     show_progress : bool, default=False
+    zscore : {None, "pattern", "unit"}
+        Standardise each ROI's patterns first (DNNBrain's ``brain_rsa -zscore``: "pattern").
 
     Returns
     -------
@@ -192,7 +197,7 @@ def brain_rdms(brain, rois, *, metric="correlation", labels=None, show_progress=
                                       unit="roi", enabled=show_progress):
             try:
                 out[name] = compute_rdm(brain.data[:, members], metric=metric,
-                                        labels=labels)
+                                        labels=labels, zscore=zscore)
             except InputError as exc:
                 raise InputError(f"ROI {name!r} of {brain.space.describe()}: {exc}") from None
     _warn_undefined(out, "ROI")
