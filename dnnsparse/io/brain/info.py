@@ -25,9 +25,10 @@ def repetition_time(space):
     Parameters
     ----------
     space : BrainSpace
-        Of a 4-D NIfTI (``pixdim[4]`` in its ``xyzt_units``; "unknown" is read as
-        seconds, as nibabel and nilearn do), an MGH file (``tr``, in ms) or a
-        CIFTI ``.dtseries.nii`` (its SeriesAxis step, in seconds).
+        Of a 4-D NIfTI (``pixdim[4]`` in its ``xyzt_units`` time unit: s, ms or us;
+        None without a time unit, where ``pixdim[4]`` is often just a default 1),
+        an MGH file (``tr``, in ms) or a CIFTI ``.dtseries.nii`` (its SeriesAxis
+        step, in seconds).
 
     Examples
     --------
@@ -43,7 +44,8 @@ def repetition_time(space):
         if len(zooms) < 4 or not zooms[3] > 0:
             return None
         unit = header.get_xyzt_units()[1]
-        return float(zooms[3]) * _TIME_UNITS.get(unit, 1.0) if unit != "hz" else None
+        # without a time unit pixdim[4] is often nibabel's default 1, not a TR
+        return float(zooms[3]) * _TIME_UNITS[unit] if unit in _TIME_UNITS else None
     if isinstance(space, CiftiSpace) and isinstance(space.sample_axis, cifti2.SeriesAxis):
         axis = space.sample_axis
         if axis.unit == "SECOND" and axis.step > 0:
