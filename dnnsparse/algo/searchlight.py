@@ -444,6 +444,9 @@ def searchlight_scores(data, searchlight, models, *, metric="correlation",
         Distance of the searchlight RDMs.
     method : {"pearson", "spearman", "cosine", "kendall_tau_a", "kendall_tau_b"}
         As :func:`~dnnsparse.algo.rsa.compare_rdms` (Kendall: one centre at a time).
+        Rank comparisons see exact ties only: distances equal in exact arithmetic
+        but not after round-off (a 2-voxel searchlight's correlation distances are
+        all 0 or 2) rank in an arbitrary order, here as in any implementation.
     min_features : int, default=2
         Centres whose neighbourhood holds fewer features get NaN.
     centres : array of int, optional
