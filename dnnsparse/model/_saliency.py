@@ -28,8 +28,8 @@ Maps are with respect to the RGB pixel values in [0, 1] of the network's input i
 (after its resize/crop, before its normalisation): a gradient is ``dF/dx / std`` of
 the normalised input ``x``; integrated gradients are the same in both spaces. Maps of
 images depend only on the image, the target and (SmoothGrad) the seed and row, not on
-the batch. :func:`input_box` and :func:`map_to_image` put a map back into the
-photograph's geometry (undoing the squash or the resize + centre crop).
+the batch. :func:`input_window` and :func:`maps_on_image` (:mod:`._view`) put a map
+back into the photograph's geometry (undoing the squash or the resize + centre crop).
 """
 import contextlib
 import logging
@@ -40,16 +40,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torchvision import transforms as T
 
 from ..errors import InputError
 from ..utils.validation import check_scalar
-from ._images import ImageDataset, _resized, image_batches, network_inputs
+from ._images import ImageDataset, image_batches, network_inputs
 from ._targets import target_responses
 
-__all__ = ["IG_BASELINES", "SALIENCY_COLOURS", "SALIENCY_METHODS", "SaliencyParams", "check_saliency_params",
-           "guided_rectifiers", "input_box", "map_to_image", "saliency_batches",
-           "saliency_maps", "smoothgrad_noise"]
+__all__ = ["IG_BASELINES", "SALIENCY_COLOURS", "SALIENCY_METHODS", "SaliencyParams",
+           "check_saliency_params", "guided_rectifiers", "saliency_batches", "saliency_maps",
+           "smoothgrad_noise"]
 
 log = logging.getLogger(__name__)
 
@@ -386,76 +385,3 @@ def saliency_batches(dnn, paths, targets, methods, *, params=SaliencyParams(),
                 deltas[m] = torch.stack([gap, delta], dim=-1).cpu().numpy()
             maps[m] = _reduce_colour(values, colour).cpu().numpy()
         yield idx[0], maps, deltas
-
-
-def input_box(dnn, width, height, *, preprocess=None):
-    """Where the network's input image lies on a ``width`` x ``height`` photograph.
-
-    Returns
-    -------
-    (x0, y0, x1, y1) : tuple of float
-        Photograph coordinates (pixel edges; pixel ``j`` spans ``[j, j + 1)``) of the
-        input's left, top, right and bottom edges. ``"squash"`` resizes the whole
-        photograph: ``(0, 0, width, height)``. ``"crop"`` resizes the shorter side and
-        centre-crops (torchvision's rule, offsets rounded as its ``center_crop``).
-
-    Examples
-    --------
-    >>> input_box(dnn, 300, 200, preprocess="crop")  # doctest: +SKIP
-    (37.5, 12.5, 262.5, 187.5)
-    """
-    mode = preprocess or dnn.preprocess
-    if mode == "squash":
-        return 0.0, 0.0, float(width), float(height)
-    size = dnn.input_size
-    resize = dnn.resize_size or int(round(max(size) * 256 / 224))
-    rw, rh = _resized(T.Resize(resize), width, height)
-    h_in, w_in = size
-    left, top = int(round((rw - w_in) / 2.0)), int(round((rh - h_in) / 2.0))
-    sx, sy = rw / width, rh / height
-    return left / sx, top / sy, (left + w_in) / sx, (top + h_in) / sy
-
-
-def _axis(n_out, length, lo, hi, n_in):
-    """Linear interpolation indices/weights along one axis, and the pixels inside."""
-    centres = (np.arange(n_out) + 0.5) * (length / n_out)   # photograph coordinates
-    inside = (centres >= lo) & (centres < hi)
-    pos = (centres - lo) / (hi - lo) * n_in - 0.5           # map pixel-centre index
-    pos = np.clip(pos, 0, n_in - 1)
-    i0 = np.floor(pos).astype(np.int64)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    return i0, i1, (pos - i0), inside
-
-
-def map_to_image(values, box, size, *, out_size=None):
-    """A map of the network's input put back onto the photograph.
-
-    Parameters
-    ----------
-    values : ndarray of shape (H, W)
-        On the network's input grid.
-    box : (x0, y0, x1, y1)
-        :func:`input_box` of the photograph.
-    size : (width, height)
-        The photograph's size.
-    out_size : (width, height), optional
-        Sample on this grid over the same photograph (a thumbnail); default ``size``.
-
-    Returns
-    -------
-    ndarray of shape (out_height, out_width), float64
-        Bilinear samples of ``values`` at each pixel centre of the photograph; NaN where
-        the photograph was cropped away.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    h_in, w_in = values.shape
-    width, height = size
-    ow, oh = out_size or size
-    x0, y0, x1, y1 = box
-    c0, c1, fc, in_x = _axis(ow, width, x0, x1, w_in)
-    r0, r1, fr, in_y = _axis(oh, height, y0, y1, h_in)
-    rows = values[r0] * (1 - fr)[:, None] + values[r1] * fr[:, None]
-    out = rows[:, c0] * (1 - fc) + rows[:, c1] * fc
-    out[~in_y, :] = np.nan
-    out[:, ~in_x] = np.nan
-    return out

@@ -2,7 +2,7 @@
 
 - :func:`network_saliency` -- the maps of every target, method and stimulus, batch by
   batch (:func:`dnnsparse.model.saliency_batches`), with where each photograph's pixels
-  went in the network's input (:func:`dnnsparse.model.input_box`).
+  went in the network's input (:func:`dnnsparse.model.input_window`).
 - :func:`write_saliency_outputs` -- ``saliency.h5`` and one overlay figure per target.
 
 ``saliency.h5`` (read with :func:`dnnsparse.io.maps.read_maps`)::
@@ -12,9 +12,10 @@
     /integrated_completeness/<target>
                            (n_stim, 2): f(image) - f(baseline), and sum(map) minus it
                            (the completeness error; integrated gradients only)
-    file attrs:            stimID, image_size (n_stim, 2: width, height), input_box
-                           (n_stim, 4: x0, y0, x1, y1 of the network input on the
-                           photograph), input_size, net, weights, preprocess, lesion, ...
+    file attrs:            stimID, image_size (n_stim, 2: width, height),
+                           input_window (n_stim, 4: left, top, width, height of the
+                           network's input on the photograph, as fractions of its width
+                           and height), input_size, net, weights, preprocess, lesion, ...
 """
 import logging
 from dataclasses import dataclass, field
@@ -26,13 +27,14 @@ from PIL import Image
 from ..errors import FileFormatError, InputError
 from ..io import atomic_output_dir
 from ..io.maps import write_maps
-from ..model import (SALIENCY_COLOURS, SALIENCY_METHODS, SaliencyParams, check_saliency_params, input_box,
-                     map_to_image, resolve_network_targets, saliency_batches)
+from ..model import (SALIENCY_COLOURS, SALIENCY_METHODS, SaliencyParams,
+                     check_saliency_params, input_window, maps_on_image,
+                     resolve_network_targets, saliency_batches, view_geometry)
 from ..utils.progress import progress
 from ..utils.validation import check_scalar
 from ..viz import plot_saliency_overlays
 from ._rf import _file_stem
-from ._topstim import _short, _thumbnail
+from ._topstim import _short, _thumbnail, network_attrs
 
 __all__ = ["SaliencyResult", "check_saliency_request", "network_saliency",
            "write_saliency_outputs"]
@@ -61,8 +63,8 @@ class SaliencyResult:
     paths : list of Path
     image_sizes : ndarray of shape (n_stim, 2)
         Width and height of each photograph.
-    boxes : ndarray of shape (n_stim, 4)
-        :func:`dnnsparse.model.input_box` of each photograph.
+    windows : ndarray of shape (n_stim, 4)
+        :func:`dnnsparse.model.input_window` of each photograph.
     params : SaliencyParams
     colour : str
     attrs : dict
@@ -74,7 +76,7 @@ class SaliencyResult:
     stim_ids: np.ndarray
     paths: list
     image_sizes: np.ndarray
-    boxes: np.ndarray
+    windows: np.ndarray
     params: SaliencyParams
     colour: str = "rgb"
     attrs: dict = field(default_factory=dict)
@@ -135,7 +137,8 @@ def network_saliency(dnn, stim, specs, *, methods=("vanilla",), params=SaliencyP
     targets = resolve_network_targets(specs, dnn, stat=stat)
     targets = list({t.name: t for t in targets}.values())      # each target once
     sizes = np.array([_image_size(p, i) for i, p in enumerate(paths)], dtype=np.int64)
-    boxes = np.array([input_box(dnn, w, h) for w, h in sizes], dtype=np.float64)
+    geometry = view_geometry(dnn)
+    windows = np.array([input_window(size, **geometry) for size in sizes], dtype=np.float64)
     shape = (len(paths), len(targets)) + ((3,) if colour == "rgb" else ()) + dnn.input_size
     maps = {m: np.empty(shape, dtype=np.float32) for m in methods}
     deltas = {m: np.empty((len(paths), len(targets), 2)) for m in methods
@@ -151,11 +154,9 @@ def network_saliency(dnn, stim, specs, *, methods=("vanilla",), params=SaliencyP
             for m, values in batch_deltas.items():
                 deltas[m][start:stop] = values
             bar.update(stop - start)
-    attrs = {"net": dnn.name, "weights": dnn.weights, "weights_sha256": dnn.weights_sha256,
-             "preprocess": dnn.preprocess, "input_size": list(dnn.input_size),
-             "lesion": "; ".join(dnn.lesions), **dnn.topk_attrs(), **dnn.ablation_attrs()}
+    attrs = {**network_attrs(dnn), "input_size": list(dnn.input_size)}
     result = SaliencyResult(targets, maps, deltas, np.asarray(stim.ids, dtype=str), paths,
-                            sizes, boxes, params, colour, attrs)
+                            sizes, windows, params, colour, attrs)
     _warn_incomplete(result)
     return result
 
@@ -190,10 +191,10 @@ def _figure_rows(result, j, n_rows):
     rows = []
     for i in range(min(n_rows, len(result.paths))):
         image = _thumbnail(result.paths[i], size=224)
-        out_size = (image.shape[1], image.shape[0])
-        maps = [map_to_image(_overlay(result.maps[m][i, j], result.colour), result.boxes[i],
-                             tuple(result.image_sizes[i]), out_size=out_size)
-                for m in result.maps]
+        shown = np.stack([_overlay(result.maps[m][i, j], result.colour) for m in result.maps])
+        # the thumbnail has the photograph's geometry: the window (fractions) fits it
+        maps = list(maps_on_image(shown, (image.shape[1], image.shape[0]),
+                                  result.windows[i]))
         rows.append((_short(result.stim_ids[i]), image, maps))
     return rows
 
@@ -231,7 +232,7 @@ def write_saliency_outputs(result, out_dir, *, figures=True, figure_stim=8, forc
             groups[f"{m}_completeness"], {"columns": ["f(image) - f(baseline)",
                                                       "sum(map) - (f(image) - f(baseline))"]})
     attrs = {**result.attrs, "methods": methods, "stimID": [str(s) for s in result.stim_ids],
-             "image_size": result.image_sizes, "input_box": result.boxes}
+             "image_size": result.image_sizes, "input_window": result.windows}
     with atomic_output_dir(out_dir, force=force) as tmp:
         written = [write_maps(tmp / "saliency.h5", groups, attrs=attrs,
                               dataset_attrs=ds_attrs, force=True)]

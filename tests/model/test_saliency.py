@@ -11,8 +11,8 @@ from torch import nn
 
 from dnnsparse.errors import InputError
 from dnnsparse.model import (SaliencyParams, check_saliency_params, guided_rectifiers,
-                             input_box, map_to_image, resolve_targets, saliency_maps,
-                             smoothgrad_noise, target_responses, wrap_module)
+                             input_window, maps_on_image, resolve_targets, saliency_maps,
+                             smoothgrad_noise, target_responses, view_geometry, wrap_module)
 
 SIZE = (24, 28)
 SPECS = ["2:3", "2:2@max", "2:1@4,5", "5:4,2,3", "8:class=1"]
@@ -288,8 +288,14 @@ def test_bad_parameters_are_refused():
 
 
 # ---------------------------------------------------------------------------------------
-# Geometry: a map of the network input back on the photograph
+# Geometry: a map of the network input back on the photograph, as db_saliency's overlays
+# put it (dnnsparse.model.input_window and maps_on_image, shared with db_view)
 # ---------------------------------------------------------------------------------------
+def back_on_photo(dnn, maps, size, out_size=None):
+    window = input_window(size, **view_geometry(dnn))
+    return maps_on_image(maps, out_size or size, window)
+
+
 def coordinate_photo(width, height):
     """R = column, G = row (scaled to 0..255): a pixel's colour says where it is."""
     cols = np.linspace(0, 255, width)[None, :].repeat(height, 0)
@@ -305,8 +311,7 @@ def test_a_map_pixel_goes_back_to_its_photograph_pixel(preprocess, size):
     photo = coordinate_photo(width, height)
     # the network's own input transform (torchvision's resize and centre crop)
     seen = dnn.image_transform()(Image.fromarray(photo)).numpy().astype(np.float64)
-    box = input_box(dnn, width, height)
-    back = np.stack([map_to_image(seen[c], box, (width, height)) for c in range(2)])
+    back = back_on_photo(dnn, seen[:2], (width, height))
     inside = np.isfinite(back[0])
     # the photograph's own coordinates come back where the map is
     # photograph pixels per network pixel: squash scales each side, crop the shorter
@@ -336,12 +341,11 @@ def test_a_bright_spot_lands_on_its_photograph_pixels():
     photo = np.zeros((height, width, 3), np.uint8)
     photo[40:46, 100:106] = 255
     seen = dnn.image_transform()(Image.fromarray(photo)).numpy()[0].astype(float)
-    back = map_to_image(seen, input_box(dnn, width, height), (width, height))
+    back = back_on_photo(dnn, seen[None], (width, height))[0]
     r, c = np.unravel_index(np.nanargmax(back), back.shape)
     assert 40 <= r < 46 and 100 <= c < 106
     # a thumbnail grid over the same photograph: the same place, scaled
-    small = map_to_image(seen, input_box(dnn, width, height), (width, height),
-                         out_size=(80, 45))
+    small = back_on_photo(dnn, seen[None], (width, height), out_size=(80, 45))[0]
     r, c = np.unravel_index(np.nanargmax(small), small.shape)
     assert 20 <= r < 23 and 50 <= c < 53
     # 160 x 90 -> 65 x 37, crop 32 x 32 from (16, 2): photograph rows 4.9 to 82.7 are
@@ -351,10 +355,9 @@ def test_a_bright_spot_lands_on_its_photograph_pixels():
     assert np.isnan(col[:2]).all() and np.isfinite(col[2:41]).all() and np.isnan(col[41:]).all()
 
 
-def test_input_box_follows_torchvision():
+def test_input_window_follows_torchvision():
     dnn = wrap_module(nn.Identity(), input_size=(224, 224), preprocess="crop")
     # 300 x 200 -> shorter side 256: 384 x 256, crop 224 at (80, 16)
-    x0, y0, x1, y1 = input_box(dnn, 300, 200)
-    np.testing.assert_allclose([x0, y0, x1, y1],
-                               np.array([80, 16, 304, 240]) * 300 / 384)
-    assert input_box(dnn, 300, 200, preprocess="squash") == (0, 0, 300, 200)
+    np.testing.assert_allclose(input_window((300, 200), **view_geometry(dnn)),
+                               [80 / 384, 16 / 256, 224 / 384, 224 / 256])
+    assert input_window((300, 200), **view_geometry(dnn, preprocess="squash")) == (0, 0, 1, 1)
