@@ -1,7 +1,13 @@
-"""Encode brain or behavioural responses from DNN layers (DNNBrain's db_encode).
+"""Encode brain or behavioural responses from DNN layers or from brain data
+(DNNBrain's db_encode).
 
 For every layer of -act (-layer, default all; -chn or -dmask select units), a
-cross-validated model predicts every target of -resp from the layer's units:
+cross-validated model predicts every target of -resp from the layer's units.
+-act may instead be brain data (NIfTI/MGH, CIFTI, GIFTI): then each ROI of
+-act-roi ATLAS / -act-bmask MASK (all voxels, "brain", without them; -layer
+picks ROIs by name) is one feature set in place of a layer; or a .roi.h5 file:
+its ROI signals together are one feature set (-layer picks ROIs). So behaviour
+(a -resp table column) or brain data can be encoded from brain responses:
   -anal mv  all units together (-iteraxis channel | row_col: one model per
             channel or per (row, col) position);
   -anal uv  per target, the single unit most correlated with it in each training
@@ -29,6 +35,9 @@ Outputs in -out DIR:
   summary.csv   layer, [chn | row, col], roi, n_targets, n_encoded, score (mean
                 of -scoring), median, max, [n_sig, frac_sig at -p-thr]
   folds.csv     sample, stimID, [group], fold: the outer fold testing each stimulus
+  (with brain -act, best_chn/row/col are best_i/j/k, best_vertex or
+  best_grayordinate: the feature voxel's index; with a .roi.h5 -act, best_unit
+  numbers its ROIs in -layer / file order; the "layer" column names the ROI)
   LAYER/r.EXT, r2, p, p_fwer, alpha, best_unit, best_chn, best_row, best_col:
                 maps in the input's format (EXT: the input's volume suffix,
                 .dscalar.nii or .func.gii; one map per channel/position)
@@ -37,6 +46,7 @@ Outputs in -out DIR:
   encoding.png  mean score per layer and ROI
 
 example: db_encode -anal mv -act alexnet.act.h5 -layer conv5_relu fc2_relu -resp beta.nii.gz -bmask vtc.nii.gz -model ridge -cv 10 -n-perm 1000 -max-stat -out enc/
+example: db_encode -act beta.nii.gz -act-roi atlas.nii.gz -resp imgs.stim.csv -meas rt -model ridge -cv 10 -n-perm 1000 -out brain2rt/
 """
 from ..errors import InputError
 from ..utils.validation import finite_float
@@ -50,13 +60,20 @@ def get_parser():
 
     p = make_parser("db_encode", __doc__)
     g = p.add_argument_group("DNN")
-    add_option(g, "act", required=True, metavar="FILE", help="activation file (.act.h5)")
-    add_option(g, "layer", nargs="+", metavar="L", help="layers; default: all in the file")
+    add_option(g, "act", required=True, metavar="FILE",
+               help="features: activation file (.act.h5), brain data (NIfTI/MGH, CIFTI, "
+                    "GIFTI) or a .roi.h5 file, one row per stimulus")
+    add_option(g, "layer", nargs="+", metavar="L",
+               help="layers (ROIs of a .roi.h5 or of -act-roi); default: all in the file")
     add_option(g, "chn", nargs="+", type=int, metavar="N",
                help="1-based channels kept in every -layer")
     add_option(g, "dmask", metavar="FILE", help=".dmask.csv: channels/rows/cols per layer")
     add_option(g, "iteraxis", choices=["channel", "row_col", "position"],
                help="one model per channel or per (row, col) position")
+    add_option(g, "act-roi", metavar="ATLAS",
+               help="brain -act: label image; each ROI is one feature set")
+    add_option(g, "act-bmask", nargs="+", metavar="MASK",
+               help="brain -act: binary masks, one feature set each")
     g = p.add_argument_group("responses")
     add_option(g, "resp", required=True, metavar="FILE",
                help="brain data, a .roi.h5 file or a CSV/TSV table, one row per stimulus")
@@ -139,7 +156,7 @@ def _model_settings(args):
 
 
 def _groups(args, act):
-    """The -groups column of -stim (checked against the activation), or None."""
+    """The -groups column of -stim (checked against the features), or None."""
     from ..pipelines import stimulus_groups
 
     if not args.stim:
@@ -147,6 +164,32 @@ def _groups(args, act):
             raise InputError("-groups names a column of the stimulus table; give -stim.")
         return None
     return stimulus_groups(args.stim, args.groups, n_stim=act.n_stim, source=args.act)
+
+
+def _feature_rois(args):
+    """The ROISet of -act-roi / -act-bmask (brain -act), or None."""
+    from types import SimpleNamespace
+
+    if not (args.act_roi or args.act_bmask):
+        return None
+    ns = SimpleNamespace(roi=args.act_roi, bmask=args.act_bmask, lut=None, map=1,
+                         merge=[], select=None, resample_atlas=args.resample_atlas)
+    return rois_from_args(ns)
+
+
+def _features(args):
+    """-act as a feature source: DNN layers, ROI signals or brain ROIs."""
+    from ..pipelines import feature_kind, load_feature_source
+
+    kind = feature_kind(args.act)
+    if kind != "dnn" and args.iteraxis:
+        raise InputError(f"-iteraxis splits DNN layers; -act {args.act} is not an .act.h5 "
+                         "file.")
+    if kind != "brain" and (args.act_roi or args.act_bmask):
+        raise InputError(f"-act-roi/-act-bmask define ROIs of brain -act; {args.act} is "
+                         "not a brain image.")
+    return load_feature_source(args.act, layers=args.layer, chn=args.chn, dmask=args.dmask,
+                               rois=_feature_rois(args))
 
 
 def _print_summary(summary, scoring):
@@ -165,8 +208,7 @@ def _print_summary(summary, scoring):
 @cli_main(get_parser)
 def main(args):
     from ..algo.model_selection import make_splits
-    from ..pipelines import layer_mask, load_responses, run_encoding
-    from ..base.activation import Activation
+    from ..pipelines import load_responses, run_encoding
     from ..io import atomic_output_dir, check_output_dir
     from ..io.table import write_table
 
@@ -177,8 +219,7 @@ def main(args):
     if args.max_stat and not args.n_perm:
         raise InputError("-max-stat corrects permutation p-values; give -n-perm too.")
     out = check_output_dir(args.out, force=args.force)      # refuse before any work
-    act = Activation.load(args.act)
-    mask = layer_mask(act, layers=args.layer, chn=args.chn, dmask=args.dmask)
+    act = _features(args)
     groups = _groups(args, act)
     if args.contiguous and groups is not None:
         raise InputError("-contiguous and -groups both define the folds; use one.")
@@ -195,7 +236,7 @@ def main(args):
 
     # the folder as a whole: a run failing at any layer leaves nothing behind
     with atomic_output_dir(out, force=args.force) as tmp:
-        run = run_encoding(act, mask, responses, out=tmp, iter_axis=args.iteraxis,
+        run = run_encoding(act, None, responses, out=tmp, iter_axis=args.iteraxis,
                            groups=groups, save_models=not args.no_model,
                            max_stat=args.max_stat, p_threshold=args.p_thr,
                            scoring=args.scoring, progress=not args.quiet, model=model,

@@ -47,6 +47,7 @@ from ._responses import Responses, count_samples, load_responses
 __all__ = [
     "ITER_AXES",
     "SCORINGS",
+    "ActivationSource",
     "EncodingRun",
     "LayerFeatures",
     "LayerEncoding",
@@ -129,7 +130,11 @@ class LayerFeatures:
     coords : dict {"chn", "row", "col"} of ndarray of int
         1-based index in the network's layer of every selected channel, row, column
         (composed with any selection already stored in the file).
+    unit_axes : tuple of str
+        ``("chn", "row", "col")``: the columns of every block's unit coordinates.
     """
+
+    unit_axes = _AXES
 
     def __init__(self, act, layer, *, mask=None, iter_axis=None):
         from ..base.mask import Mask
@@ -187,6 +192,32 @@ class LayerFeatures:
         return {"row": np.repeat(row, len(col)), "col": np.tile(col, len(row))}
 
 
+class ActivationSource:
+    """The layers of an activation as encoding features (see :mod:`._features`).
+
+    Parameters
+    ----------
+    act : Activation
+    mask : Mask
+        :func:`layer_mask`: the layers, in order, and their selected units.
+    """
+
+    kind = "dnn"
+
+    def __init__(self, act, mask):
+        self.act, self.mask = act, mask
+        self.path = str(act.path) if act.path else "the activation"
+        self.layers = list(mask.layers)
+        self.n_stim, self.stim_ids = act.n_stim, act.stim_ids
+
+    def layer_features(self, layer, iter_axis=None):
+        """:class:`LayerFeatures` of ``layer``."""
+        return LayerFeatures(self.act, layer, mask=self.mask, iter_axis=iter_axis)
+
+    def close(self):
+        self.act.close()
+
+
 # ---------------------------------------------------------------- encoding
 @dataclass
 class LayerEncoding:
@@ -210,8 +241,10 @@ class LayerEncoding:
     best_unit : ndarray of int, shape (n_blocks, n_targets) or None
         ``analysis="uv"``: 1-based unit (column of the block) most correlated with the
         target over all stimuli (0 where not encoded).
-    best_coord : ndarray of int, shape (n_blocks, n_targets, 3) or None
-        That unit's 1-based (channel, row, column) in the layer.
+    best_coord : ndarray of int, shape (n_blocks, n_targets, len(unit_axes)) or None
+        That unit's coordinates: 1-based (channel, row, column) in a DNN layer; voxel
+        (i, j, k), vertex or grayordinate (0-based, as the target columns) for brain
+        features.
     folds : ndarray of shape (n_samples,)
         Outer fold testing each stimulus (the same for every block and layer with an
         int seed).
@@ -229,6 +262,7 @@ class LayerEncoding:
     alpha: Optional[np.ndarray] = None
     best_unit: Optional[np.ndarray] = None
     best_coord: Optional[np.ndarray] = None
+    unit_axes: tuple = _AXES
 
     def score(self, scoring="r"):
         """``r`` or ``r2``, shape (n_blocks, n_targets)."""
@@ -268,7 +302,8 @@ def encode_layer(features, responses, *, model="ridge", analysis="mv", alphas=No
 
     Parameters
     ----------
-    features : LayerFeatures
+    features : LayerFeatures or FeatureMatrix
+        A layer's units, or ROI signals / brain voxels (:mod:`._features`).
     responses : Responses
         Same stimuli, same row order; only ``responses.valid`` targets are fitted.
     model, analysis, alphas, cv, groups, inner_cv, reduce, n_perm, fit_intercept,
@@ -326,6 +361,7 @@ def encode_layer(features, responses, *, model="ridge", analysis="mv", alphas=No
     bar.close()
     out = _assemble(features.layer, blocks, results, responses.valid)
     out.block_index = features.block_index()
+    out.unit_axes = tuple(getattr(features, "unit_axes", _AXES))
     return out
 
 
@@ -403,7 +439,7 @@ def encoding_tables(results, responses, *, scoring="r", max_stat=False, p_thresh
             cols["alpha"] = res.alpha.ravel()
         if res.best_unit is not None:
             cols["best_unit"] = res.best_unit.ravel()
-            for i, axis in enumerate(_AXES):
+            for i, axis in enumerate(res.unit_axes):
                 cols[f"best_{axis}"] = res.best_coord[..., i].ravel()
         add(scores, cols)
         add(summary, _summary_rows(res, responses, blocks, scoring, max_stat, p_threshold))
@@ -475,7 +511,8 @@ def write_encoding_maps(out_dir, result, responses, *, max_stat=False, force=Fal
                                force=force) for k, v in maps.items()]
     if result.best_unit is not None:
         units = {"best_unit": result.best_unit,
-                 **{f"best_{a}": result.best_coord[..., i] for i, a in enumerate(_AXES)}}
+                 **{f"best_{a}": result.best_coord[..., i]
+                    for i, a in enumerate(result.unit_axes)}}
         # CIFTI/GIFTI maps are float; volumes keep integers.
         dtype = np.int32 if brain.kind == "volume" else np.float32
         written += [brain.save_like(out_dir / f"{k}{sfx}", v, names=names, dtype=dtype,
@@ -537,9 +574,12 @@ def run_encoding(act, mask, responses, *, out, iter_axis=None, groups=None,
 
     Parameters
     ----------
-    act : Activation
-    mask : Mask
-        :func:`layer_mask`: its layers, in order, and their selected units.
+    act : Activation or feature source
+        An Activation (with ``mask``), or a source of :mod:`._features` (ROI signals,
+        brain ROIs, :class:`ActivationSource`; ``mask`` None): its feature sets take
+        the place of layers.
+    mask : Mask or None
+        :func:`layer_mask`: the layers, in order, and their selected units.
     responses : Responses
         One row per stimulus of ``act``.
     out : path-like
@@ -558,9 +598,10 @@ def run_encoding(act, mask, responses, *, out, iter_axis=None, groups=None,
     -------
     EncodingRun
     """
+    source = act if hasattr(act, "layer_features") else ActivationSource(act, mask)
     results, maps = [], []
-    for layer in progress_bar(mask.layers, desc="layers", unit="layer", enabled=progress):
-        features = LayerFeatures(act, layer, mask=mask, iter_axis=iter_axis)
+    for layer in progress_bar(source.layers, desc="layers", unit="layer", enabled=progress):
+        features = source.layer_features(layer, iter_axis=iter_axis)
         res = encode_layer(features, responses, groups=groups, scoring=scoring,
                            model_dir=_layer_dir(out, layer) if save_models else None,
                            force=True, progress=progress, **encode_args)
@@ -571,7 +612,9 @@ def run_encoding(act, mask, responses, *, out, iter_axis=None, groups=None,
         results.append(res)
     scores, summary = encoding_tables(results, responses, scoring=scoring,
                                       max_stat=max_stat, p_threshold=p_threshold)
-    folds = {"sample": np.arange(1, act.n_stim + 1), "stimID": act.stim_ids}
+    folds = {"sample": np.arange(1, source.n_stim + 1)}
+    if source.stim_ids is not None:
+        folds["stimID"] = source.stim_ids
     if groups is not None:
         folds["group"] = groups
     folds["fold"] = results[0].folds + 1
