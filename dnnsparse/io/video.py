@@ -192,7 +192,9 @@ def probe_video(path):
     pts, key, durations = [], [], []
     try:
         for packet in container.demux(stream):
-            if packet.size == 0:                  # the demuxer's final empty packet
+            # the demuxer's final empty packet; packets an edit list drops (the decoder
+            # outputs no frame for them, so they are no frame of the movie)
+            if packet.size == 0 or packet.is_discard:
                 continue
             if packet.pts is None:
                 raise FileFormatError(f"{path}: the video stream has no presentation "

@@ -67,6 +67,11 @@ def resnet_names(model):
     ``avgpool`` and ``fc``."""
     names = {"conv1": "conv1", "conv1_bn": "bn1", "conv1_relu": "relu",
              "conv1_maxpool": "maxpool"}
+    return _residual_stages(model, names)
+
+
+def _residual_stages(model, names):
+    """``names`` plus ResNet's ``layer{s}_{b}`` (1-based), ``layer{s}``, ``avgpool``, ``fc``."""
     for s in range(1, 5):
         stage = getattr(model, f"layer{s}")
         for b in range(len(stage)):
@@ -132,13 +137,7 @@ def video_resnet_names(model):
             names[f"{prefix}_bn"] = f"stem.{i}"
         elif isinstance(m, nn.ReLU):
             names[f"{prefix}_relu"] = f"stem.{i}"
-    for s in range(1, 5):
-        stage = getattr(model, f"layer{s}")
-        for b in range(len(stage)):
-            names[f"layer{s}_{b + 1}"] = f"layer{s}.{b}"
-        names[f"layer{s}"] = f"layer{s}"
-    names.update(avgpool="avgpool", fc="fc")
-    return names
+    return _residual_stages(model, names)
 
 
 def s3d_names(model):

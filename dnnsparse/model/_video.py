@@ -28,6 +28,7 @@ from ..utils.memory import release_free_memory
 from ..utils.validation import check_scalar
 from ._dnn import DNN
 from ._hooks import LayerCapture, as_4d
+from ._images import _TRIM_EVERY     # heap trims as often as for image batches
 
 __all__ = ["VideoDNN", "as_video_dnn", "check_clip_rows", "clip_batches", "clip_indexes",
            "frame_batches", "video_as_4d", "video_rows", "KINETICS_MEAN", "KINETICS_STD"]
@@ -234,8 +235,6 @@ def clip_indexes(stim, dnn):
 
 
 # ------------------------------------------------------------------- batches
-# Return freed heap to the system every this many batches (as model._images does).
-_TRIM_EVERY = 8
 
 
 def frame_batches(index, frames, transform, batch_size):
