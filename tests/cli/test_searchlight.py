@@ -104,6 +104,25 @@ def test_categories_average_the_brain_samples(run_cli, files):
     assert score[tuple(np.argwhere(mask)[k])] == pytest.approx(want, abs=1e-6)
 
 
+def test_without_mask_constant_voxels_are_left_out(run_cli, files):
+    tmp, layers, bold, _ = files
+    flat = bold.copy()
+    flat[0, 0, 0] = 0.0                                      # outside the brain
+    flat[2, 1, 1] = 5.0                                      # constant signal
+    nib.save(nib.Nifti1Image(flat, AFFINE), str(tmp / "flat.nii.gz"))
+    status, _, err = run_cli(main, "-act", tmp / "a.act.h5", "-nif", tmp / "flat.nii.gz",
+                             "-radius", 3.1, "-layer", "fc", "-out", tmp / "f", "-q")
+    assert status == 0, err
+    score = np.asarray(nib.load(str(tmp / "f/score.nii.gz")).dataobj)
+    counts = np.asarray(nib.load(str(tmp / "f/n_features.nii.gz")).dataobj)
+    inside = np.ones(SHAPE, bool)
+    inside[0, 0, 0] = inside[2, 1, 1] = False
+    assert np.isnan(score[~inside]).all() and np.isfinite(score[inside]).all()
+    ijk = np.argwhere(inside) * np.diag(AFFINE)[:3]
+    near = np.linalg.norm(ijk[:, None] - ijk[None], axis=-1) <= 3.1
+    np.testing.assert_array_equal(counts[inside], near.sum(axis=1))
+
+
 def _sheet(rng, nx=6, ny=5):
     xy = np.array(list(itertools.product(range(nx), range(ny))), dtype=float) * 2.0
     coords = np.column_stack([xy, rng.normal(0, 0.5, len(xy))]).astype(np.float32)
