@@ -208,7 +208,7 @@ def _print_summary(summary, scoring):
 @cli_main(get_parser)
 def main(args):
     from ..algo.model_selection import make_splits
-    from ..pipelines import load_responses, run_encoding
+    from ..pipelines import load_targets, run_encoding
     from ..io import atomic_output_dir, check_output_dir
     from ..io.table import write_table
 
@@ -226,7 +226,7 @@ def main(args):
     # refuse bad folds before any work; -contiguous passes these folds on
     folds = make_splits(args.cv, n_samples=act.n_stim, groups=groups,
                         shuffle=not args.contiguous)
-    responses = load_responses(args.resp, rois=rois_from_args(args, required=False),
+    responses = load_targets(args.resp, rois=rois_from_args(args, required=False),
                                columns=args.meas)
     if responses.n_samples != act.n_stim:
         raise InputError(f"{args.resp} has {responses.n_samples} samples but {args.act} has "

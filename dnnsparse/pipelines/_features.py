@@ -30,7 +30,8 @@ from ..errors import InputError
 from ._encoding import ActivationSource
 from ._responses import Responses
 
-__all__ = ["FEATURE_KINDS", "FeatureMatrix", "feature_kind", "load_feature_source"]
+__all__ = ["FEATURE_KINDS", "FeatureMatrix", "feature_kind", "load_feature_source",
+           "load_targets"]
 
 #: kind of -act file -> what one feature set ("layer") is.
 FEATURE_KINDS = {"dnn": "the selected units of one layer of an .act.h5 file",
@@ -122,12 +123,27 @@ def _select(names, layers, path, what):
     return list(layers)
 
 
-def _roi_source(path, layers):
+def _read_rois(path):
+    """``read_roi_file`` refusing a file without ROIs (one clear line)."""
     from ..io.roi import read_roi_file
 
     names, data = read_roi_file(path)
     if not len(names):
         raise InputError(f"{path} holds no ROIs; write ROI signals into it with db_roi.")
+    return names, data
+
+
+def load_targets(path, *, rois=None, columns=None):
+    """:func:`~dnnsparse.pipelines.load_responses`, refusing a ``.roi.h5`` without ROIs."""
+    from ._responses import load_responses
+
+    if str(path).lower().endswith(".roi.h5"):
+        _read_rois(path)
+    return load_responses(path, rois=rois, columns=columns)
+
+
+def _roi_source(path, layers):
+    names, data = _read_rois(path)
     keep = _select(names, layers, path, "ROI")
     data = data[:, [names.index(n) for n in keep]]
     resp = Responses(data, str(path), names=np.asarray(keep))   # refuses partial NaN

@@ -130,6 +130,8 @@ def test_bad_inputs_write_nothing(cli_error, data, tmp_path, rng):
         f.create_dataset("data", data=np.zeros((N, 0)))
     msg = cli_error(main, "-act", empty, "-resp", data["stim"], "-out", out)
     assert "no ROIs" in msg and str(empty) in msg
+    msg = cli_error(main, "-act", data["nii"], "-resp", empty, "-out", out)
+    assert "no ROIs" in msg and str(empty) in msg
     msg = cli_error(main, "-act", data["nii"], "-resp", data["stim"], "-meas", "nosuch",
                     "-out", out)
     assert "nosuch" in msg
