@@ -39,7 +39,8 @@ def get_parser():
     add_lesion_args(p, ablate=True)
     g = p.add_argument_group("what to map")
     add_option(g, "target", nargs="+", required=True, metavar="T",
-               help="targets, e.g. conv5:12 (channel), conv5:12,7,7 (unit), fc3:class=goldfish")
+               help="targets, e.g. conv5:12 (channel), conv5:12,7,7 (unit), "
+                    "fc3:class=goldfish")
     add_option(g, "stat", default="mean", metavar="S",
                help="statistic of channel targets: mean, max, or a 1-based ROW,COL")
     add_option(g, "method", nargs="+", default=["vanilla"], metavar="M",
@@ -71,9 +72,11 @@ def get_parser():
 def main(args):
     from ..base.stimulus import Stimulus
     from ..io import check_output_dir
-    from ..model import SaliencyParams
+    from ..model import SaliencyParams, parse_target
     from ..pipelines import check_saliency_request, network_saliency, write_saliency_outputs
 
+    for spec in args.target:                 # spelling, before the network is loaded
+        parse_target(spec, stat=args.stat)
     params = SaliencyParams(noise_level=args.noise_level, n_samples=args.samples,
                             seed=args.noise_seed, baseline=args.baseline, steps=args.steps)
     methods, params = check_saliency_request(args.method, params, colour=args.colour,

@@ -72,6 +72,9 @@ IG_BASELINES = {"black": lambda dnn: (0.0,) * 3, "white": lambda dnn: (1.0,) * 3
 class SaliencyParams:
     """Parameters of the methods (checked by :func:`check_saliency_params`).
 
+    >>> SaliencyParams(steps=100).attrs("integrated")["steps"]
+    100
+
     Attributes
     ----------
     noise_level : float, default=0.15
@@ -124,6 +127,11 @@ def check_saliency_params(methods, params):
     InputError
         An unknown method, a NaN/negative noise level, fewer than 1 sample or step, a
         baseline that is neither a name nor a grey level in [0, 1].
+
+    Examples
+    --------
+    >>> check_saliency_params(["vanilla", "smoothgrad", "vanilla"], SaliencyParams())[0]
+    ['vanilla', 'smoothgrad']
     """
     methods = list(dict.fromkeys(methods))
     for m in methods:
@@ -177,7 +185,12 @@ def _functional_relu_block(module):
 
 def guided_rectifiers(module):
     """``(relu, others)``: the ``nn.ReLU`` modules captum hooks, and the rectifiers
-    (``nn.ReLU6``, torchvision's ``BasicConv2d``) whose output gradient is clamped here."""
+    (``nn.ReLU6``, torchvision's ``BasicConv2d``) whose output gradient is clamped here.
+
+    >>> relus, others = guided_rectifiers(nn.Sequential(nn.ReLU(), nn.Tanh(), nn.ReLU6()))
+    >>> len(relus), len(others)
+    (1, 1)
+    """
     relus = [m for m in module.modules() if isinstance(m, nn.ReLU)]
     others = [m for m in module.modules()
               if isinstance(m, nn.ReLU6) or _functional_relu_block(m)]
@@ -221,6 +234,12 @@ def smoothgrad_noise(seed, row, n_samples, shape, noise_level):
     -------
     ndarray of shape (n_samples, 3, H, W), float32
         ``noise_level * default_rng([seed, row]).standard_normal(...)`` in pixel units.
+
+    Examples
+    --------
+    >>> noise = smoothgrad_noise(0, 3, 2, (3, 4, 4), 0.1)
+    >>> noise.shape, noise.dtype
+    ((2, 3, 4, 4), dtype('float32'))
     """
     rng = np.random.default_rng([int(seed), int(row)])
     noise = rng.standard_normal((n_samples,) + tuple(shape), dtype=np.float32)
@@ -236,6 +255,9 @@ def _vanilla(fwd, x, batch_size):
 
 def _guided(fwd, x, batch_size):
     from captum.attr import GuidedBackprop
+    if not any(guided_rectifiers(fwd.net)):
+        log.warning("guided backpropagation: the network has no ReLU/ReLU6 module (a "
+                    "functional relu cannot be hooked); the map is the vanilla gradient.")
     method = GuidedBackprop(fwd)
     with _guided_extra(fwd.net), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")

@@ -83,7 +83,11 @@ class SaliencyResult:
 
 
 def check_saliency_request(methods, params, *, colour="rgb", figure_stim=8):
-    """Checks needing no file: methods and their parameters, ``colour``, ``figure_stim``."""
+    """Checks needing no file: methods and their parameters, ``colour``, ``figure_stim``.
+
+    >>> check_saliency_request(["guided"], SaliencyParams(), colour="absmax")[0]
+    ['guided']
+    """
     methods, params = check_saliency_params(methods, params)
     if colour not in SALIENCY_COLOURS:
         raise InputError(f"-colour {colour}: choose {' or '.join(SALIENCY_COLOURS)}.")
@@ -127,6 +131,13 @@ def network_saliency(dnn, stim, specs, *, methods=("vanilla",), params=SaliencyP
     Returns
     -------
     SaliencyResult
+
+    Examples
+    --------
+    >>> result = network_saliency(load_dnn("alexnet"), Stimulus.load("top.stim.csv"),
+    ...                           ["fc3:class=ostrich"], methods=["guided"])  # doctest: +SKIP
+    >>> result.maps["guided"].shape                                           # doctest: +SKIP
+    (9, 1, 3, 224, 224)
     """
     methods, params = check_saliency_request(methods, params, colour=colour)
     check_scalar(batch_size, name="batch_size", kind=int, min_val=1)
@@ -217,6 +228,11 @@ def write_saliency_outputs(result, out_dir, *, figures=True, figure_stim=8, forc
     -------
     list of Path
         The files under their final names.
+
+    Examples
+    --------
+    >>> write_saliency_outputs(result, "sal/", figure_stim=4)      # doctest: +SKIP
+    [PosixPath('sal/saliency.h5'), PosixPath('sal/saliency_fc3_class_ostrich.png')]
     """
     methods = list(result.maps)
     check_saliency_request(methods, result.params, colour=result.colour,

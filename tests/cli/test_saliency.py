@@ -128,6 +128,10 @@ def test_bad_input_is_one_line_and_writes_nothing(cli_error, small_net, photos, 
     assert "channel 7 is out of range" in msg and "6 channels" in msg
     msg = cli_error(db_saliency.main, "-net", net, *base, "-target", "conv9:1")
     assert "unknown layer 'conv9'" in msg
+    msg = cli_error(db_saliency.main, "-net", net, *base, "-target", "3:0")
+    assert "whole number >= 1" in msg
+    msg = cli_error(db_saliency.main, "-net", net, *base, "-target", "3:1", "-stat", "median")
+    assert "unknown statistic 'median'" in msg
     msg = cli_error(db_saliency.main, "-net", f"{small_net}:huge_kernel", *base, "-target",
                     "0:1")
     assert "too small for the network" in msg and "224x224" in msg

@@ -109,8 +109,8 @@ def test_maps_file_holds_the_gradients_of_the_network_input(stim, tmp_path):
     np.testing.assert_allclose(other.maps["smoothgrad"], result.maps["smoothgrad"],
                                rtol=1e-5, atol=1e-9)
     # -colour absmax: the largest |value| over the colour channels
-    absmax = network_saliency(dnn, stim, SPECS, methods=["vanilla"], colour="absmax", batch_size=4,
-                              show_progress=False)
+    absmax = network_saliency(dnn, stim, SPECS, methods=["vanilla"], colour="absmax",
+                              batch_size=4, show_progress=False)
     assert absmax.maps["vanilla"].shape == (len(stim), 2, 32, 32)
     np.testing.assert_array_equal(absmax.maps["vanilla"],
                                   np.abs(result.maps["vanilla"]).max(axis=2))
