@@ -35,8 +35,7 @@ from ..utils.registry import Registry
 from ..utils.validation import check_choice, check_scalar
 from ._hooks import LayerCapture, as_4d
 from ._images import ImageDataset, image_batches, network_inputs
-from ._video import (VideoDNN, check_clip_rows, clip_batches, clip_indexes, frame_batches,
-                     video_rows)
+from ._video import check_clip_rows, clip_batches, clip_indexes, frame_batches, video_rows
 
 __all__ = ["extract", "Rows", "StimSource", "STIM_SOURCES", "TORCH_POOLS"]
 
@@ -297,8 +296,14 @@ def _table_timing(stim):
     return column("onset"), column("duration")
 
 
+def _is_clip_network(dnn):
+    # duck-typed: a VideoDNN (model._clipnet) has a clip length; importing it here would
+    # make an import cycle (it is a DNN, whose extract() imports this module)
+    return getattr(dnn, "clip_len", 0) > 0
+
+
 def _image_rows(dnn, stim, transform, *, batch_size, workers, device):
-    if isinstance(dnn, VideoDNN):
+    if _is_clip_network(dnn):
         raise InputError(f"{dnn.name} is a clip network; it needs type=video or "
                          f"type=video_clip stimuli, not images.")
     onsets, durations = _table_timing(stim)
@@ -311,7 +316,7 @@ def _video_rows(dnn, stim, transform, *, batch_size, workers, device):
     index = probe_video(stim.root)
     frames, onsets, durations = video_rows(stim, index)
     names = [f"frame {f + 1} of {index.path}" for f in frames]
-    if isinstance(dnn, VideoDNN):
+    if _is_clip_network(dnn):
         check_clip_rows(stim, dnn, frames, index)
         batches = clip_batches([index] * len(frames), frames, dnn, transform, batch_size)
         attrs = {"clip_len": dnn.clip_len, "clip_stride": dnn.clip_stride}
@@ -321,7 +326,7 @@ def _video_rows(dnn, stim, transform, *, batch_size, workers, device):
 
 
 def _video_clip_rows(dnn, stim, transform, *, batch_size, workers, device):
-    if not isinstance(dnn, VideoDNN):
+    if not _is_clip_network(dnn):
         raise InputError(f"{dnn.name} is an image network; type=video_clip stimuli need a "
                          f"clip network (e.g. -net r3d_18, or -clip-len N for a custom "
                          f"one), or a type=video table to see frames one by one.")

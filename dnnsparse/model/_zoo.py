@@ -18,7 +18,7 @@ mvit_v1_b, mvit_v2_s   torchvision MViT (conv1, block1..block16, norm, fc), 16 f
                        of 224 x 224 (no shorter clips)
 =====================  ==============================================================
 
-Clip networks (``NetSpec.clip_len`` > 0) are :class:`~._video.VideoDNN`: their
+Clip networks (``NetSpec.clip_len`` > 0) are :class:`~._clipnet.VideoDNN`: their
 input is ``(n, 3, clip_len, H, W)``; ``weights="imagenet"`` (the command line's
 default) or ``"kinetics"`` loads their Kinetics-400 weights, through torch's cache
 like ImageNet weights (the same offline rule), recorded as ``kinetics400``.
@@ -41,7 +41,7 @@ from ._dnn import DNN
 from ._layers import (efficientnet_lite_names, googlenet_names, module_path_names,
                       mvit_names, resnet_names, s3d_names, sequential_names,
                       video_resnet_names)
-from ._video import KINETICS_MEAN, KINETICS_STD, VideoDNN, as_video_dnn
+from ._clipnet import KINETICS_MEAN, KINETICS_STD, VideoDNN, as_video_dnn
 from ._weights import apply_state_dict, cached_download, load_state_dict_file
 
 __all__ = ["NETS", "NetSpec", "PRETRAINED", "load_dnn", "wrap_module"]
@@ -238,7 +238,7 @@ def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash", offline=No
     Returns
     -------
     DNN
-        A :class:`~._video.VideoDNN` for clip networks.
+        A :class:`~._clipnet.VideoDNN` for clip networks.
 
     Examples
     --------
