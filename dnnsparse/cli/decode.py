@@ -11,6 +11,14 @@ every training fold; folds are stratified for classifiers and keep -groups
 whole; -n-perm N label permutations (same folds, model refitted) give p. With an
 int -seed every layer / ROI gets the same folds and permutations.
 
+DNN units from brain (DNNBrain's db_decode direction): give both -resp (the
+features: brain ROIs, .roi.h5 signals or table columns) and -act (the targets):
+every unit of every -layer (-chn / -dmask select units; db_pool first to decode
+channel means) is predicted from each feature source by a regressor (-model
+ridge, the default here, lasso or glm), with the same folds, standardisation and
+permutations; p per unit and max-statistic p_fwer across the layer's units.
+-target is not used then; -stim names the stimuli (and -groups).
+
 Outputs in -out DIR:
   decoding.csv           source, n_features, model, accuracy, balanced_accuracy,
                          chance, p  (regressors: source, ..., target, r, r2, p)
@@ -18,8 +26,15 @@ Outputs in -out DIR:
   confusion_SOURCE.csv   true class (rows) x predicted class counts (classifiers)
   predictions.csv        sample, stimID, [group], fold, true, one column per source
   decoding.png           accuracy (or r) per source, chance marked
+ with -act and -resp:
+  units.tsv              source, layer, chn, row, col, n_features, model, r, r2,
+                         [p, p_fwer]
+  summary.csv            source, layer, n_features, model, n_units, n_decoded,
+                         mean_r, median_r, max_r, [n_sig, n_sig_fwer at p < 0.05]
+  folds.csv              sample, stimID, [group], fold
 
 example: db_decode -act alexnet.act.h5 -layer conv5_relu fc2_relu -stim imgs.stim.csv -target label -model logistic -cv 10 -n-perm 1000 -out dec/
+example: db_decode -resp beta.nii.gz -roi atlas.nii.gz -act alexnet.act.h5 -layer fc2_relu -stim imgs.stim.csv -model ridge -cv 10 -n-perm 1000 -out units/
 """
 import numpy as np
 
@@ -32,7 +47,7 @@ def get_parser():
     from ..algo.decoding import MODELS
 
     p = make_parser("db_decode", __doc__)
-    g = p.add_argument_group("features (one of -act / -resp)")
+    g = p.add_argument_group("features (one of -act / -resp; both: decode -act's units)")
     add_option(g, "act", metavar="FILE", help="activation file (.act.h5)")
     add_option(g, "layer", nargs="+", metavar="L", help="layers; default: all in the file")
     add_option(g, "chn", nargs="+", type=int, metavar="N",
@@ -49,8 +64,9 @@ def get_parser():
     add_option(g, "target", default="label", metavar="COL",
                help="column of -stim to decode")
     g = p.add_argument_group("model")
-    add_option(g, "model", default="logistic", choices=sorted(MODELS),
-               help="classifiers: logistic, svm (linear); regressors: ridge, lasso, glm")
+    add_option(g, "model", choices=sorted(MODELS),
+               help="classifiers: logistic (default), svm (linear); regressors: ridge "
+                    "(default for units), lasso, glm")
     add_cv_args(g)
     add_option(p, "out", type=output_path, required=True, metavar="DIR", help="output directory")
     add_option(p, "no-plot", action="store_true", help="write no figure")
@@ -63,9 +79,9 @@ def _sources(args, stim):
     n_stim = len(stim)
     from ..pipelines import layer_sources, response_sources
 
-    if bool(args.act) == bool(args.resp):
+    if not (args.act or args.resp):
         raise InputError("give the features: -act FILE (DNN layers) or -resp FILE "
-                         "(brain data), not both.")
+                         "(brain data); both decode -act's units from -resp.")
     if args.act:
         if args.roi or args.bmask or args.meas:
             raise InputError("-roi/-bmask/-meas select brain features of -resp; with "
@@ -91,6 +107,42 @@ def _print(results):
             print(f"{name} ({n_features} features): r {res.r[0]:.4f}, R^2 {res.r2[0]:.4f}{p}")
 
 
+def _decode_units(args, stim, out, groups):
+    """-act and -resp: every unit of -act's layers predicted from -resp's features."""
+    from ..io import atomic_output_dir
+    from ..io.table import write_table
+    from ..pipelines import (UNIT_MODELS, decode_units, layer_sources, response_sources,
+                             unit_decoding_tables)
+
+    model = args.model or "ridge"
+    if model not in UNIT_MODELS:
+        raise InputError(f"-model {model} is a classifier; DNN units are decoded with "
+                         f"-model {' / '.join(UNIT_MODELS)}.")
+    if args.target != "label":
+        raise InputError("-target names a column to decode from -act or -resp alone; "
+                         "with both, the targets are -act's units.")
+    sources = response_sources(args.resp, n_stim=len(stim), stim=args.stim,
+                               rois=rois_from_args(args, required=False), columns=args.meas)
+    layers = layer_sources(args.act, n_stim=len(stim), stim=args.stim, layers=args.layer,
+                           chn=args.chn, dmask=args.dmask, stim_ids=stim.ids, coords=True)
+    results = decode_units(sources, layers, model=model, cv=args.cv, groups=groups,
+                           n_perm=args.n_perm, seed=args.seed, progress=not args.quiet)
+    units, summary = unit_decoding_tables(results)
+    folds = {"sample": np.arange(1, len(stim) + 1), "stimID": stim.ids}
+    if groups is not None:
+        folds["group"] = groups
+    folds["fold"] = results[0].folds + 1
+    with atomic_output_dir(out, force=args.force) as tmp:
+        write_table(tmp / "units.tsv", units, force=True)
+        write_table(tmp / "summary.csv", summary, force=True)
+        write_table(tmp / "folds.csv", folds, force=True)
+    for i, layer in enumerate(summary["layer"]):
+        sig = "" if "n_sig" not in summary else f", {summary['n_sig'][i]} with p < 0.05"
+        print(f"{summary['source'][i]} -> {layer}: mean r {summary['mean_r'][i]:.4f}, max r "
+              f"{summary['max_r'][i]:.4f} over {summary['n_decoded'][i]} unit(s){sig}")
+    print(f"wrote {out}: units.tsv, summary.csv, folds.csv")
+
+
 @cli_main(get_parser)
 def main(args):
     from ..pipelines import decode_sources, decoding_outputs
@@ -103,12 +155,15 @@ def main(args):
     args.cv = parse_cv(args.cv)
     out = check_output_dir(args.out, force=args.force)      # refuse before any work
     stim = Stimulus.load(args.stim)
+    groups = np.asarray(stim[args.groups]) if args.groups else None
+    if args.act and args.resp:
+        return _decode_units(args, stim, out, groups)
+    args.model = args.model or "logistic"
     y = np.asarray(stim[args.target])
     classifier = args.model in ("logistic", "svm")
     if not classifier and y.dtype.kind not in "iuf":
         raise InputError(f"-model {args.model} predicts numbers but column {args.target!r} "
                          f"of {args.stim} holds text; use -model logistic or svm.")
-    groups = np.asarray(stim[args.groups]) if args.groups else None
     sources = _sources(args, stim)
     results = decode_sources(sources, y if classifier else y.astype(np.float64),
                              model=args.model, cv=args.cv, groups=groups,

@@ -632,7 +632,8 @@ def safe_name(name):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
 
 
-def layer_sources(act, *, n_stim, stim, layers=None, chn=None, dmask=None, stim_ids=None):
+def layer_sources(act, *, n_stim, stim, layers=None, chn=None, dmask=None, stim_ids=None,
+                  coords=False):
     """Decoding features of every layer of activation file ``act`` (db_decode -act).
 
     Parameters
@@ -644,12 +645,16 @@ def layer_sources(act, *, n_stim, stim, layers=None, chn=None, dmask=None, stim_
     stim_ids : sequence of str, optional
         The table's stimulus IDs: the file's rows are put in their order (by ID, see
         :func:`~dnnsparse.pipelines.activation_order`), or refused when they differ.
+    coords : bool, default=False
+        ``read()`` also returns every unit's 1-based (channel, row, column), shape
+        (n_units, 3), in the order of ``data.reshape(n_stim, -1)``.
 
     Returns
     -------
     list of (str, callable)
         ``(layer, read)``: ``read()`` returns the layer's selected units, shape
-        (n_stim, n_chn, n_row, n_col), for :func:`decode_sources`.
+        (n_stim, n_chn, n_row, n_col), for :func:`decode_sources` (with ``coords``:
+        ``(data, coords)``).
     """
     from ..base.activation import Activation
 
@@ -662,8 +667,9 @@ def layer_sources(act, *, n_stim, stim, layers=None, chn=None, dmask=None, stim_
              activation_order(act, stim_ids, stim_path=str(stim), act_path=str(act_path)))
 
     def read(layer):
-        data = LayerFeatures(act, layer, mask=mask).data
-        return data if order is None else data[order]
+        features = LayerFeatures(act, layer, mask=mask)
+        data = features.data if order is None else features.data[order]
+        return (data, features.blocks()[0][2]) if coords else data
 
     return [(layer, lambda layer=layer: read(layer)) for layer in mask.layers]
 

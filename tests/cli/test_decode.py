@@ -132,7 +132,8 @@ def test_regression_target_equals_cross_val_predict(run_cli, data):
 
 
 ERRORS = {
-    "both inputs": (lambda d: ["-act", d["act"], "-resp", d["nii"]], r"not both"),
+    "classifier for units": (lambda d: ["-act", d["act"], "-resp", d["nii"], "-model",
+                                        "logistic"], r"is a classifier"),
     "no input": (lambda d: [], r"give the features"),
     "unknown target": (lambda d: ["-act", d["act"], "-target", "species"],
                        r"no column 'species'"),
