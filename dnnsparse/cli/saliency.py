@@ -9,7 +9,8 @@ resize/crop), by one or more -method:
                GoogLeNet's functional ReLUs)
   smoothgrad   the mean gradient over -samples noisy copies, Gaussian noise of standard
                deviation -noise-level in pixel units, seeded by -noise-seed and the
-               stimulus's row (bit-for-bit repeatable, whatever -batch-size or device)
+               stimulus's row (bit-for-bit repeatable; the same noise whatever the
+               -batch-size or device)
   integrated   integrated gradients from -baseline (black, white, mean: the network's
                mean colour, or a grey level in [0, 1]) in -steps points; the
                completeness error (sum of the map - (f(image) - f(baseline))) is stored
