@@ -28,8 +28,9 @@ Maps are with respect to the RGB pixel values in [0, 1] of the network's input i
 (after its resize/crop, before its normalisation): a gradient is ``dF/dx / std`` of
 the normalised input ``x``; integrated gradients are the same in both spaces. Maps of
 images depend only on the image, the target and (SmoothGrad) the seed and row, not on
-the batch. :func:`input_window` and :func:`maps_on_image` (:mod:`._view`) put a map
-back into the photograph's geometry (undoing the squash or the resize + centre crop).
+the batch (up to float rounding of batched kernels; the same run repeats bit for bit).
+:func:`input_window` and :func:`maps_on_image` (:mod:`._view`) put a map back into the
+photograph's geometry (undoing the squash or the resize + centre crop).
 """
 import contextlib
 import logging
