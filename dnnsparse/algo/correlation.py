@@ -143,11 +143,11 @@ def max_correlation(X, Y, *, absolute=False, chunk=None):
         cols = slice(start, start + chunk)
         Zy, const_y = standardize_columns(Y[:, cols])
         R = Zx.T @ Zy                                   # (n_units, chunk) Pearson r
-        np.clip(R, -1.0, 1.0, out=R)
-        key = np.abs(R) if absolute else R.copy()
-        key[const_x] = -np.inf                          # constant units are never best
+        key = np.abs(R) if absolute else R              # no copy: R is read only at idx
+        if const_x.any():
+            key[const_x] = -np.inf                      # constant units are never best
         idx = np.argmax(key, axis=0)
-        val = R[idx, np.arange(R.shape[1])]
+        val = np.clip(R[idx, np.arange(R.shape[1])], -1.0, 1.0)
         idx[const_y], val[const_y] = -1, np.nan
         r[cols], best[cols] = val, idx
     return CorrelationMap(r, best, n_units, absolute)
