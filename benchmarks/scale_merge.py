@@ -15,13 +15,16 @@
     to 224 x 224; conv5_relu and fc2_relu, batch 32) as one db_act process with 2
     torch threads vs two db_act -shard I/2 processes side by side with 1 thread each
     (OMP_NUM_THREADS / MKL_NUM_THREADS), plus the db_merge of the two shards; best of
-    ``--repeat`` runs each; the merged file is checked against the single run.
+    ``--repeat`` runs each, wall and CPU time (user + system of the processes); the
+    merged file is checked against the single run; and one db_act process of a single
+    image (what every extra process costs: Python, torch, the network, the file).
 
 usage: python benchmarks/scale_merge.py [--shard-gb 1] [--n-images 200] [--skip-merge]
        [--skip-extract] [--dir DIR]
 """
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -79,6 +82,12 @@ def timed(fn):
     t = time.perf_counter()
     out = fn()
     return time.perf_counter() - t, out
+
+
+def children_cpu():
+    """CPU seconds (user + system) of all finished child processes so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def bench_merge(folder, shard_gb, repeat):
@@ -142,13 +151,21 @@ def wait_all(procs):
 
 def bench_extract(folder, n_images, repeat):
     stim = make_images(folder / "imgs", n_images, size=128)
-    one, two = [], []
+    one, two, cpu_one, cpu_two = [], [], [], []
     for _ in range(repeat):
+        c = children_cpu()
         t, _ = timed(lambda: wait_all([db_act(stim, folder / "one.act.h5", 2)]))
         one.append(t)
+        cpu_one.append(children_cpu() - c)
+        c = children_cpu()
         t, _ = timed(lambda: wait_all([db_act(stim, folder / f"s{i}.act.h5", 1,
                                               ["-shard", f"{i}/2"]) for i in (1, 2)]))
         two.append(t)
+        cpu_two.append(children_cpu() - c)
+    c = children_cpu()
+    t_start, _ = timed(lambda: wait_all([db_act(stim, folder / "start.act.h5", 1,
+                                                ["-shard", f"1/{n_images}"])]))
+    cpu_start = children_cpu() - c
     t_merge, _ = timed(lambda: merge_shards([folder / "s1.act.h5", folder / "s2.act.h5"],
                                             folder / "m.act.h5", force=True,
                                             show_progress=False))
@@ -158,9 +175,13 @@ def bench_extract(folder, n_images, repeat):
         scale = max(float(np.abs(a.read(l)).max()) for l in a.layers)
     print(f"(b) {n_images} images, AlexNet (random weights), conv5_relu + fc2_relu, batch 32, "
           f"best of {repeat}; load average before: {os.getloadavg()[0]:.1f}")
-    print(f"    one process, 2 threads:              {min(one):.2f} s")
-    print(f"    2 shards side by side, 1 thread each: {min(two):.2f} s  + merge {t_merge:.3f} s")
-    print(f"    one / sharded:                       {min(one) / (min(two) + t_merge):.2f}x")
+    print(f"    one process, 2 threads:              {min(one):.2f} s wall, "
+          f"{min(cpu_one):.1f} s CPU")
+    print(f"    2 shards side by side, 1 thread each: {min(two):.2f} s wall, "
+          f"{min(cpu_two):.1f} s CPU (both)  + merge {t_merge:.3f} s")
+    print(f"    one / sharded (wall):                {min(one) / (min(two) + t_merge):.2f}x")
+    print(f"    one process of 1 image (start-up, network built, file written): "
+          f"{t_start:.2f} s wall, {cpu_start:.1f} s CPU")
     print(f"    merged vs one run: max |diff| {diff:.2e} (max |value| {scale:.2e})")
 
 
