@@ -134,3 +134,27 @@ def test_help_says_insample(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
     assert "IN-SAMPLE" in text and "NOT CROSS-VALIDATED" in text and "example:" in text
+
+
+def test_gifti_maps_in_gifti(run_cli, data, tmp_path):
+    from nibabel import gifti
+
+    n_vert = 10
+    Y = data["Y"][:, :n_vert].astype(np.float32)
+    img = gifti.GiftiImage(meta=gifti.GiftiMetaData({"AnatomicalStructurePrimary": "CortexLeft"}))
+    for row in Y:
+        img.add_gifti_data_array(gifti.GiftiDataArray(row, datatype="NIFTI_TYPE_FLOAT32"))
+    nib.save(img, str(tmp_path / "beta.func.gii"))
+    out = tmp_path / "surf"
+    status, _, err = run_cli(main, "-act", data["act"], "-layer", "conv", "-resp",
+                             tmp_path / "beta.func.gii", "-q", "-out", out)
+    assert status == 0, err
+    r_img = nib.load(str(out / "conv" / "r_insample.func.gii"))
+    assert "in-sample" in str(r_img.darrays[0].meta.get("Name", ""))
+    X = data["layers"]["conv"].reshape(N, -1).astype(np.float64)
+    ok = np.arange(n_vert) != 6
+    best, r = _slow(X, Y[:, ok].astype(np.float64))
+    np.testing.assert_allclose(r_img.darrays[0].data[ok], r, atol=1e-6)
+    units = nib.load(str(out / "conv" / "best_unit_insample.func.gii")).darrays[0].data
+    np.testing.assert_array_equal(units[ok], best + 1)
+    assert list(read_table(out / "corr_insample.tsv")["vertex"]) == list(range(n_vert))
