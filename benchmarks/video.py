@@ -18,16 +18,18 @@ Prints:
 usage: python benchmarks/video.py [--frames 300] [--rss-frames 1000] [--repeats 2]
 """
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# db_act's benchmark: the same bare loop, timer and fresh-process peak RSS
+from extract import bare_loop, peak_rss_mb, timed  # noqa: E402
 
 from dnnsparse.base.stimulus import Stimulus
 from dnnsparse.cli import act as db_act
@@ -65,10 +67,6 @@ def make_movie(path, n, *, width, height, rate=25, seed=0):
     return path
 
 
-def timed(fn):
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def decoded_batches(dnn, movie, batch_size):
@@ -80,10 +78,6 @@ def decoded_batches(dnn, movie, batch_size):
     return [dnn.normalize(b) for b in x.split(batch_size)]
 
 
-def bare_loop(dnn, batches):
-    with torch.inference_mode():
-        for x in batches:
-            dnn.module(x)
 
 
 def decode_only(dnn, movie):
@@ -106,16 +100,6 @@ def save_frames(movie, folder):
     return folder.parent / "frames.stim.csv"
 
 
-def peak_rss_mb(argv):
-    """db_act in a fresh process: its peak RSS (VmHWM) in MB."""
-    code = ("import sys; from dnnsparse.cli.act import main; "
-            f"s = main({list(map(str, argv))!r}); "
-            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]"
-            ".split()[1]); sys.exit(s)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(f"db_act failed: {res.stderr.strip()[-500:]}")
-    return int(res.stdout.split()[-1]) / 1024
 
 
 def main():
