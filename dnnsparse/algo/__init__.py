@@ -7,12 +7,14 @@
 - :mod:`.encoding` -- voxel-wise ridge and other encoders, their outer cross-validation.
 - :mod:`.model_selection` -- splits and permutations; :mod:`.metrics` -- scores.
 - :mod:`.stats` -- hierarchy trend, PSI-accuracy correlation, stepwise regression.
+- :mod:`.correlation` -- in-sample best-unit correlation maps (db_corr).
 - :mod:`.decoding`, :mod:`.hrf`, :mod:`.shape_bias`.
 """
 
 from ..utils.lazy import lazy_exports
 
 _WHERE = {
+    "correlation": "correlation",
     "decoding": "decoding",
     "encoding": "encoding",
     "hrf": "hrf",

@@ -6,6 +6,7 @@ from ..utils.lazy import lazy_exports
 
 _WHERE = {
     "act": "act",
+    "corr": "corr",
     "decode": "decode",
     "demo": "demo",
     "encode": "encode",
@@ -13,6 +14,7 @@ _WHERE = {
     "info": "info",
     "map": "map",
     "mask": "mask",
+    "merge": "merge",
     "pool": "pool",
     "probe": "probe",
     "psi": "psi",

@@ -1,7 +1,7 @@
 """Option groups that several commands share, and turning their values into objects.
 
-- ROIs (``-roi/-bmask/-lut/-map/-merge/-select``): db_roi, db_rsa, db_map, db_psi,
-  db_encode, db_decode -- :func:`add_roi_args`, :func:`rois_from_args`,
+- ROIs (``-roi/-bmask/-lut/-map/-merge/-select/-resample-atlas``): db_roi, db_rsa,
+  db_map, db_psi, db_encode, db_decode -- :func:`add_roi_args`, :func:`rois_from_args`,
   :func:`build_rois`.
 - RSA (``-metric/-method/-n-perm/-seed/-cate``): db_rsa, db_map -- :func:`add_rsa_args`,
   :func:`add_plot_arg`.
@@ -26,7 +26,11 @@ METHODS = ("pearson", "spearman", "kendall_tau_a", "kendall_tau_b", "cosine")
 
 # -- ROIs ----------------------------------------------------------------------------
 def add_roi_args(parser, *, title="ROIs (one of -roi / -bmask)"):
-    """-roi/-bmask/-lut/-map/-merge/-select (shared with db_rsa and db_map); returns the group."""
+    """-roi/-bmask/-lut/-map/-merge/-select/-resample-atlas (shared); returns the group.
+
+    With -resample-atlas the ROISet resamples itself onto any other volume grid it is
+    moved to (:meth:`~dnnsparse.base.roi.ROISet.to_space`), so commands need no change.
+    """
     g = parser.add_argument_group(title)
     add_option(g, "roi", metavar="ATLAS",
                help="label image: .nii/.nii.gz/.mgz, .dlabel.nii or .label.gii")

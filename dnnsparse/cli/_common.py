@@ -11,6 +11,7 @@
 import argparse
 import functools
 import logging
+import shlex
 import sys
 
 from ..errors import DnnsparseError
@@ -20,7 +21,7 @@ __all__ = [
     "add_option", "make_parser", "cli_main",
     "add_device_args", "add_force_arg", "add_model_args", "add_out_arg",
     "add_stim_arg", "add_verbosity_args", "dnn_from_args", "parse_device",
-    "add_lesion_args", "manipulate_from_args", "parse_layer_fractions",
+    "add_lesion_args", "check_act_or_net", "manipulate_from_args", "parse_layer_fractions",
     "check_device", "check_writable", "custom_code_error", "load_net", "output_path",
 ]
 
@@ -173,8 +174,10 @@ def dnn_from_args(args):
     imported or builds the network) is the user's to fix: one line naming the
     file, line and error (:func:`custom_code_error`), not a traceback.
     """
+    video = {k: getattr(args, k) for k in ("clip_len", "clip_stride")
+             if getattr(args, k, None) is not None}      # db_act's clip networks
     return load_net(args.net, weights=args.weights, seed=args.weights_seed,
-                    preprocess=args.preprocess)
+                    preprocess=args.preprocess, **video)
 
 
 def load_net(net, **kwargs):
@@ -291,6 +294,23 @@ def add_lesion_args(parser, *, seed_help="seed of the lesion", ablate=False):
     return g
 
 
+def check_act_or_net(args):
+    """Refuse ``-net`` with ``-act``, and ``-lesion``/``-topk``/``-ablate`` with ``-act``.
+
+    For commands that either run the network or read an ``.act.h5`` file: the file
+    holds what the network gave when it was extracted, so nothing can change it.
+    """
+    from ..errors import InputError
+
+    if getattr(args, "act", None) and getattr(args, "net", None):
+        raise InputError("give -net (run the network) or -act (read an activation file), "
+                         "not both.")
+    if getattr(args, "act", None) and any(getattr(args, k, None)
+                                          for k in ("lesion", "topk", "ablate")):
+        raise InputError("-lesion, -topk and -ablate change the network; an -act file "
+                         "holds what the network gave when it was extracted. Use -net.")
+
+
 def manipulate_from_args(dnn, args):
     """Apply ``-lesion``, ``-ablate`` and ``-topk`` to ``dnn`` and return it.
 
@@ -372,6 +392,9 @@ def cli_main(get_parser):
                 args = parser.parse_args(argv)
             except SystemExit as exc:      # --help (0) or a usage error (2)
                 return exc.code if isinstance(exc.code, int) else 2
+            # the command as typed, for provenance records (shell-quoted)
+            args.command_line = shlex.join([parser.prog, *map(str, sys.argv[1:] if argv
+                                                               is None else argv)])
             _setup_logging(args.verbose, args.quiet)
             try:
                 with sigterm_as_interrupt():   # a scheduler's SIGTERM cleans up like Ctrl-C

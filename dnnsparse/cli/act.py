@@ -10,7 +10,11 @@ largest activations of each channel after the given layers; -ablate silences cha
 (conv5:12,40, 1-based) or units (conv5:12@3,4) by zeroed weights and biases (or a hook,
 -ablate-mode hook), recorded in the file. -layer all-relu
 stands for every '*_relu' layer of the network (the paper's Conv#/FC#), in forward
-order.
+order. A type=video table (one movie, rows = frame numbers or onsets) is read frame by
+frame for an image network and as clips of -clip-len frames, every -clip-stride-th
+frame from the row's frame on, for a clip network (r3d_18, mc3_18, r2plus1d_18, s3d,
+mvit_*, or -net file.py:function with -clip-len); type=video_clip gives one clip per
+file. The rows' onsets are stored in the file for db_hrf.
 
 example: db_act -net alexnet -layer conv5_relu fc2_relu -stim imgs.stim.csv -pool mean -out alexnet.act.h5
 """
@@ -35,10 +39,19 @@ def get_parser():
                help="spatial pooling per channel (l1/l2: element-wise norms)")
     add_option(g, "aggregate", choices=["label"],
                help="store per-category means of the 'label' column instead of per image")
+    add_option(g, "shard", metavar="I/N",
+               help="extract only the I-th (1-based) of N contiguous ranges of the stimulus "
+                    "table (numpy.array_split); db_merge joins the N files")
     add_stim_arg(p)
     add_out_arg(p, help="output .act.h5 file")
     add_option(p, "compression", default="lzf", choices=["lzf", "gzip", "none"],
                help="HDF5 compression (gzip: readable by every HDF5 tool; lzf: faster)")
+    v = p.add_argument_group("video (type=video, type=video_clip)")
+    add_option(v, "clip-len", type=int, metavar="N",
+               help="frames per clip of a clip network (default: 16; with a custom -net "
+                    "it makes the network a clip network, input (n, 3, N, H, W))")
+    add_option(v, "clip-stride", type=int, metavar="S",
+               help="take every S-th frame of the movie into a clip (default: 1)")
     add_device_args(p)
     add_force_arg(p)
     return p
@@ -49,6 +62,7 @@ def main(args):
     from ..base.mask import Mask
     from ..base.stimulus import Stimulus
     from ..io import check_output_path
+    from ..pipelines import parse_shard, shard_stimuli
 
     if not args.layer and not args.dmask:
         raise InputError("give -layer names or a -dmask file.")
@@ -57,9 +71,14 @@ def main(args):
     if args.layer and not all(l.strip() for l in args.layer):
         raise InputError("-layer: a layer name is empty; give names such as conv5_relu "
                          "(db_info -net NAME lists them).")
+    shard = parse_shard(args.shard) if args.shard else None
     device = parse_device(args)                 # an unusable -device fails before any work
     check_output_path(args.out, force=args.force)
     stim = Stimulus.load(args.stim)
+    attrs = {"stim_file": str(args.stim)}
+    if shard:
+        stim, more = shard_stimuli(stim, shard)  # its provenance: rows, whole table's hash
+        attrs.update(more)
     stim.check_files()
     mask = Mask.load(args.dmask) if args.dmask else None
     dnn = manipulate_from_args(dnn_from_args(args), args)
@@ -68,7 +87,6 @@ def main(args):
     if args.chn:
         extra = Mask.from_args(args.layer, chn=args.chn)
         mask = extra if mask is None else _merge(mask, extra)
-    attrs = {"stim_file": str(args.stim)}
     act = dnn.extract(stim, args.layer, mask=mask, pool=args.pool, aggregate=args.aggregate,
                       out=args.out, force=args.force, batch_size=args.batch_size,
                       device=device, workers=args.workers,

@@ -17,6 +17,7 @@ _WHERE = {
     "check_input_file": "_files",
     "check_output_dir": "_files",
     "check_output_path": "_files",
+    "copy_act": "_merge",
     "dmask": "dmask",
     "maps": "maps",
     "open_h5": "_files",
@@ -25,6 +26,8 @@ _WHERE = {
     "roi": "roi",
     "stim": "stim",
     "table": "table",
+    "video": "video",
+    "write_virtual_act": "_merge",
 }
 __all__ = sorted(_WHERE)
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
