@@ -134,7 +134,7 @@ ERRORS = {
     "missing onset column": (_no_onset, r"bad\.stim\.csv has no onset column"),
     "both scan counts": (lambda t: ["-stim", t / "run.stim.csv", "-n-scans", 10, "-resp",
                                     t / "x.nii.gz"], r"one of them"),
-    "no scan count": (lambda t: ["-stim", t / "run.stim.csv"], r"-n-scans N or -resp"),
+    "no scan count": (lambda t: ["-stim", t / "run.stim.csv"], r"-n-scans N, -resp BOLD_FILE or -bold"),
     "stimuli != events": (_short_stim, r"a\.act\.h5 has 6 stimuli but .*short\.stim\.csv "
                                        r"has 5"),
     "unknown layer": (lambda t: ["-stim", t / "run.stim.csv", "-n-scans", 10, "-layer",
