@@ -70,7 +70,7 @@ def _plain_chain(dnn, paths):
     (a branch, a functional operation between modules is caught later by the check).
     """
     order, handles, state = [], [], {"prev": None}
-    x = torch.zeros((1, 3) + tuple(dnn.input_size), dtype=_dtype(dnn), device=dnn.device)
+    x = torch.zeros((1, 3) + tuple(dnn.input_size), dtype=_net_dtype(dnn), device=dnn.device)
 
     def pre(path):
         def hook(m, args):
@@ -103,7 +103,8 @@ def _plain_chain(dnn, paths):
     return [(p, m) for p, m, _ in chain]
 
 
-def _dtype(dnn):
+def _net_dtype(dnn):
+    """The floating dtype of the network's parameters (float32 without any)."""
     p = next(dnn.module.parameters(), None)
     return p.dtype if p is not None and p.is_floating_point() else torch.float32
 
@@ -129,7 +130,14 @@ def _hooked(m):
 class OcclusionChain:
     """Layers up to the target layers as a chain, for incremental occlusion.
 
-    Use :meth:`build`, which returns None for networks (or targets) it does not cover.
+    Use :meth:`build`, which returns None for networks (or targets) it does not cover;
+    :func:`~dnnsparse.model.occlusion_maps` uses it by itself (``incremental=True``).
+
+    Examples
+    --------
+    >>> chain = OcclusionChain.build(dnn, resolve_targets(["conv3:40"], dnn))  # doctest: +SKIP
+    >>> chain.check(x[:1])                                                     # doctest: +SKIP
+    True
     """
 
     def __init__(self, dnn, steps, layer_paths):

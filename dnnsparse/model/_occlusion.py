@@ -39,7 +39,7 @@ from ..errors import InputError
 from ..utils.progress import progress
 from ..utils.validation import check_choice, check_scalar
 from ._hooks import LayerCapture, as_4d
-from ._incremental import OcclusionChain
+from ._incremental import OcclusionChain, _net_dtype
 from ._receptive_field import theoretical_rf
 from ._targets import target_responses
 
@@ -149,11 +149,6 @@ def _inputs(dnn, images, dtype, device):
     if x.dtype == torch.uint8:
         x = dnn.normalize(x)
     return x.to(device=device, dtype=dtype)
-
-
-def _net_dtype(dnn):
-    p = next(dnn.module.parameters(), None)
-    return p.dtype if p is not None and p.is_floating_point() else torch.float32
 
 
 def _crop_plan(dnn, targets, image_size):
