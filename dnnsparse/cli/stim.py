@@ -9,13 +9,21 @@ With -video, a type=video table of one movie: a row per frame (stimID = frame
 number, 1-based), or with -fps R the frame shown every 1/R seconds; onset is the
 frame's real timestamp in the stream (pts x time base, so variable frame rates keep
 their times) and duration the time to the next row (the last: to the movie's end).
+With -events, the stimulus events of one or more BIDS *_events.tsv files, file after
+file: stimID is each event's -events-col value (default stim_file, else trial_type;
+rows where it is n/a are left out), with onset and duration (seconds within the
+run), run (from the file name's run- entity) and the files' other shared columns;
+-root is the folder the stim_file paths are relative to (BIDS: the dataset's
+stimuli/ folder).
 The path= line is written relative to the output's folder when the images lie
 inside it, absolute otherwise.
 
 example: db_stim -folder images/ -out objects.stim.csv
 example: db_stim -video movie.mp4 -fps 2 -out movie.stim.csv
+example: db_stim -events func/sub-01_task-x_run-1_events.tsv func/sub-01_task-x_run-2_events.tsv -root stimuli -out x.stim.csv
 """
 import logging
+from pathlib import Path
 
 from ..base.stimulus import Stimulus
 from ..errors import InputError, MissingFileError
@@ -34,6 +42,14 @@ def get_parser():
                help="plain CSV/TSV with a stimID or path column")
     add_option(source, "video", metavar="MOVIE",
                help="a movie file (read with PyAV): a row per frame, or see -fps")
+    add_option(source, "events", nargs="+", metavar="TSV",
+               help="BIDS events files: a row per stimulus event")
+    add_option(p, "events-col", metavar="COL",
+               help="with -events: the column naming each event's stimulus; default: "
+                    "stim_file, else trial_type")
+    add_option(p, "root", metavar="DIR",
+               help="with -events: folder the stimulus names are relative to (BIDS "
+                    "stimuli/); default: the current folder")
     add_option(p, "fps", type=finite_float, metavar="R",
                help="with -video: a row every 1/R seconds (the frame shown then)")
     add_out_arg(p, help="output stimulus table (.stim.csv)")
@@ -47,6 +63,21 @@ def main(args):
         raise InputError("-fps samples a movie; give it with -video MOVIE.")
     if args.fps is not None and args.fps <= 0:
         raise InputError(f"-fps {args.fps:g}: give a rate > 0 frames per second.")
+    if args.events is None and (args.events_col is not None or args.root is not None):
+        raise InputError("-events-col and -root describe events files; give -events TSV.")
+    if args.events is not None:
+        from ..io import check_input_file, check_output_path
+        from ..io.events import events_table
+        check_output_path(args.out, force=args.force)
+        paths = [check_input_file(p, what="events file") for p in args.events]
+        if args.root is not None and not Path(args.root).is_dir():
+            raise MissingFileError(f"-root: stimulus folder not found: {args.root}.")
+        ids, columns, column = events_table(paths, column=args.events_col)
+        stim = Stimulus(ids, root=args.root, columns=columns)
+        stim.save(args.out, force=args.force)
+        print(f"{args.out}: {len(stim)} stimulus events ({len(set(ids.tolist()))} distinct "
+              f"{column} values) from {len(paths)} events file(s)")
+        return 0
     if args.video is not None:
         from ..io import check_output_path
         check_output_path(args.out, force=args.force)

@@ -20,8 +20,8 @@ from ..errors import FileFormatError, InputError
 from ._files import check_input_file
 from .table import csv_rows, read_text_lines
 
-__all__ = ["read_events", "stimulus_column", "bids_entities", "sidecar_path", "run_timing",
-           "EVENT_STIM_COLUMNS", "NA"]
+__all__ = ["read_events", "events_table", "stimulus_column", "bids_entities", "sidecar_path",
+           "run_timing", "EVENT_STIM_COLUMNS", "NA"]
 
 log = logging.getLogger(__name__)
 
@@ -248,3 +248,76 @@ def run_timing(path, *, sidecar=None, tr=None):
         raise InputError(f"{path}: no repetition time: {why}, and no JSON sidecar "
                          f"{side.name} next to it; add the sidecar or give -tr.")
     return header_tr, n_scans, "header"
+
+
+def events_table(paths, *, column=None):
+    """One stimulus table from the stimulus events of one or more BIDS events files.
+
+    Rows are the events whose stimulus (``column``, default ``stim_file`` then
+    ``trial_type``) is not ``n/a``, file after file, in file order.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+    column : str, optional
+
+    Returns
+    -------
+    ids : ndarray of str, shape (n_events,)
+        Each event's stimulus.
+    columns : dict of str to ndarray, each of shape (n_events,)
+        ``onset``, ``duration`` (float seconds within the run), ``run`` (int, from
+        the file name's ``run-`` entity; left out for a single file without one) and
+        every other column that all files have (numbers where every value is one).
+    column : str
+        The stimulus column used.
+
+    Raises
+    ------
+    InputError
+        Several files and one without a ``run-`` entity; files choosing different
+        default stimulus columns; no stimulus event at all.
+
+    Examples
+    --------
+    >>> ids, cols, col = events_table(["sub-01_run-1_events.tsv",
+    ...                                "sub-01_run-2_events.tsv"])  # doctest: +SKIP
+    """
+    from .table import _convert
+
+    paths = [Path(p) for p in paths]
+    parsed = [read_events(p) for p in paths]
+    names = [stimulus_column(ev, p, column) for ev, p in zip(parsed, paths)]
+    if len(set(names)) > 1:
+        raise InputError(f"the events files name their stimuli in different columns "
+                         f"({', '.join(f'{p.name}: {n}' for p, n in zip(paths, names))}); "
+                         "choose one with -events-col.")
+    column = names[0]
+    runs = [bids_entities(p).get("run") for p in paths]
+    if len(paths) > 1 and None in runs:
+        bad = paths[runs.index(None)]
+        raise InputError(f"{bad}: no run-<index> entity in the file name; with several "
+                         "events files each needs one (BIDS: sub-01_task-x_run-1_events.tsv)"
+                         " to fill the run column.")
+    for p, r in zip(paths, runs):
+        if r is not None and not r.isdigit():
+            raise InputError(f"{p}: run-{r}; a BIDS run entity is a number (run-1).")
+    if len(set(runs)) < len(runs):
+        log.warning("several events files have the same run number (%s); the run column "
+                    "does not tell them apart.", ", ".join(map(str, runs)))
+    shared = [c for c in parsed[0] if c not in ("onset", "duration", column)
+              and c != "stimID" and all(c in ev for ev in parsed[1:])]
+    keeps = [ev[column] != NA for ev in parsed]
+    if not any(k.any() for k in keeps):
+        raise InputError(f"{', '.join(map(str, paths))}: column {column!r} is n/a on every "
+                         "row; no stimulus events.")
+    ids = np.concatenate([ev[column][k] for ev, k in zip(parsed, keeps)]).astype(str)
+    columns = {name: np.concatenate([ev[name][k] for ev, k in zip(parsed, keeps)])
+               .astype(np.float64) for name in ("onset", "duration")}
+    if runs[0] is not None:
+        columns["run"] = np.concatenate([np.full(int(k.sum()), int(r))
+                                         for r, k in zip(runs, keeps)])
+    for name in shared:
+        values = np.concatenate([ev[name][k] for ev, k in zip(parsed, keeps)]).tolist()
+        columns[name] = _convert(values)
+    return ids, columns, column
