@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 SHARD_ATTRS = ("shard_index", "shard_count", "shard_rows", "stim_rows", "stim_sha256")
 # attributes allowed to differ between the shards of one run (all others must agree)
 _PER_SHARD = {"shard_index", "shard_rows", "created", "stim_file"}
+# root attributes with one value per row (movie frames' and clips' timing): each
+# shard holds its rows' values, the merged file their concatenation
+_PER_ROW = ("onset", "duration")
 # dropped from the merged file (it is no shard); it says what it was made from instead
 _NOT_MERGED = {"shard_index", "shard_rows", "shard_count", "created"}
 _SHARD_TEXT = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
@@ -222,6 +225,8 @@ def _differ(a, b, what, va, vb):
 def _compare(ref, other):
     """Refuse ``other`` unless it comes from the same run as ``ref``."""
     for key in sorted((set(ref.attrs) | set(other.attrs)) - _PER_SHARD):
+        if key in _PER_ROW and key in ref.attrs and key in other.attrs:
+            continue                                  # per-row values; checked per shard
         if key not in ref.attrs or key not in other.attrs:
             has, lacks = (ref, other) if key in ref.attrs else (other, ref)
             raise InputError(f"{has.path} has the attribute {key!r} "
@@ -260,6 +265,11 @@ def _check_rows(shard, aggregated):
         raise FileFormatError(f"{shard.path}: {shard.n_rows} rows of activations for the "
                               f"{stop - start} stimuli of shard {shard.index}; the file is "
                               f"incomplete.")
+    for key in _PER_ROW:
+        if key in shard.attrs and np.size(shard.attrs[key]) != shard.n_rows:
+            raise FileFormatError(f"{shard.path}: {np.size(shard.attrs[key])} values of "
+                                  f"{key!r} for its {shard.n_rows} rows; the file was changed "
+                                  f"after db_act wrote it.")
 
 
 def check_shards(paths, out=None):
@@ -313,6 +323,10 @@ def check_shards(paths, out=None):
 def _merged_attrs(shards, mode, out):
     folder = os.path.dirname(os.path.abspath(out))
     attrs = {k: v for k, v in shards[0].attrs.items() if k not in _NOT_MERGED}
+    for key in _PER_ROW:
+        if key in attrs:
+            attrs[key] = np.concatenate([np.ravel(s.attrs[key]).astype(np.float64)
+                                         for s in shards])
     attrs.update(merged_shards=len(shards), merge=mode,
                  shard_files=[Path(os.path.relpath(os.path.abspath(s.path), folder)).as_posix()
                               for s in shards])

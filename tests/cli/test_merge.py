@@ -243,3 +243,40 @@ def test_existing_output_needs_force(run_cli, cli_error, shards, tmp_path):
 def test_help_has_example(capsys):
     assert db_merge.main(["--help"]) == 0
     assert "example: db_merge" in capsys.readouterr().out
+
+
+def test_row_timing_is_concatenated(run_cli, shards, tmp_path):
+    """Rows with onsets (movie frames, timed tables): the merged file has all of them."""
+    from dnnsparse.base.stimulus import Stimulus
+
+    stim = Stimulus.load(shards["stim"])
+    n = len(stim)
+    onsets, durations = 1.5 * np.arange(n) + 0.25, np.full(n, 0.75)
+    timed = shards["stim"].parent / "timed.stim.csv"      # path= is relative to the table
+    _with_columns(shards["stim"], timed, {"onset": onsets, "duration": durations})
+    assert len(Stimulus.load(timed)) == n
+    base = [a if a != shards["stim"] else timed for a in shards["base"]]
+    parts = []
+    for i in (1, 2, 3):
+        parts.append(tmp_path / f"t{i}-of-3.act.h5")
+        _run(db_act.main, *base, "-shard", f"{i}/3", "-out", parts[-1])
+    with ActFile(parts[1]) as f:                          # a shard holds its own rows' times
+        lo, hi = (int(x) for x in np.ravel(f.attrs["shard_rows"])[:2])
+        np.testing.assert_array_equal(f.attrs["onset"], onsets[lo:hi])
+    for extra in ([], ["-copy"]):
+        out = tmp_path / f"timed{len(extra)}.act.h5"
+        status, _, err = run_cli(db_merge.main, *parts[::-1], "-out", out, *extra, "-q")
+        assert status == 0, err
+        with ActFile(out) as f:
+            np.testing.assert_array_equal(f.attrs["onset"], onsets)
+            np.testing.assert_array_equal(f.attrs["duration"], durations)
+
+
+def _with_columns(src, dst, columns):
+    """Copy the stimulus table ``src`` to ``dst`` with extra numeric columns."""
+    lines = Path(src).read_text().splitlines()
+    head = [i for i, line in enumerate(lines) if not line.startswith(("type=", "path="))][0]
+    out = lines[:head] + [lines[head] + "," + ",".join(columns)]
+    for k, line in enumerate(lines[head + 1:]):
+        out.append(line + "," + ",".join(repr(float(v[k])) for v in columns.values()))
+    Path(dst).write_text("\n".join(out) + "\n")
