@@ -90,6 +90,9 @@ def test_empirical_maps_files(run_cli, image_stim, small_net, tmp_path):
     peak = maps.groups["occlusion"]["3:2,20,20"]
     r, c = np.unravel_index(np.argmax(peak), peak.shape)
     assert (table["peak_row"][unit], table["peak_col"][unit]) == (r, c)
+    # the occlusion peak of the unit lies inside its theoretical field (and says so)
+    assert 1 + 19 * 4 - 7 <= r <= 1 + 19 * 4 + 7 and 1 + 19 * 4 - 7 <= c <= 1 + 19 * 4 + 7
+    assert table["method"][unit] == "occlusion" and table["peak_in_rf"][unit] == "True"
 
 
 def test_ablated_maps_equal_those_of_a_hand_ablated_network(run_cli, image_stim, small_net,
