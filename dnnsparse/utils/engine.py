@@ -168,8 +168,9 @@ class Engine:
     """
 
     def __init__(self, *, client=None, cluster=None, backend=None, n_jobs=1,
-                 retries=RETRIES):
+                 retries=RETRIES, own_client=False):
         self.client, self.cluster, self.backend = client, cluster, backend
+        self.own_client = own_client or cluster is not None
         self.n_jobs, self.retries = n_jobs, retries
 
     @property
@@ -206,10 +207,11 @@ class Engine:
         return parallel_map(func, items, n_jobs=self.n_jobs)
 
     def close(self):
-        """Close the cluster this engine started (not a client given by the caller)."""
-        if self.cluster is not None:
+        """Close the client and cluster this engine started (not a caller's client)."""
+        if self.own_client and self.client is not None:
             self.client.close()
-            self.cluster.close()
+            if self.cluster is not None:
+                self.cluster.close()
             self.cluster = self.client = None
 
     def __enter__(self):
@@ -255,7 +257,7 @@ def open_engine(scheduler=None, *, n_jobs=1, connect_timeout=CONNECT_TIMEOUT):
             raise InputError(f"-scheduler {value}: no Dask scheduler answered within "
                              f"{connect_timeout:g} s ({type(exc).__name__}); start one "
                              "(dask scheduler) or check the address.") from None
-        return Engine(client=client)
+        return Engine(client=client, own_client=True)
     if kind == "local":
         from dask.distributed import LocalCluster
 

@@ -1,0 +1,149 @@
+"""-scheduler on a real dask.distributed.LocalCluster (2 worker processes): the tables of
+db_encode (and db_rsa, db_topk) are byte-identical to one process, a SIGKILLed worker's
+tasks are re-run, and bad -scheduler values are one line, exit 2."""
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dnnsparse.base.activation import Activation
+from dnnsparse.cli.encode import main as encode_main
+from dnnsparse.io.table import write_table
+
+N, N_VOX = 40, 24
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes, one thread each; started once for the module."""
+    from dask.distributed import Client, LocalCluster
+
+    lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None)
+    client = Client(lc)
+    yield client
+    client.close()
+    lc.close()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    d = tmp_path_factory.mktemp("sched")
+    layers = {"conv": rng.standard_normal((N, 3, 2, 2)).astype(np.float32),
+              "fc": rng.standard_normal((N, 6)).astype(np.float32)}
+    Activation(layers, stim_ids=[f"s{i}.png" for i in range(N)]).save(d / "a.act.h5")
+    X = layers["fc"].astype(np.float64)
+    Y = X @ rng.standard_normal((6, N_VOX)) + rng.standard_normal((N, N_VOX))
+    write_table(d / "resp.csv", {f"v{j}": Y[:, j] for j in range(N_VOX)})
+    return d
+
+
+def _encode(data, out, *extra):
+    args = ["-act", data / "a.act.h5", "-layer", "conv", "fc", "-resp", data / "resp.csv",
+            "-alphas", "0.1", "10", "1000", "-n-perm", "9", "-max-stat", "-cv", "4",
+            "-seed", "3", "-no-plot", "-q", "-out", out, *extra]
+    assert encode_main([str(a) for a in args]) == 0
+    return {name: (out / name).read_bytes() for name in ("scores.tsv", "summary.csv",
+                                                         "folds.csv")}
+
+
+def test_db_encode_tables_byte_identical_on_local_cluster(cluster, data, tmp_path):
+    one = _encode(data, tmp_path / "one")
+    addr = cluster.scheduler.address
+    two = _encode(data, tmp_path / "two", "-scheduler", addr)
+    assert one == two
+    # voxel batches (many small tasks): byte-identical to the same batches in one
+    # process; equal to the unbatched run up to float rounding (BLAS on fewer columns)
+    batched = _encode(data, tmp_path / "batch", "-scheduler", addr, "-voxel-batch", "5")
+    assert batched == _encode(data, tmp_path / "batch1", "-voxel-batch", "5")
+    assert batched["folds.csv"] == one["folds.csv"]
+    from dnnsparse.io.table import read_table
+    t1, tb = read_table(tmp_path / "one" / "scores.tsv"), read_table(tmp_path / "batch" /
+                                                                      "scores.tsv")
+    for col in ("r", "r2", "alpha", "p", "p_fwer"):
+        np.testing.assert_allclose(np.asarray(tb[col], float), np.asarray(t1[col], float),
+                                   rtol=1e-9, atol=1e-12)
+    # the models refitted on all stimuli were written by the client, the same bytes
+    for layer in ("conv", "fc"):
+        a = np.load(tmp_path / "one" / layer / "model.npz")
+        b = np.load(tmp_path / "two" / layer / "model.npz")
+        assert sorted(a.files) == sorted(b.files)
+        for k in a.files:
+            assert np.array_equal(a[k], b[k])
+
+
+def test_without_scheduler_dask_is_not_imported(data, tmp_path):
+    code = ("import sys; from dnnsparse.cli.encode import main; "
+            f"rc = main(['-act', '{data / 'a.act.h5'}', '-layer', 'fc', '-resp', "
+            f"'{data / 'resp.csv'}', '-no-plot', '-q', '-out', '{tmp_path / 'o'}']); "
+            "assert rc == 0; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('dask', 'distributed', 'dask_jobqueue')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("local:0", "local:N with N >= 1"), ("local:x", "local:N with N >= 1"),
+    ("nowhere", "give local:N"), ("tcp://127.0.0.1:9", "no Dask scheduler answered"),
+    ("slurm:missing.yaml", "no file"), ("slurm:bad.yaml", "unknown key 'cpus'"),
+    ("slurm:noyaml.yaml", "not valid YAML")])
+def test_bad_scheduler_is_one_line_exit_2(data, tmp_path, capsys, monkeypatch, spec, words):
+    import dnnsparse.utils.engine as engine
+    monkeypatch.setattr(engine, "CONNECT_TIMEOUT", 2)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_text("cores: 4\nmemory: 8GB\ncpus: 3\n")
+    (tmp_path / "noyaml.yaml").write_text("cores: [4\n")
+    out = tmp_path / "o"
+    rc = encode_main([str(a) for a in ["-act", data / "a.act.h5", "-layer", "fc", "-resp",
+                                       data / "resp.csv", "-q", "-scheduler", spec,
+                                       "-out", out]])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1 and words in err, err
+    assert not out.exists()
+
+
+def test_killed_worker_tasks_are_rerun_identical_table(cluster, data, tmp_path):
+    """SIGKILL one worker after every task was submitted and before any result was
+    gathered: its results and running tasks are lost, the scheduler re-runs them."""
+    from dnnsparse.base.activation import Activation as Act
+    from dnnsparse.pipelines import layer_mask, load_targets, run_encoding
+    from dnnsparse.utils.engine import Engine
+
+    killed = {}
+
+    class KillOnce(Engine):
+        def gather(self, handles):
+            if not killed:
+                pids = self.client.run(os.getpid)
+                held = self.client.has_what()
+                busy = self.client.processing()
+                victim = max(pids, key=lambda w: len(held.get(w, ())) + len(busy.get(w, ())))
+                killed["keys"] = len(held.get(victim, ())) + len(busy.get(victim, ()))
+                os.kill(pids[victim], signal.SIGKILL)
+                killed["pid"] = pids[victim]
+            return super().gather(handles)
+
+    def run(engine):
+        act = Act.load(data / "a.act.h5")
+        resp = load_targets(data / "resp.csv")
+        res = run_encoding(act, layer_mask(act, layers=["conv", "fc"]), resp, out=tmp_path,
+                           save_models=False, max_stat=True, alphas=[0.1, 10, 1000],
+                           cv=4, n_perm=9, seed=3, engine=engine, voxel_batch=1)
+        act.close()
+        return res.scores
+
+    expected = run(None)
+    got = run(KillOnce(client=cluster))
+    assert killed["keys"] > 0              # the victim held results or was running tasks
+    assert sorted(got) == sorted(expected)
+    for k in expected:
+        assert np.array_equal(np.asarray(got[k]), np.asarray(expected[k])), k
+    assert killed["pid"] not in cluster.run(os.getpid).values()
