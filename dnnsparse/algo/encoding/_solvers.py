@@ -13,11 +13,18 @@ formed either through the stacked hat matrices ``H(alpha) = L diag(.) R`` (one m
 product for all alphas and a batch of targets) or through ``B = R Yc``, whichever needs
 fewer flops.  Decompositions are float64; the big products run in the targets' dtype
 (float32 stays float32) and scores are accumulated in float64.
+
+Every function also takes torch tensors (or any array-API array) as targets: the
+namespace of ``Y`` is asked for (:mod:`dnnsparse.utils.xp`), features are moved to the
+targets' device and the same decomposition and products run there (``torch.linalg.eigh``
+on a GPU); NumPy arrays keep the NumPy/SciPy path.  Row indices and chosen alphas stay
+NumPy arrays on the host.
 """
 import numpy as np
 import scipy.linalg
 
 from ...errors import InputError
+from ...utils.xp import get_namespace, is_numpy, to_namespace, to_numpy
 
 __all__ = [
     "RidgeDecomposition",
@@ -46,6 +53,29 @@ def auto_batch(n_targets, n_alphas, n_rows, itemsize, n_targets_batch=None):
     return int(max(1, min(n_targets, _BATCH_BYTES // per_target)))
 
 
+def _namespace(a):
+    """``numpy`` itself for NumPy arrays, else the array's array-API namespace."""
+    return np if is_numpy(a) else get_namespace(a)
+
+
+def _astype(a, dtype):
+    """``a`` in ``dtype``, without a copy when it already is."""
+    if isinstance(a, np.ndarray):
+        return a.astype(dtype, copy=False)
+    return a if a.dtype == dtype else get_namespace(a).astype(a, dtype)
+
+
+def _itemsize(dtype):
+    return np.dtype(dtype).itemsize if isinstance(dtype, (np.dtype, type)) else dtype.itemsize
+
+
+def _on(index, like):
+    """Host integer ``index`` (NumPy) as an index of array ``like`` (its device)."""
+    if isinstance(like, np.ndarray) or isinstance(index, slice):
+        return index
+    return to_namespace(np.asarray(index, dtype=np.int64), like, dtype=get_namespace(like).int64)
+
+
 class RidgeDecomposition:
     """Eigendecomposition of one training set's centred features, shared by all alphas.
 
@@ -68,7 +98,11 @@ class RidgeDecomposition:
     R : ndarray of shape (k, n_train)
     """
 
-    def __init__(self, X, *, fit_intercept=True, method="eigh"):
+    def __init__(self, X, *, fit_intercept=True, method="eigh", like=None):
+        like = X if like is None else like
+        if not is_numpy(like):
+            self._init_xp(X, like, fit_intercept, method)
+            return
         X = np.asarray(X, dtype=np.float64)
         n, p = X.shape
         self.n_train, self.n_features = n, p
@@ -104,17 +138,50 @@ class RidgeDecomposition:
         self.rank = self.lam.size
         self._Xc = Xc
 
+    def _init_xp(self, X, like, fit_intercept, method):
+        # The same decomposition with the array-API namespace of ``like`` (torch on
+        # its device): float64 eigh of the smaller Gram matrix, or a thin SVD.
+        xp = get_namespace(like)
+        X = to_namespace(X, like, dtype=xp.float64)
+        n, p = X.shape
+        self.n_train, self.n_features = n, p
+        self.x_mean = (xp.mean(X, axis=0) if fit_intercept
+                       else xp.zeros(p, dtype=xp.float64, device=X.device))
+        Xc = X - self.x_mean if fit_intercept else X
+        eps = float(xp.finfo(xp.float64).eps)
+        if method == "svd":
+            U, s, Vt = xp.linalg.svd(Xc, full_matrices=False)
+            keep = s > (float(s[0]) if s.shape[0] else 0.0) * max(n, p) * eps
+            s, U, V = s[keep], U[:, keep], Vt[keep, :].T
+            self.lam, self.M, self.R = s ** 2, V, (U * s).T
+        elif method == "eigh":
+            primal = p <= n
+            G = Xc.T @ Xc if primal else Xc @ Xc.T
+            lam, vec = xp.linalg.eigh(G)
+            keep = lam > (float(lam[-1]) if lam.shape[0] else 0.0) * max(n, p) * eps
+            lam, vec = lam[keep], vec[:, keep]
+            self.lam = lam
+            self.M, self.R = (vec, (Xc @ vec).T) if primal else (Xc.T @ vec, vec.T)
+        else:
+            raise InputError(f"Unknown method={method!r}; choose from ['eigh', 'svd'].")
+        self.rank = int(self.lam.shape[0])
+        self._Xc = Xc
+
     @property
     def nbytes(self):
         return self.M.nbytes + self.R.nbytes + self._Xc.nbytes
 
     def design(self, X_test):
         """``L = (X_test - x_mean) M`` of shape (n_test, k)."""
-        return (np.asarray(X_test, dtype=np.float64) - self.x_mean) @ self.M
+        if isinstance(self.M, np.ndarray):
+            return (np.asarray(X_test, dtype=np.float64) - self.x_mean) @ self.M
+        return (to_namespace(X_test, self.M) - self.x_mean) @ self.M
 
     def filters(self, alphas):
         """``1 / (lam + alpha)`` for each alpha, shape (n_alphas, k)."""
-        alphas = np.asarray(alphas, dtype=np.float64).reshape(-1)
+        alphas = np.asarray(to_numpy(alphas), dtype=np.float64).reshape(-1)
+        if not isinstance(self.lam, np.ndarray):
+            alphas = to_namespace(alphas, self.lam)
         return 1.0 / (self.lam[None, :] + alphas[:, None])
 
     def loo_leverage(self, alphas, fit_intercept=True):
@@ -138,7 +205,7 @@ class FoldOperator:
     """
 
     def __init__(self, dec, X_test, alphas, dtype=np.float64):
-        self.dtype = np.dtype(dtype)
+        self.dtype = np.dtype(dtype) if isinstance(dec.M, np.ndarray) else dtype
         L = dec.design(X_test)                               # (n_test, k)
         self.f = dec.filters(alphas)                         # (n_alphas, k)
         self.n_alphas, self.k = self.f.shape
@@ -152,8 +219,8 @@ class FoldOperator:
         self.hat_one = self.n_test * self.n_train <= self.k * (self.n_train + self.n_test)
         if self.hat_all:
             H = self.Lf.reshape(-1, self.k) @ self.R         # (n_alphas * n_test, n_train)
-            self.H = H.astype(self.dtype, copy=False)
-        self.Rd = self.R.astype(self.dtype, copy=False)
+            self.H = _astype(H, self.dtype)
+        self.Rd = _astype(self.R, self.dtype)
 
     @property
     def nbytes(self):
@@ -161,25 +228,25 @@ class FoldOperator:
 
     def predict_all(self, Yc):
         """Predictions for every alpha: (n_train, b) -> (n_alphas, n_test, b)."""
-        Yc = np.asarray(Yc, dtype=self.dtype)
+        Yc = _astype(Yc if not isinstance(self.R, np.ndarray) else np.asarray(Yc), self.dtype)
         if self.hat_all:
             P = self.H @ Yc
         else:
             B = self.Rd @ Yc                                 # (k, b)
-            P = self.Lf.reshape(-1, self.k).astype(self.dtype, copy=False) @ B
+            P = _astype(self.Lf.reshape(-1, self.k), self.dtype) @ B
         return P.reshape(self.n_alphas, self.n_test, -1)
 
     def predict_one(self, index, Yc):
         """Predictions for alpha number ``index``: (n_train, b) -> (n_test, b)."""
-        Yc = np.asarray(Yc, dtype=self.dtype)
+        Yc = _astype(Yc if not isinstance(self.R, np.ndarray) else np.asarray(Yc), self.dtype)
         if self.hat_one:
             if index not in self._hat:
                 if self.hat_all:
                     self._hat[index] = self.H[index * self.n_test:(index + 1) * self.n_test]
                 else:
-                    self._hat[index] = (self.Lf[index] @ self.R).astype(self.dtype)
+                    self._hat[index] = _astype(self.Lf[index] @ self.R, self.dtype)
             return self._hat[index] @ Yc
-        return self.Lf[index].astype(self.dtype, copy=False) @ (self.Rd @ Yc)
+        return _astype(self.Lf[index], self.dtype) @ (self.Rd @ Yc)
 
 
 def _sum_squares(err, rows=32):
@@ -188,6 +255,10 @@ def _sum_squares(err, rows=32):
     float32 input is summed in float32 over blocks of ``rows`` test rows and the block
     sums are added in float64 (2-3x faster than casting every element).
     """
+    if not isinstance(err, np.ndarray):
+        xp = get_namespace(err)
+        err = _astype(err, xp.float64)
+        return xp.sum(err * err, axis=1)
     if err.dtype == np.float64:
         return np.einsum("aij,aij->aj", err, err)
     out = np.zeros((err.shape[0], err.shape[2]))
@@ -204,6 +275,14 @@ def _neg_mse(err, y_test_c):
 
 def _r2(err, y_test_c):
     sse = _sum_squares(err)
+    if not isinstance(err, np.ndarray):
+        xp = get_namespace(err)
+        yt = _astype(y_test_c, xp.float64)
+        yt = yt - xp.mean(yt, axis=0)
+        sst = xp.sum(yt * yt, axis=0)
+        score = 1.0 - sse / sst
+        # scikit-learn's r2_score for a constant test target: 1 if perfect, else 0
+        return xp.where(sst == 0, xp.where(sse == 0, 1.0, 0.0), score)
     yt = y_test_c.astype(np.float64)
     yt = yt - yt.mean(0)
     sst = np.einsum("ij,ij->j", yt, yt)
@@ -229,6 +308,9 @@ def _check_scoring(scoring):
 
 def _take(Y, rows, cols, dtype):
     """A private copy of ``Y[rows, cols]`` in ``dtype`` (safe to modify in place)."""
+    if not isinstance(Y, np.ndarray):
+        block = Y[_on(rows, Y)][:, cols]          # advanced indexing copies
+        return _astype(block, dtype)
     block = Y[rows, cols]
     if block.dtype != dtype or np.shares_memory(block, Y):
         block = block.astype(dtype)
@@ -238,6 +320,13 @@ def _take(Y, rows, cols, dtype):
 def _centred_block(Y, rows, cols, fit_intercept, dtype):
     """Rows ``rows`` and columns ``cols`` of Y (a copy), centred on their float64 mean."""
     Yb = _take(Y, rows, cols, dtype)
+    if not isinstance(Yb, np.ndarray):
+        xp = get_namespace(Yb)
+        if fit_intercept:
+            mean = xp.mean(_astype(Yb, xp.float64), axis=0)
+            Yb -= _astype(mean, dtype)
+            return Yb, mean
+        return Yb, xp.zeros(Yb.shape[1], dtype=xp.float64, device=Yb.device)
     if fit_intercept:
         mean = Yb.mean(0, dtype=np.float64)
         Yb -= mean.astype(dtype)                # in place: no float64 temporary
@@ -248,8 +337,16 @@ def _centred_block(Y, rows, cols, fit_intercept, dtype):
 def _shifted(Y, rows, cols, mean, dtype):
     """``Y[rows, cols] - mean`` in ``dtype``, without a float64 temporary."""
     out = _take(Y, rows, cols, dtype)
-    out -= mean.astype(dtype)
+    out -= _astype(mean, dtype)
     return out
+
+
+def _zeros_like_ns(Y, shape):
+    """float64 zeros in the namespace and on the device of ``Y``."""
+    if isinstance(Y, np.ndarray):
+        return np.zeros(shape)
+    xp = get_namespace(Y)
+    return xp.zeros(shape, dtype=xp.float64, device=Y.device)
 
 
 def kfold_alpha_scores(make_operator, folds, Y, *, rows=None, fit_intercept=True,
@@ -283,16 +380,19 @@ def kfold_alpha_scores(make_operator, folds, Y, *, rows=None, fit_intercept=True
     for i, (tr, te) in enumerate(folds):
         op = make_operator(i, tr, te)
         if scores is None:
-            scores = np.zeros((op.n_alphas, n_targets))
+            scores = _zeros_like_ns(Y, (op.n_alphas, n_targets))
         tr_rows = tr if rows is None else rows[tr]
         te_rows = te if rows is None else rows[te]
-        batch = auto_batch(n_targets, op.n_alphas, len(te), dtype.itemsize, n_targets_batch)
+        batch = auto_batch(n_targets, op.n_alphas, len(te), _itemsize(dtype), n_targets_batch)
         for start in range(0, n_targets, batch):
             b = slice(start, min(start + batch, n_targets))
             Yc, mean = _centred_block(Y, tr_rows, b, fit_intercept, dtype)
             yte = _shifted(Y, te_rows, b, mean, dtype)
             err = op.predict_all(Yc)
-            np.subtract(yte[None], err, out=err)
+            if isinstance(err, np.ndarray):
+                np.subtract(yte[None], err, out=err)
+            else:
+                err = yte[None] - err
             scores[:, b] += score(err, yte)
     return scores / len(folds)
 
@@ -321,24 +421,30 @@ def loo_alpha_scores(dec, Y, alphas, *, rows=None, fit_intercept=True, n_targets
     dtype = Y.dtype
     f = dec.filters(alphas)
     L = dec._Xc @ dec.M                                        # (n_train, k)
-    Lf = (L[None] * f[:, None, :]).reshape(-1, dec.rank).astype(dtype, copy=False)
+    Lf = _astype((L[None] * f[:, None, :]).reshape(-1, dec.rank), dtype)
     denom = 1.0 - dec.loo_leverage(alphas, fit_intercept)      # (n_alphas, n_train)
-    Rd = dec.R.astype(dtype, copy=False)
-    scores = np.empty((len(alphas), n_targets))
-    batch = auto_batch(n_targets, len(alphas), dec.n_train, dtype.itemsize, n_targets_batch)
+    Rd = _astype(dec.R, dtype)
+    scores = _zeros_like_ns(Y, (len(alphas), n_targets))
+    batch = auto_batch(n_targets, len(alphas), dec.n_train, _itemsize(dtype), n_targets_batch)
     for start in range(0, n_targets, batch):
         b = slice(start, min(start + batch, n_targets))
         Yc, _ = _centred_block(Y, rows, b, fit_intercept, dtype)
         fitted = (Lf @ (Rd @ Yc)).reshape(len(alphas), dec.n_train, -1)
-        np.subtract(Yc[None], fitted, out=fitted)              # residuals
-        err = fitted / denom[:, :, None].astype(dtype)
+        if isinstance(fitted, np.ndarray):
+            np.subtract(Yc[None], fitted, out=fitted)          # residuals
+        else:
+            fitted = Yc[None] - fitted
+        err = fitted / _astype(denom[:, :, None], dtype)
         scores[:, b] = _neg_mse(err, None)
     return scores
 
 
 def select_alphas(scores):
     """Index of the best alpha per target (the first one among exact ties, as
-    ``GridSearchCV`` and ``RidgeCV`` do).  ``scores``: (n_alphas, n_targets)."""
+    ``GridSearchCV`` and ``RidgeCV`` do).  ``scores``: (n_alphas, n_targets).
+    Always a NumPy array (on the host), also for torch scores."""
+    if not isinstance(scores, np.ndarray):
+        return to_numpy(get_namespace(scores).argmax(scores, axis=0)).astype(np.intp)
     return np.argmax(scores, axis=0)
 
 
@@ -368,22 +474,28 @@ def solve_ridge(X, Y, alphas, *, fit_intercept=True, method="eigh", n_targets_ba
     [0.0, 1.0, 2.0]
     """
     n_targets = Y.shape[1]
-    alphas = np.broadcast_to(np.asarray(alphas, dtype=np.float64), (n_targets,))
-    dec = RidgeDecomposition(X, fit_intercept=fit_intercept, method=method)
-    dtype = Y.dtype if Y.dtype in (np.float32, np.float64) else np.float64
-    coef = np.empty((X.shape[1], n_targets), dtype=dtype)
-    intercept = np.empty(n_targets)
+    alphas = np.broadcast_to(np.asarray(to_numpy(alphas), dtype=np.float64), (n_targets,))
+    dec = RidgeDecomposition(X, fit_intercept=fit_intercept, method=method, like=Y)
+    xp = _namespace(Y)
+    if xp is np:
+        dtype = Y.dtype if Y.dtype in (np.float32, np.float64) else np.float64
+        coef = np.empty((X.shape[1], n_targets), dtype=dtype)
+        intercept = np.empty(n_targets)
+    else:
+        dtype = Y.dtype if Y.dtype in (xp.float32, xp.float64) else xp.float64
+        coef = xp.empty((X.shape[1], n_targets), dtype=dtype, device=Y.device)
+        intercept = xp.empty(n_targets, dtype=xp.float64, device=Y.device)
     rows = np.arange(Y.shape[0])
     uniq, which = np.unique(alphas, return_inverse=True)
-    batch = auto_batch(n_targets, 1, X.shape[1], np.dtype(dtype).itemsize, n_targets_batch)
+    batch = auto_batch(n_targets, 1, X.shape[1], _itemsize(dtype), n_targets_batch)
     for start in range(0, n_targets, batch):
         b = slice(start, min(start + batch, n_targets))
         Yc, mean = _centred_block(Y, rows, b, fit_intercept, dtype)
-        B = dec.R @ Yc.astype(np.float64)                      # (k, b)
+        B = dec.R @ _astype(Yc, dec.R.dtype)                   # (k, b)
         with np.errstate(divide="ignore"):
-            f = np.where(dec.lam[None] > 0, dec.filters(uniq), 0.0)
-        W = dec.M @ (B * f[which[b]].T)                        # (n_features, b)
-        coef[:, b] = W
+            f = xp.where(dec.lam[None] > 0, dec.filters(uniq), 0.0)
+        W = dec.M @ (B * f[_on(which[b], f)].T)                # (n_features, b)
+        coef[:, b] = _astype(W, dtype)
         intercept[b] = mean - dec.x_mean @ W
     return coef, intercept, dec.x_mean
 
@@ -456,14 +568,15 @@ def ridge_nested_cv(fold_features, Y, alphas, outer, inner, *, rows=None, fit_in
     n, n_targets = Y.shape
     dtype = Y.dtype
     alphas = np.asarray(alphas, dtype=np.float64)
-    pred = np.empty((n, n_targets), dtype=dtype)
+    pred = (np.empty((n, n_targets), dtype=dtype) if isinstance(Y, np.ndarray)
+            else get_namespace(Y).empty((n, n_targets), dtype=dtype, device=Y.device))
     best = np.zeros((len(outer), n_targets), dtype=np.intp)
     take = (lambda idx: idx) if rows is None else (lambda idx: rows[idx])
 
     for o, (tr, te) in enumerate(outer):
         def build_outer(tr=tr, te=te):
             Xtr, Xte = fold_features(tr, te)
-            dec = RidgeDecomposition(Xtr, fit_intercept=fit_intercept, method=method)
+            dec = RidgeDecomposition(Xtr, fit_intercept=fit_intercept, method=method, like=Y)
             return dec, FoldOperator(dec, Xte, alphas, dtype)
         dec, op = get(("outer", o), build_outer)
 
@@ -475,7 +588,8 @@ def ridge_nested_cv(fold_features, Y, alphas, outer, inner, *, rows=None, fit_in
             def make_operator(i, a, b, o=o):
                 def build():
                     Xa, Xb = fold_features(a, b)
-                    return FoldOperator(RidgeDecomposition(Xa, fit_intercept=fit_intercept),
+                    return FoldOperator(RidgeDecomposition(Xa, fit_intercept=fit_intercept,
+                                                           like=Y),
                                         Xb, alphas, dtype)
                 return get(("inner", o, i), build)
             scores = kfold_alpha_scores(make_operator, inner[o], Y, rows=rows,
@@ -485,14 +599,18 @@ def ridge_nested_cv(fold_features, Y, alphas, outer, inner, *, rows=None, fit_in
         elif len(alphas) != 1:
             raise InputError("several alphas need an inner CV to choose among them.")
 
-        batch = auto_batch(n_targets, 1, len(te), dtype.itemsize, n_targets_batch)
+        batch = auto_batch(n_targets, 1, len(te), _itemsize(dtype), n_targets_batch)
         for start in range(0, n_targets, batch):
             b = np.arange(start, min(start + batch, n_targets))
             Yc, mean = _centred_block(Y, take(tr), slice(b[0], b[-1] + 1), fit_intercept, dtype)
             for a in np.unique(best[o, b]):
                 cols = np.flatnonzero(best[o, b] == a)
-                P = op.predict_one(int(a), Yc[:, cols]) + mean[cols]
-                pred[np.ix_(te, b[cols])] = P
+                c = _on(cols, Yc)
+                P = op.predict_one(int(a), Yc[:, c]) + mean[c]
+                if isinstance(pred, np.ndarray):
+                    pred[np.ix_(te, b[cols])] = P
+                else:
+                    pred[_on(te, pred)[:, None], _on(b[cols], pred)[None, :]] = _astype(P, dtype)
         if step is not None:
             step()
     return pred, best
