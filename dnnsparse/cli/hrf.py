@@ -16,7 +16,8 @@ its -events-col column (default stim_file, else trial_type) and matched to the
 stimIDs of -act, so a stimulus may be shown several times; rows whose stimulus is
 n/a (responses, fixation) are left out. -bold takes TR and the number of scans
 from the run itself: its JSON sidecar's RepetitionTime (BIDS), else the NIfTI
-header (pixdim[4] in its time unit) or the CIFTI dtseries' series step.
+header (pixdim[4] in its time unit) or the CIFTI dtseries' series step. -run N keeps
+the rows of -stim whose run column is N (a db_stim -events table of several runs).
 
 example: db_hrf -act run1.act.h5 -stim run1.stim.csv -tr 2.0 -resp run1_bold.nii.gz -out run1_hrf.act.h5
 example: db_hrf -act objects.act.h5 -events sub-01_task-x_run-1_events.tsv -bold sub-01_task-x_run-1_bold.nii.gz -out run1_hrf.act.h5
@@ -47,6 +48,8 @@ def get_parser():
     add_option(p, "events-col", metavar="COL",
                help="column of -events naming each event's stimulus (an -act stimID); "
                     "default: stim_file, else trial_type")
+    add_option(p, "run", type=int, metavar="N",
+               help="with -stim: only its rows whose 'run' column is N")
     g = p.add_argument_group("scans (-tr with -n-scans or -resp; or -bold)")
     add_option(g, "tr", type=finite_float, metavar="S",
                help="repetition time in seconds (default with -bold: from the run)")
@@ -83,6 +86,8 @@ def main(args):
                          "the run's header or JSON sidecar.")
     if args.stim is not None and args.events is not None:
         raise InputError("give the events' timing once: -stim TABLE or -events TSV.")
+    if args.run is not None and args.stim is None:
+        raise InputError("-run selects rows of a -stim table with a run column; give -stim.")
     if args.events_col is not None and args.events is None:
         raise InputError("-events-col names a column of -events; give -events TSV.")
     if not str(args.out).endswith(".act.h5"):
@@ -120,6 +125,9 @@ def main(args):
                              f"{len(stim)} rows; give the table the activation was made "
                              "from.")
         onsets, durations = timing
+        if args.run is not None:
+            rows = _run_rows(stim, args.stim, args.run)
+            onsets, durations = onsets[rows], durations[rows]
         for layer in args.layer or ():
             act.shape(layer)                   # names the valid layers
         convolve_activation(act, onsets, durations, tr=tr, n_scans=n_scans,
@@ -133,3 +141,18 @@ def main(args):
                     "part is not in the output.", last, n_scans, tr)
     print(f"wrote {args.out}: {n_scans} scans (TR {tr:g} s) x {len(layers)} layer(s) "
           f"convolved with the SPM HRF")
+
+
+def _run_rows(stim, path, run):
+    """Rows of ``stim`` whose ``run`` column is ``run``."""
+    if "run" not in stim.columns:
+        raise InputError(f"-run {run}: {path} has no run column (db_stim -events writes "
+                         "one).")
+    values = stim["run"]
+    if values.dtype.kind not in "iu":
+        raise InputError(f"-run {run}: the run column of {path} must hold integers.")
+    rows = np.flatnonzero(values == run)
+    if rows.size == 0:
+        raise InputError(f"-run {run}: {path} has no row of run {run}; its runs are "
+                         f"{', '.join(map(str, np.unique(values).tolist()))}.")
+    return rows

@@ -224,3 +224,44 @@ def test_explicit_tr_overrides_the_run_with_a_warning(run_cli, tmp_path, rng):
                      "-tr", 2.0)
     assert got.n_stim == 20 and float(got.attrs["tr"]) == 2.0
     assert "-tr 2 s differs from the 1 s" in text
+
+
+def test_a_run_of_a_db_stim_events_table_equals_its_events_file(run_cli, tmp_path, rng):
+    """db_stim -events of two runs, then db_hrf -stim TABLE -run 2, equals db_hrf -events
+    on run 2's file: the same rows, onsets and regressors."""
+    from dnnsparse.cli import stim as stim_cli
+
+    files = []
+    for run in (1, 2):
+        files.append(_tsv(tmp_path / f"sub-01_task-x_run-{run}_events.tsv",
+                          ["onset", "duration", "stim_file"],
+                          [[round(7.0 * i + float(rng.uniform(0, 2)), 3), 1.5,
+                            f"img/r{run}_{i}.png"] for i in range(6)]
+                          + [[50.0, 0, "n/a"]]))
+    status, _, err = run_cli(stim_cli.main, "-events", *files, "-out", tmp_path / "x.stim.csv")
+    assert status == 0, err
+    table = Stimulus.load(tmp_path / "x.stim.csv")
+    assert len(table) == 12 and table["run"].tolist() == [1] * 6 + [2] * 6
+    Activation({"fc": rng.standard_normal((12, 4)).astype(np.float32)},
+               stim_ids=table.ids).save(tmp_path / "a.act.h5")
+    by_run, _ = _hrf(run_cli, tmp_path, "-stim", tmp_path / "x.stim.csv", "-run", 2,
+                     "-tr", TR, "-n-scans", 30, out="run.act.h5")
+    by_events, _ = _hrf(run_cli, tmp_path, "-events", files[1], "-tr", TR, "-n-scans", 30,
+                        out="events.act.h5")
+    assert np.array_equal(by_run.get("fc"), by_events.get("fc"))
+    run1, _ = _hrf(run_cli, tmp_path, "-stim", tmp_path / "x.stim.csv", "-run", 1,
+                   "-tr", TR, "-n-scans", 30, out="run1.act.h5")
+    assert not np.allclose(run1.get("fc"), by_run.get("fc"))
+    for args, pattern in [(["-stim", tmp_path / "x.stim.csv", "-run", 3],
+                           r"no row of run 3; its runs are 1, 2"),
+                          (["-events", files[0], "-run", 1], r"-run selects rows of a -stim")]:
+        message = _cli_error(run_cli, tmp_path, *args, "-tr", TR, "-n-scans", 30)
+        assert re.search(pattern, message), message
+
+
+def _cli_error(run_cli, tmp, *args):
+    status, _, err = run_cli(main, "-act", tmp / "a.act.h5", *args, "-q",
+                             "-out", tmp / "bad.act.h5")
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert not (tmp / "bad.act.h5").exists()
+    return err
