@@ -47,6 +47,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..errors import InputError
 from ..utils.validation import check_choice
 from ._hooks import LayerCapture, as_4d
+from ._receptive_field import eval_mode
 from ._targets import parse_target, resolve_targets
 
 __all__ = ["ABLATION_MODES", "Ablation", "AblationHandle", "ablate", "parse_ablation",
@@ -187,17 +188,13 @@ def _trace(dnn):
         if path and not list(m.children()):
             handles += [m.register_forward_pre_hook(pre(path)),
                         m.register_forward_hook(post(path))]
-    modes = [(m, m.training) for m in dnn.module.modules()]
     try:
-        dnn.module.eval()
         x = torch.zeros((1, 3) + tuple(dnn.input_size), device=dnn.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), eval_mode(dnn.module):
             dnn.module(x)
     finally:
         for h in handles:
             h.remove()
-        for m, training in modes:
-            m.training = training
     return inputs, calls
 
 

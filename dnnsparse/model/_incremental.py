@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ._receptive_field import eval_mode
+
 __all__ = ["OcclusionChain"]
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ def _plain_chain(dnn, paths):
         if path and not list(m.children()):
             handles += [m.register_forward_pre_hook(pre(path)), m.register_forward_hook(post)]
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), eval_mode(dnn.module):
             try:
                 dnn.module(x)
             except Exception:        # noqa: BLE001 -- only a probe: no chain then

@@ -29,6 +29,7 @@ Examples
 >>> rf["conv5"][0].size, rf["conv5"][0].jump
 ((163, 163), (16, 16))
 """
+import contextlib
 import logging
 import math
 from dataclasses import dataclass
@@ -43,6 +44,22 @@ __all__ = ["RFGeometry", "theoretical_rf"]
 log = logging.getLogger(__name__)
 
 _ATTR = "_dnnsparse_rf"
+
+
+@contextlib.contextmanager
+def eval_mode(module):
+    """Run the block with ``module`` in eval mode; every submodule's mode is restored after.
+
+    The probing passes here (blank images) must not fold into a BatchNorm's running
+    statistics when a network is being trained.
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        module.eval()
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _num(x):
@@ -336,7 +353,7 @@ def theoretical_rf(dnn, layers=None):
     setattr(x, _ATTR, RFGeometry.identity())
     # the pass ends at the deepest requested layer (what follows may not even run on
     # the input size, e.g. a classifier behind a narrowed feature extractor)
-    with torch.inference_mode(), _Tracer(), LayerCapture(
+    with torch.inference_mode(), eval_mode(dnn.module), _Tracer(), LayerCapture(
             dnn.register_layer_hook, dict.fromkeys(layers, reduce)) as capture:
         found = capture.run(dnn.module, x)
     missing = [layer for layer in layers if layer not in found]

@@ -417,6 +417,21 @@ def test_incremental_occlusion_equals_full_passes(one_thread):
     assert OcclusionChain.build(alex, resolve_targets(["fc3:class=1"], alex)) is None
 
 
+def test_probing_passes_leave_a_training_network_as_it_was():
+    """The blank-image passes of theoretical_rf and the chain probe run in eval mode."""
+    from dnnsparse.model._incremental import OcclusionChain
+    dnn = wrap_module(_Chain(), input_size=(45, 38))
+    targets = resolve_targets(["features.7:2"], dnn)
+    dnn.module.train()
+    bn = dnn.module.features[1]
+    stats = [t.clone() for t in (bn.running_mean, bn.running_var, bn.num_batches_tracked)]
+    theoretical_rf(dnn, ["features.7"])
+    assert OcclusionChain.build(dnn, targets) is None        # BatchNorm in training mode
+    for old, new in zip(stats, (bn.running_mean, bn.running_var, bn.num_batches_tracked)):
+        assert torch.equal(old, new)
+    assert all(m.training for m in dnn.module.modules())
+
+
 def test_pixel_maps_equal_a_loop_over_placements(rng):
     rows, cols = occluder_starts(20, 6, 4), occluder_starts(17, 6, 4)
     grid = rng.normal(size=(2, len(rows), len(cols)))
