@@ -26,9 +26,10 @@ __all__ = ["Stimulus", "IMAGE_EXTENSIONS", "STIMULUS_TYPES", "StimulusType"]
 class StimulusType(NamedTuple):
     """How the rows of one ``type=`` find their data.
 
-    ``layout`` is ``"files"`` (``stimID`` is a file under ``root``, one per row) or
+    ``layout`` is ``"files"`` (``stimID`` is a file under ``root``, one per row),
     ``"stream"`` (``root`` is one file and the rows are parts of it, selected by
-    ``stimID`` or ``onset``); ``what`` names one row's data in messages.
+    ``stimID`` or ``onset``) or ``"either"`` (``"stream"`` when ``root`` is a file,
+    else ``"files"``: audio); ``what`` names one row's data in messages.
     """
     description: str
     layout: str
@@ -44,6 +45,8 @@ STIMULUS_TYPES = Registry(
     video=StimulusType("frames of one movie, by number (1-based) or onset", "stream",
                        "frame"),
     video_clip=StimulusType("one movie clip file per row", "files", "clip"),
+    audio=StimulusType("one audio file per row, or segments of one audio file by "
+                       "onset/duration", "either", "segment"),
 )
 if set(STIMULUS_TYPES) != set(STIM_TYPES):
     raise RuntimeError(f"stimulus types of the file format {sorted(STIM_TYPES)} and of "
@@ -169,8 +172,12 @@ class Stimulus:
 
     @property
     def layout(self):
-        """``"files"`` (a file per row) or ``"stream"`` (rows of one file), by type."""
-        return STIMULUS_TYPES[self.type].layout
+        """``"files"`` (a file per row) or ``"stream"`` (rows of one file), by type
+        (for an ``"either"`` type: ``"stream"`` when ``root`` is a file)."""
+        layout = STIMULUS_TYPES[self.type].layout
+        if layout == "either":
+            layout = "stream" if self.root is not None and self.root.is_file() else "files"
+        return layout
 
     def frame_numbers(self):
         """0-based frame indices of a ``video`` table from its 1-based ``stimID``.

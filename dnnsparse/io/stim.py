@@ -13,7 +13,7 @@ stimulus::
 
 ``type`` (one of :data:`STIM_TYPES`: ``image``, ``video`` -- ``path`` is one movie
 and each row a frame number or an ``onset`` --, ``video_clip`` -- one clip file per
-row) and ``path`` are required, and so is the ``stimID`` column. ``label`` holds integers, ``condition`` text,
+row, ``audio`` -- one audio file per row, or segments of one file) and ``path`` are required, and so is the ``stimID`` column. ``label`` holds integers, ``condition`` text,
 ``onset``/``duration`` numbers; any other column becomes an int or float array
 when every value is a number, and a text array otherwise.
 
@@ -42,6 +42,8 @@ STIM_TYPES = {
     "image": "path= is a folder, stimID an image file in it",
     "video": "path= is one movie file, stimID a frame number (1-based) or rows at 'onset'",
     "video_clip": "path= is a folder, stimID a movie clip in it",
+    "audio": "path= is a folder, stimID an audio file in it; or path= is one audio file "
+             "and each row a segment by 'onset'/'duration' (seconds)",
 }
 
 _INT = re.compile(r"[+-]?\d+")

@@ -33,6 +33,7 @@ from ..io.video import probe_video
 from ..utils.progress import progress
 from ..utils.registry import Registry
 from ..utils.validation import check_choice, check_scalar
+from ._audio import as_audio_dnn, audio_batches, audio_plan
 from ._hooks import LayerCapture, as_4d
 from ._images import ImageDataset, image_batches, network_inputs
 from ._video import check_clip_rows, clip_batches, clip_indexes, frame_batches, video_rows
@@ -266,7 +267,9 @@ class Rows:
     :func:`~._images.image_batches` does; ``names[i]`` names row ``i``'s data in
     errors; ``unit`` names a row in the progress bar (its rate is ``unit``/s);
     ``onsets``/``durations`` (seconds, or None) are stored with the activations;
-    ``attrs`` are further file attributes.
+    ``attrs`` are further file attributes. ``ids``/``stim_rows`` are given when the
+    activation rows are not the table's rows (audio: several examples per row): each
+    activation row's ID and its table row (0-based).
     """
     batches: object
     names: list
@@ -274,6 +277,8 @@ class Rows:
     onsets: object = None
     durations: object = None
     attrs: dict = field(default_factory=dict)
+    ids: object = None
+    stim_rows: object = None
 
 
 class StimSource(NamedTuple):
@@ -281,10 +286,13 @@ class StimSource(NamedTuple):
 
     ``rows(dnn, stim, transform, *, batch_size, workers, device) -> Rows`` checks
     everything about the rows (files readable, onsets inside the movie, clips long
-    enough) before returning; the batches are then read lazily.
+    enough) before returning; the batches are then read lazily. ``network(dnn)``, when
+    given, adapts the network to the type first (audio: a custom module becomes an
+    :class:`~._audio.AudioDNN`).
     """
     description: str
     rows: object
+    network: object = None
 
 
 def _table_timing(stim):
@@ -302,7 +310,14 @@ def _is_clip_network(dnn):
     return getattr(dnn, "clip_len", 0) > 0
 
 
+def _refuse_audio_network(dnn, stim):
+    if getattr(dnn, "front_end", None) is not None:      # an AudioDNN (model._audio)
+        raise InputError(f"{dnn.name} is an audio network; it needs type=audio stimuli, "
+                         f"not {stim.type}.")
+
+
 def _image_rows(dnn, stim, transform, *, batch_size, workers, device):
+    _refuse_audio_network(dnn, stim)
     if _is_clip_network(dnn):
         raise InputError(f"{dnn.name} is a clip network; it needs type=video or "
                          f"type=video_clip stimuli, not images.")
@@ -313,6 +328,7 @@ def _image_rows(dnn, stim, transform, *, batch_size, workers, device):
 
 
 def _video_rows(dnn, stim, transform, *, batch_size, workers, device):
+    _refuse_audio_network(dnn, stim)
     index = probe_video(stim.root)
     frames, onsets, durations = video_rows(stim, index)
     names = [f"frame {f + 1} of {index.path}" for f in frames]
@@ -326,6 +342,7 @@ def _video_rows(dnn, stim, transform, *, batch_size, workers, device):
 
 
 def _video_clip_rows(dnn, stim, transform, *, batch_size, workers, device):
+    _refuse_audio_network(dnn, stim)
     if not _is_clip_network(dnn):
         raise InputError(f"{dnn.name} is an image network; type=video_clip stimuli need a "
                          f"clip network (e.g. -net r3d_18, or -clip-len N for a custom "
@@ -338,6 +355,18 @@ def _video_clip_rows(dnn, stim, transform, *, batch_size, workers, device):
                 {"clip_len": dnn.clip_len, "clip_stride": dnn.clip_stride})
 
 
+def _audio_rows(dnn, stim, transform, *, batch_size, workers, device):
+    sources, counts, starts, names = audio_plan(stim, dnn)
+    stim_rows = np.repeat(np.arange(len(stim)), counts)
+    k = np.arange(len(stim_rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    step = dnn.front_end.example_seconds
+    ids = np.array([f"{stim.ids[r]}#{j + 1}" for r, j in zip(stim_rows, k)])
+    example_names = [f"example {j + 1} of {names[r]}" for r, j in zip(stim_rows, k)]
+    return Rows(audio_batches(sources, dnn.front_end, batch_size), example_names, "example",
+                starts[stim_rows] + k * step, np.full(len(stim_rows), step),
+                {"sample_rate": dnn.sample_rate, "example_seconds": step}, ids, stim_rows)
+
+
 #: Stimulus type (``type=`` of the table) -> how its rows are read. Audio plugs in
 #: here: ``STIM_SOURCES["audio"] = StimSource("...", rows)`` with a ``rows`` function
 #: returning its batches (after its entries in io.stim.STIM_TYPES and
@@ -347,6 +376,8 @@ STIM_SOURCES = Registry(
     video=StimSource("frames (image networks) or clips (clip networks) of one movie",
                      _video_rows),
     video_clip=StimSource("one clip per movie file (clip networks)", _video_clip_rows),
+    audio=StimSource("log-mel examples (0.96 s) of audio files or segments (audio "
+                     "networks)", _audio_rows, as_audio_dnn),
 )
 
 
@@ -373,11 +404,13 @@ def _check_request(stim, *, out, force, batch_size, workers, aggregate, device):
     return device
 
 
-def _categories(stim):
-    """``(labels, inverse, counts)`` of the stimulus table's label column."""
+def _categories(stim, stim_rows=None):
+    """``(labels, inverse, counts)`` of the stimulus table's label column (of the table
+    row of each activation row, ``stim_rows``, when given)."""
     if stim.labels is None:
         raise InputError("aggregate='label' needs a 'label' column in the stimulus table.")
-    return np.unique(stim.labels, return_inverse=True, return_counts=True)
+    labels = stim.labels if stim_rows is None else stim.labels[stim_rows]
+    return np.unique(labels, return_inverse=True, return_counts=True)
 
 
 def _run_batches(dnn, plans, batches, sink, *, device, paths, bar):
@@ -451,13 +484,17 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
     """
     device = _check_request(stim, out=out, force=force, batch_size=batch_size,
                             workers=workers, aggregate=aggregate, device=device)
+    source = STIM_SOURCES[stim.type]
+    if source.network is not None:
+        dnn = source.network(dnn)
     transform = dnn.image_transform(preprocess)
     # every row checked (files, onsets, clip lengths) before the network runs
-    rows = STIM_SOURCES[stim.type].rows(dnn, stim, transform, batch_size=batch_size,
-                                        workers=workers, device=device)
+    rows = source.rows(dnn, stim, transform, batch_size=batch_size, workers=workers,
+                       device=device)
+    row_ids = stim.ids if rows.ids is None else rows.ids
     dnn.to(device)
     plans = _plan(dnn, layers, mask, pool)
-    categories = _categories(stim) if aggregate == "label" else None
+    categories = _categories(stim, rows.stim_rows) if aggregate == "label" else None
     file_attrs = {"net": dnn.name, "weights": dnn.weights,
                   "weights_sha256": dnn.weights_sha256, "pool": pool or "",
                   "preprocess": preprocess or dnn.preprocess,
@@ -473,7 +510,7 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
     shapes = {p.name: p.shape for p in plans}
     layer_attrs = {p.name: p.attrs() for p in plans}
     if categories is None:
-        layout = _Layout(shapes, stim.ids, np.float32, file_attrs, layer_attrs)
+        layout = _Layout(shapes, row_ids, np.float32, file_attrs, layer_attrs)
     else:   # per-category means are few rows: keep their float64 precision
         layout = _Layout(shapes, categories[0].astype(str), np.float64, file_attrs,
                          layer_attrs)
@@ -481,7 +518,7 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
                       batch_rows=batch_size if categories is None else None)
     if categories is not None:
         sink = _CategoryMeans(sink, *categories)
-    with progress(total=len(stim), desc=f"{dnn.name} activations", unit=rows.unit,
+    with progress(total=len(row_ids), desc=f"{dnn.name} activations", unit=rows.unit,
                   enabled=show_progress) as bar:
         _run_batches(dnn, plans, rows.batches, sink, device=device, paths=rows.names,
                      bar=bar)

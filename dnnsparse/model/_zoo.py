@@ -16,12 +16,20 @@ r2plus1d_18            (conv1[_bn/_relu], layer{s}_{b}, layer{s}, avgpool, fc);
 s3d                    torchvision S3D (conv1..conv3, inception3b..5c, fc), 224 x 224
 mvit_v1_b, mvit_v2_s   torchvision MViT (conv1, block1..block16, norm, fc), 16 frames
                        of 224 x 224 (no shorter clips)
+vggish                 VGGish (torchvggish port) on 0.96 s log-mel examples (n, 1, 96,
+                       64) of 16 kHz audio (conv1..conv6, fc1..fc3, with _relu/_maxpool);
+                       AudioSet weights
 =====================  ==============================================================
 
 Clip networks (``NetSpec.clip_len`` > 0) are :class:`~._clipnet.VideoDNN`: their
 input is ``(n, 3, clip_len, H, W)``; ``weights="imagenet"`` (the command line's
 default) or ``"kinetics"`` loads their Kinetics-400 weights, through torch's cache
 like ImageNet weights (the same offline rule), recorded as ``kinetics400``.
+
+The audio network (``NetSpec.audio``) is an :class:`~._audio.AudioDNN`; its
+``weights="imagenet"`` or ``"audioset"`` loads the torchvggish release's AudioSet
+weights (``vggish-10086976.pth``) through torch's cache, under the same offline rule.
+A custom network given ``type=audio`` stimuli becomes an AudioDNN at extraction.
 
 A custom network is given as ``"file.py:function"`` or ``"package.module:function"``,
 where the function returns an ``nn.Module``; its layers are its module paths. With
@@ -41,6 +49,7 @@ from ._dnn import DNN
 from ._layers import (efficientnet_lite_names, googlenet_names, module_path_names,
                       mvit_names, resnet_names, s3d_names, sequential_names,
                       video_resnet_names)
+from ._audio import VGGISH_URL, AudioDNN, VGGish, vggish_names
 from ._clipnet import KINETICS_MEAN, KINETICS_STD, VideoDNN, as_video_dnn
 from ._weights import apply_state_dict, cached_download, load_state_dict_file
 
@@ -64,6 +73,7 @@ class NetSpec:
     min_clip_len: int = 1         # the fewest frames it accepts
     resize_size: object = None    # shorter side before the centre crop ("crop")
     pretrained: str = "imagenet"  # the data set of its weights, as recorded
+    audio: bool = False           # an audio network on log-mel examples (AudioDNN)
 
 
 def _torchvision(arch, **kwargs):
@@ -102,6 +112,14 @@ def _efficientnet_lite0_weights(offline):
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
+def _vggish_weights(offline):
+    try:
+        return cached_download(VGGISH_URL, net="vggish", offline=offline)
+    except WeightsUnavailableError as exc:     # the cache's message says "ImageNet"
+        raise WeightsUnavailableError(str(exc).replace("ImageNet weights",
+                                                       "AudioSet weights")) from None
+
+
 def _zoo():
     nets = {"alexnet": NetSpec(_torchvision("alexnet"), sequential_names,
                                _torchvision_weights("alexnet"))}
@@ -135,6 +153,9 @@ def _zoo():
                              mean=(0.45,) * 3, std=(0.225,) * 3, clip_len=16,
                              min_clip_len=16, pretrained="kinetics400",
                              note="16 frames of 224 x 224 exactly")
+    nets["vggish"] = NetSpec(VGGish, vggish_names, _vggish_weights, input_size=(96, 64),
+                             ignore_keys=("pproc.",), pretrained="audioset", audio=True,
+                             note="0.96 s log-mel examples of 16 kHz audio")
     return nets
 
 
@@ -143,7 +164,7 @@ NETS = _zoo()
 
 
 #: ``weights`` words that load a zoo network's pretrained weights.
-PRETRAINED = ("imagenet", "kinetics")
+PRETRAINED = ("imagenet", "kinetics", "audioset")
 
 
 def _describe_weights(weights, seed, spec=None):
@@ -271,6 +292,8 @@ def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash", offline=No
         if weights in PRETRAINED:
             if weights == "kinetics" and spec is not None and spec.pretrained != "kinetics400":
                 raise InputError(f"{net} has no Kinetics weights; use -weights imagenet.")
+            if weights == "audioset" and spec is not None and spec.pretrained != "audioset":
+                raise InputError(f"{net} has no AudioSet weights; use -weights imagenet.")
             if spec is None:
                 raise InputError(f"custom network {net!r} has no ImageNet weights; pass "
                                  f"-weights FILE.pth or -weights random.")
@@ -283,6 +306,10 @@ def load_dnn(net, *, weights="imagenet", seed=0, preprocess="squash", offline=No
     described = _describe_weights(weights, seed, spec)
     log.info("loaded %s with %s weights", net, described)
     cls = VideoDNN if "clip_len" in kwargs else DNN
+    if spec is not None and spec.audio:
+        cls = AudioDNN
+        for unused in ("mean", "std", "resize_size"):
+            kwargs.pop(unused)
     dnn = cls(module, name=net, layer_names=names, preprocess=preprocess,
               weights=described, weights_sha256=sha, **kwargs)
     if spec is None and (clip_len or clip_stride):

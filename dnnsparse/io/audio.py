@@ -1,0 +1,110 @@
+"""Audio files through soundfile (libsndfile): probe, and read segments by frame.
+
+:func:`probe_audio` reads a file's header (rate, frames, channels) without decoding
+it; :func:`read_audio` decodes ``n`` frames from ``start`` (a seek, then a read: a long
+file is never held whole) as float64 in [-1, 1] and mixes the channels down to mono
+by their mean (as VGGish's ``vggish_input`` does). A file that holds fewer frames
+than its header says (truncated) is refused.
+
+soundfile is an extra (``pip install 'dnnsparse[audio]'``), imported on first use.
+No torch here.
+"""
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FileFormatError, InputError
+from ._files import check_input_file
+
+__all__ = ["AUDIO_EXTRA", "AudioInfo", "probe_audio", "read_audio", "require_soundfile"]
+
+log = logging.getLogger(__name__)
+
+#: How to install the optional audio support, as error messages say it.
+AUDIO_EXTRA = "pip install 'dnnsparse[audio]'"
+
+
+def require_soundfile():
+    """The ``soundfile`` module, or an :class:`InputError` naming the extra."""
+    try:
+        import soundfile
+    except (ImportError, OSError):        # OSError: the wheel's libsndfile is missing
+        raise InputError(f"reading audio needs soundfile, which is not installed: "
+                         f"{AUDIO_EXTRA}.") from None
+    return soundfile
+
+
+def _message(exc):
+    return " ".join(str(exc).split())[:160] or type(exc).__name__
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """Header of one audio file: ``path``, ``rate`` (Hz), ``frames``, ``channels``."""
+    path: Path
+    rate: int
+    frames: int
+    channels: int
+
+    @property
+    def seconds(self):
+        return self.frames / self.rate
+
+
+def probe_audio(path):
+    """:class:`AudioInfo` of ``path`` (one-line :class:`FileFormatError` if unreadable).
+
+    Examples
+    --------
+    >>> probe_audio("sweep.wav").rate          # doctest: +SKIP
+    44100
+    """
+    sf = require_soundfile()
+    path = check_input_file(path, what="audio file")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:         # LibsndfileError / RuntimeError: not audio
+        raise FileFormatError(f"cannot open audio file {path} ({_message(exc)}); the file "
+                              f"is damaged, truncated or not an audio format libsndfile "
+                              f"reads (WAV, FLAC, OGG, MP3, ...).") from None
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise FileFormatError(f"audio file {path} holds no samples (rate {info.samplerate} "
+                              f"Hz, {info.frames} frames).")
+    return AudioInfo(Path(path), int(info.samplerate), int(info.frames), int(info.channels))
+
+
+def read_audio(info, start=0, n=None):
+    """Mono float64 samples ``[start, start + n)`` of the file of ``info``.
+
+    Parameters
+    ----------
+    info : AudioInfo
+    start : int
+        First frame (0-based).
+    n : int, optional
+        Frames to read (default: to the end).
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        The mean of the channels, in [-1, 1].
+    """
+    sf = require_soundfile()
+    n = info.frames - start if n is None else int(n)
+    if start < 0 or n < 0 or start + n > info.frames:
+        raise InputError(f"frames {start}..{start + n} are outside {info.path} "
+                         f"({info.frames} frames).")
+    try:
+        with sf.SoundFile(str(info.path)) as f:
+            f.seek(int(start))
+            data = f.read(n, dtype="float64", always_2d=True)
+    except Exception as exc:
+        raise FileFormatError(f"cannot decode audio file {info.path} ({_message(exc)}); "
+                              f"the file is damaged or truncated.") from None
+    if len(data) != n:
+        raise FileFormatError(f"audio file {info.path} is truncated: its header says "
+                              f"{info.frames} frames but only {start + len(data)} could be "
+                              f"read; re-export it.")
+    return data.mean(axis=1)
