@@ -33,10 +33,20 @@ def _encode(run_cli, d, out, *extra):
     return status, err
 
 
-def test_encode_device_cpu_equals_numpy(run_cli, data):
+def test_encode_device_cpu_equals_numpy(run_cli, data, monkeypatch):
+    from dnnsparse.algo.encoding import _solvers
+
     assert _encode(run_cli, data, "np")[0] == 0
+    calls = []                                   # the torch decomposition is the one taken
+    init = _solvers.RidgeDecomposition._init_xp
+
+    def spy(self, X, like, *a):
+        calls.append(type(like).__module__)
+        return init(self, X, like, *a)
+    monkeypatch.setattr(_solvers.RidgeDecomposition, "_init_xp", spy)
     status, err = _encode(run_cli, data, "torch", "-device", "cpu")
     assert status == 0, err
+    assert calls and set(calls) == {"torch"}
     ref, out = read_table(data / "np" / "scores.tsv"), read_table(data / "torch" / "scores.tsv")
     np.testing.assert_allclose(out["r"], ref["r"], atol=1e-10)
     np.testing.assert_array_equal(out["p"], ref["p"])
@@ -52,3 +62,57 @@ def test_encode_cuda_without_cuda_is_one_line(run_cli, data):
     status, err = _encode(run_cli, data, "cuda", "-device", "cuda")
     assert status == 2 and len(err.strip().splitlines()) == 1 and "CUDA" in err
     assert not (data / "cuda").exists()
+
+
+@pytest.fixture
+def rsa_files(tmp_path):
+    rng = np.random.default_rng(1)
+    n, shape = 14, (4, 5, 6)
+    ids = [f"img{i}.png" for i in range(n)]
+    Activation({"conv": rng.standard_normal((n, 3, 2, 2)), "fc": rng.standard_normal((n, 9))},
+               stim_ids=ids).save(tmp_path / "a.act.h5")
+    atlas = rng.integers(0, 3, shape)
+    nib.save(nib.Nifti1Image(atlas.astype(np.int16), np.eye(4)), str(tmp_path / "atlas.nii.gz"))
+    (tmp_path / "lut.csv").write_text("label,name\n1,V1\n2,FFA\n")
+    bold = rng.standard_normal(shape + (n,))
+    nib.save(nib.Nifti1Image(bold, np.eye(4)), str(tmp_path / "sub1.nii.gz"))
+    return tmp_path
+
+
+def _rsa(run_cli, d, out, *extra):
+    from dnnsparse.cli.rsa import main
+    return run_cli(main, "-act", d / "a.act.h5", "-nif", d / "sub1.nii.gz", "-roi",
+                   d / "atlas.nii.gz", "-lut", d / "lut.csv", "-n-perm", 60, "-seed", 2,
+                   "-method", "spearman", "-layer", "conv", "-iteraxis", "channel",
+                   "-no-plot", "-q",
+                   "-out", d / out, *extra)
+
+
+def test_rsa_device_cpu_equals_numpy(run_cli, rsa_files, monkeypatch):
+    from dnnsparse.algo.rsa import _inference, _rdm
+    from dnnsparse.io.rdm import read_rdm_file
+
+    d = rsa_files
+    assert _rsa(run_cli, d, "np")[0] == 0
+    calls = []                                   # the torch path is the one taken
+    for module, name in ((_rdm, "xp_rdm"), (_inference, "xp_permutation_null")):
+        def spy(*a, _f=getattr(module, name), _n=name, **k):
+            calls.append((_n, type(a[0]).__module__))
+            return _f(*a, **k)
+        monkeypatch.setattr(module, name, spy)
+    status, _, err = _rsa(run_cli, d, "torch", "-device", "cpu")
+    assert status == 0, err
+    assert {c for c in calls} == {("xp_rdm", "torch"), ("xp_permutation_null", "torch")}
+    for name in ("dnn.rdm.h5", "brain.rdm.h5"):
+        ref, out = read_rdm_file(d / "np" / name)[1], read_rdm_file(d / "torch" / name)[1]
+        assert list(ref) == list(out)
+        for k in ref:
+            np.testing.assert_allclose(out[k], ref[k], rtol=0, atol=1e-10)
+    ref = read_table(d / "np" / "similarity.csv")
+    out = read_table(d / "torch" / "similarity.csv")
+    np.testing.assert_allclose(out["score"], ref["score"], atol=1e-10)
+    np.testing.assert_array_equal(out["p"], ref["p"])
+    status, _, err = _rsa(run_cli, d, "cuda", "-device", "cuda")
+    if not torch.cuda.is_available():
+        assert status == 2 and len(err.strip().splitlines()) == 1
+        assert not (d / "cuda").exists()
