@@ -33,7 +33,7 @@ from ..io.video import probe_video
 from ..utils.progress import progress
 from ..utils.registry import Registry
 from ..utils.validation import check_choice, check_scalar
-from ._audio import as_audio_dnn, audio_batches, audio_plan
+from ._audio import audio_batches, audio_plan
 from ._hooks import LayerCapture, as_4d
 from ._images import ImageDataset, image_batches, network_inputs
 from ._video import check_clip_rows, clip_batches, clip_indexes, frame_batches, video_rows
@@ -286,13 +286,10 @@ class StimSource(NamedTuple):
 
     ``rows(dnn, stim, transform, *, batch_size, workers, device) -> Rows`` checks
     everything about the rows (files readable, onsets inside the movie, clips long
-    enough) before returning; the batches are then read lazily. ``network(dnn)``, when
-    given, adapts the network to the type first (audio: a custom module becomes an
-    :class:`~._audio.AudioDNN`).
+    enough) before returning; the batches are then read lazily.
     """
     description: str
     rows: object
-    network: object = None
 
 
 def _table_timing(stim):
@@ -356,6 +353,10 @@ def _video_clip_rows(dnn, stim, transform, *, batch_size, workers, device):
 
 
 def _audio_rows(dnn, stim, transform, *, batch_size, workers, device):
+    if getattr(dnn, "front_end", None) is None:      # duck-typed AudioDNN, as clip networks
+        raise InputError(f"{dnn.name} is not an audio network; type=audio stimuli need "
+                         f"-net vggish, or a custom network on log-mel examples (n, 1, 96, "
+                         f"64) wrapped by dnnsparse.model.as_audio_dnn (db_act does that).")
     sources, counts, starts, names = audio_plan(stim, dnn)
     stim_rows = np.repeat(np.arange(len(stim)), counts)
     k = np.arange(len(stim_rows)) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -377,7 +378,7 @@ STIM_SOURCES = Registry(
                      _video_rows),
     video_clip=StimSource("one clip per movie file (clip networks)", _video_clip_rows),
     audio=StimSource("log-mel examples (0.96 s) of audio files or segments (audio "
-                     "networks)", _audio_rows, as_audio_dnn),
+                     "networks)", _audio_rows),
 )
 
 
@@ -439,9 +440,11 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
     dnn : DNN
     stim : Stimulus
         Image files, a movie's frames (``type="video"``; clips for a clip network) or
-        clip files (``type="video_clip"``, clip networks), see :data:`STIM_SOURCES`;
-        missing files, onsets outside the movie and clips shorter than the network's
-        input are reported before any computation.
+        clip files (``type="video_clip"``, clip networks), or audio files or segments
+        (``type="audio"``, audio networks: one row per 0.96 s log-mel example, see
+        :mod:`._audio`), see :data:`STIM_SOURCES`; missing files, onsets outside the
+        movie or audio file and clips shorter than the network's input are reported
+        before any computation.
     layers : list of str, optional
         Friendly layer names (or module paths). Default: the mask's layers.
     mask : Mask, optional
@@ -484,13 +487,10 @@ def extract(dnn, stim, layers=None, *, mask=None, pool=None, aggregate=None, out
     """
     device = _check_request(stim, out=out, force=force, batch_size=batch_size,
                             workers=workers, aggregate=aggregate, device=device)
-    source = STIM_SOURCES[stim.type]
-    if source.network is not None:
-        dnn = source.network(dnn)
     transform = dnn.image_transform(preprocess)
     # every row checked (files, onsets, clip lengths) before the network runs
-    rows = source.rows(dnn, stim, transform, batch_size=batch_size, workers=workers,
-                       device=device)
+    rows = STIM_SOURCES[stim.type].rows(dnn, stim, transform, batch_size=batch_size,
+                                        workers=workers, device=device)
     row_ids = stim.ids if rows.ids is None else rows.ids
     dnn.to(device)
     plans = _plan(dnn, layers, mask, pool)

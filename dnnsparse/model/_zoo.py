@@ -26,10 +26,11 @@ input is ``(n, 3, clip_len, H, W)``; ``weights="imagenet"`` (the command line's
 default) or ``"kinetics"`` loads their Kinetics-400 weights, through torch's cache
 like ImageNet weights (the same offline rule), recorded as ``kinetics400``.
 
-The audio network (``NetSpec.audio``) is an :class:`~._audio.AudioDNN`; its
+The audio network (``NetSpec.audio``) is an :class:`~._audionet.AudioDNN`; its
 ``weights="imagenet"`` or ``"audioset"`` loads the torchvggish release's AudioSet
 weights (``vggish-10086976.pth``) through torch's cache, under the same offline rule.
-A custom network given ``type=audio`` stimuli becomes an AudioDNN at extraction.
+A custom network becomes one with :func:`~._audionet.as_audio_dnn` (``db_act`` does
+that for ``type=audio`` tables).
 
 A custom network is given as ``"file.py:function"`` or ``"package.module:function"``,
 where the function returns an ``nn.Module``; its layers are its module paths. With
@@ -49,7 +50,7 @@ from ._dnn import DNN
 from ._layers import (efficientnet_lite_names, googlenet_names, module_path_names,
                       mvit_names, resnet_names, s3d_names, sequential_names,
                       video_resnet_names)
-from ._audio import VGGISH_URL, AudioDNN, VGGish, vggish_names
+from ._audionet import VGGISH_URL, AudioDNN, VGGish, vggish_names
 from ._clipnet import KINETICS_MEAN, KINETICS_STD, VideoDNN, as_video_dnn
 from ._weights import apply_state_dict, cached_download, load_state_dict_file
 

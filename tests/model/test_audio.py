@@ -9,7 +9,7 @@ from scipy.signal import resample_poly
 from dnnsparse.base.stimulus import Stimulus
 from dnnsparse.errors import InputError, WeightsUnavailableError
 from dnnsparse.model import load_dnn, wrap_module
-from dnnsparse.model._audio import AudioDNN, VGGish, as_audio_dnn, vggish_names
+from dnnsparse.model import AudioDNN, VGGish, as_audio_dnn, vggish_names
 from dnnsparse.utils.audio import log_mel_examples
 
 RATE = 44100
@@ -87,7 +87,9 @@ def test_any_module_on_segments_reads_the_right_samples(long_file):
     onsets, durations = [0.5, 3.0, 1.0], [2.0, 2.5, 1.0]
     stim = Stimulus(["a", "b", "c"], root=path, type="audio",
                     columns={"onset": onsets, "duration": durations, "label": [0, 1, 0]})
-    dnn = wrap_module(Energy(), name="energy")          # a plain DNN becomes an AudioDNN
+    with pytest.raises(InputError, match="energy is not an audio network"):
+        wrap_module(Energy(), name="energy").extract(stim, ["conv"], show_progress=False)
+    dnn = as_audio_dnn(wrap_module(Energy(), name="energy"))  # any module on examples
     act = dnn.extract(stim, ["conv", "relu"], batch_size=2, show_progress=False)
     want = [_examples(x[int(round(o * RATE)):int(round((o + d) * RATE))])
             for o, d in zip(onsets, durations)]
@@ -133,7 +135,7 @@ def test_networks_and_stimulus_types_must_match(long_file, tmp_path):
     segs = Stimulus(["a"], root=path, type="audio", columns={"onset": [0], "duration": [2]})
     alexnet = load_dnn("alexnet", weights="random")
     with pytest.raises(InputError, match="cannot run on log-mel examples"):
-        alexnet.extract(segs, ["conv1"], show_progress=False)
+        as_audio_dnn(alexnet).extract(segs, ["conv1"], show_progress=False)
     from PIL import Image
     Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
     with pytest.raises(InputError, match="audio network; it needs type=audio"):
