@@ -480,18 +480,30 @@ def searchlight_scores(data, searchlight, models, *, metric="correlation",
         width = searchlight.members(centres[:1]).shape[1] if len(centres) else 1
         chunk_size = _chunk_size(n_stim, width)
     check_scalar(chunk_size, name="chunk_size", kind=(int, np.integer), min_val=1)
-    DT = _padded(data)
+    chunks = [centres[i:i + chunk_size] for i in range(0, len(centres), chunk_size)]
+    remap = None
+    if len(centres) < searchlight.n_centres:
+        # Some centres only: transpose just the features their searchlights use.
+        needed = np.unique(np.concatenate([m[m >= 0] for m in map(searchlight.members,
+                                                                    chunks)] or [[]]))
+        needed = needed.astype(np.int64)
+        remap = np.full(searchlight.n_centres, -1, dtype=np.int64)
+        remap[needed] = np.arange(len(needed))
+        DT = _padded(data[:, needed])
+    else:
+        DT = _padded(data)
     Mn = _normalised_models(models, method)
 
     def run(chunk):
         members = searchlight.members(chunk)
         counts = (members >= 0).sum(axis=1)
+        if remap is not None:
+            members = np.where(members >= 0, remap[members], -1)
         D, n = _rdm_blocks(DT, members, metric)
         scores = _compare(_condensed(D, n), models, Mn, method)
         scores[counts < min_features] = np.nan
         return scores, counts
 
-    chunks = [centres[i:i + chunk_size] for i in range(0, len(centres), chunk_size)]
     batch = max(1, 4 * n_jobs)
     results = []
     bar = progress(total=len(centres), desc="searchlight", unit="centre",
