@@ -1,7 +1,8 @@
 """DNNBrain's Fig. 7 (what a unit prefers) on EfficientNet-Lite0, offline.
 
 For three output units of EfficientNet-Lite0 (ImageNet classes that the embedded demo
-photographs contain: Egyptian cat, espresso, daisy) this runs, through the commands'
+photographs contain: Egyptian cat, espresso, daisy (the network's top-1 for the
+flower photograph, a dahlia)) this runs, through the commands'
 own ``main([...])`` functions:
 
 A. ``db_topstim``  the demo photographs that drive each class unit most;
@@ -10,7 +11,8 @@ C. ``db_optstim``  an optimal image per class (activation maximisation, Fourier
    parameterisation), and the network's top-1 class of each optimal image.
 
 Nothing is downloaded (the photographs ship with scikit-image and scikit-learn, the
-weights with the EfficientNet-Lite0 package). About 2-5 minutes on a laptop CPU:
+weights with the EfficientNet-Lite0 package). 8 minutes (489 s) measured on 2 CPU cores
+shared with other jobs (load ~7); less on an idle laptop:
 
     python examples/fig7_efficientnet.py [OUT_DIR] [--docs DIR]
 
@@ -79,18 +81,18 @@ def _stack(paths, out, *, across=False, size=1000):
 
 
 def _save_small(image, out):
-    """Save ``image`` as PNG, downscaling (then quantising) until it is under MAX_BYTES."""
+    """Save ``image`` as PNG under MAX_BYTES: as it is, else with 256 colours, else
+    downscaled step by step."""
     image = image.convert("RGB")
     while True:
         image.save(out, optimize=True)
         if out.stat().st_size <= MAX_BYTES:
             return out
-        if image.width > 700:
-            image = image.resize((round(image.width * 0.85), round(image.height * 0.85)),
-                                 Image.LANCZOS)
-            continue
         image.quantize(256).save(out, optimize=True)
-        return out
+        if out.stat().st_size <= MAX_BYTES or image.width < 300:
+            return out
+        image = image.resize((round(image.width * 0.85), round(image.height * 0.85)),
+                             Image.LANCZOS)
 
 
 def _key(name):
@@ -134,7 +136,7 @@ def summarise(out, docs=None):
         "fig7_saliency.png": _stack([_figure_for(out / "saliency" / c.replace(" ", "_"),
                                                  "saliency_*.png", c)
                                      for c in CLASSES],
-                                    out / "fig7_saliency.png", across=True, size=700),
+                                    out / "fig7_saliency.png", across=True, size=600),
         "fig7_optstim.png": _save_small(Image.open(out / "optstim" / "optstim_images.png"),
                                         out / "fig7_optstim.png"),
     }
