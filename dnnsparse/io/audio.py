@@ -4,7 +4,9 @@
 it; :func:`read_audio` decodes ``n`` frames from ``start`` (a seek, then a read: a long
 file is never held whole) as float64 in [-1, 1] and mixes the channels down to mono
 by their mean (as VGGish's ``vggish_input`` does). A file that holds fewer frames
-than its header says (truncated) is refused.
+than its header says (truncated) is refused: a WAV whose ``data`` chunk is cut short
+(which libsndfile would read as a shorter file) when probed, other formats when their
+frames cannot all be read.
 
 soundfile is an extra (``pip install 'dnnsparse[audio]'``), imported on first use.
 No torch here.
@@ -53,6 +55,25 @@ class AudioInfo:
         return self.frames / self.rate
 
 
+def _wav_data_missing(path):
+    """Bytes of a RIFF/WAVE file's ``data`` chunk that its header declares but the file
+    lacks (0 when complete; libsndfile would silently read such a file as shorter)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            n = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                return max(0, pos + 8 + n - size) if n not in (0, 0xFFFFFFFF) else 0
+            pos += 8 + n + (n & 1)
+    return 0
+
+
 def probe_audio(path):
     """:class:`AudioInfo` of ``path`` (one-line :class:`FileFormatError` if unreadable).
 
@@ -69,6 +90,11 @@ def probe_audio(path):
         raise FileFormatError(f"cannot open audio file {path} ({_message(exc)}); the file "
                               f"is damaged, truncated or not an audio format libsndfile "
                               f"reads (WAV, FLAC, OGG, MP3, ...).") from None
+    missing = _wav_data_missing(Path(path))
+    if missing:
+        raise FileFormatError(f"audio file {path} is truncated: its header declares "
+                              f"{missing} more bytes of samples than the file holds; "
+                              f"re-export it.")
     if info.frames <= 0 or info.samplerate <= 0:
         raise FileFormatError(f"audio file {path} holds no samples (rate {info.samplerate} "
                               f"Hz, {info.frames} frames).")

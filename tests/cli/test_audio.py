@@ -41,11 +41,11 @@ def sounds(tmp_path_factory):
     sf.write(folder / "short.wav", x[:int(0.5 * RATE)], RATE)
     sf.write(folder / "odd.wav", x[:3 * 7919], 7919)
     good = (folder / "long.wav").read_bytes()
-    (folder / "corrupt.wav").write_bytes(good[:44] + bytes(range(256)) * 4)
     (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" + bytes(300))
     sf.write(folder / "t.flac", x[:4 * RATE], RATE)
     flac = (folder / "t.flac").read_bytes()
     (folder / "truncated.flac").write_bytes(flac[:len(flac) // 3])
+    (folder / "truncated.wav").write_bytes(good[:len(good) // 2])
     (folder / "net.py").write_text(NET)
     return folder
 
@@ -113,6 +113,7 @@ def test_one_file_per_row(run_cli, sounds, tmp_path):
 BAD = {
     "corrupt file": (lambda s: (s, [("corrupt.wav",)], ()), r"cannot open audio file"),
     "truncated file": (lambda s: (s, [("truncated.flac",)], ()), r"truncated\.flac"),
+    "truncated wav": (lambda s: (s, [("truncated.wav",)], ()), r"truncated.wav is truncated"),
     "segment past the end": (lambda s: (s / "long.wav", [("a", 10, 3)], ("onset", "duration")),
                              r"row 1: segment 10-13 s runs past the end"),
     "shorter than one example": (lambda s: (s, [("short.wav",)], ()),

@@ -47,6 +47,11 @@ def test_corrupt_and_truncated_files(ramp, tmp_path):
     bad.write_bytes(b"RIFF this is not audio at all" * 10)
     with pytest.raises(FileFormatError, match="cannot open audio file .*bad.wav"):
         probe_audio(bad)
+    wav = tmp_path / "cut.wav"
+    wav.write_bytes(ramp[0].read_bytes()[:50000])
+    with pytest.raises(FileFormatError, match=r"cut.wav is truncated: its header declares "
+                                              r"30044 more bytes"):
+        probe_audio(wav)
     flac = tmp_path / "t.flac"
     sf.write(flac, np.random.default_rng(0).uniform(-0.5, 0.5, 40000), 16000)
     cut = tmp_path / "cut.flac"
