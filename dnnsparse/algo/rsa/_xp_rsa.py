@@ -89,7 +89,8 @@ def xp_rdm(X, metric="correlation", chunk_size=None):
         anything else is computed in float64.
     metric : {"correlation", "cosine", "euclidean", "sqeuclidean"}
     chunk_size : int, optional
-        Rows per Gram block (default: blocks of about 2**25 elements).
+        Rows per Gram block (default: an eighth of the rows, at least 256, at most
+        2**25 / n_stim).
 
     Returns
     -------
@@ -107,7 +108,9 @@ def xp_rdm(X, metric="correlation", chunk_size=None):
     if aux is None:
         aux = xp.zeros(n, dtype=Y.dtype, device=device_of(Y))
     if chunk_size is None:
-        chunk_size = max(1, _BLOCK_ELEMENTS // max(n, 1))
+        # eighths of the rows: the blocks cover ~56 % of the full Gram matrix (there is
+        # no syrk in the array API), each block within the memory target
+        chunk_size = max(1, min(_BLOCK_ELEMENTS // max(n, 1), max(256, -(-n // 8))))
     pieces = []
     for i0 in range(0, n - 1, chunk_size):
         i1 = min(n, i0 + chunk_size)
