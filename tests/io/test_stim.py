@@ -126,7 +126,7 @@ def test_write_refuses_existing_and_bad_input(tmp_path):
         write_stim(tmp_path / "x.stim.csv", type="image", path_value="p",
                    columns={"stimID": ["a"], "label": ["cat"]})
     with pytest.raises(InputError, match="not supported"):
-        write_stim(tmp_path / "x.stim.csv", type="audio", path_value="p",
+        write_stim(tmp_path / "x.stim.csv", type="eeg", path_value="p",
                    columns={"stimID": ["a"]})
     with pytest.raises(InputError, match="header key 'data'"):
         write_stim(tmp_path / "x.stim.csv", **kw, header={"data": "1"})
@@ -144,7 +144,7 @@ def test_write_refuses_existing_and_bad_input(tmp_path):
     ("type=image\ndata=stimID\na.png\n", r"no 'path=' header line"),
     ("type=image\npath=p\n", r"no 'data=' line"),
     ("type=image\npath=p\nstimID,label\na.png,0\n", r"line 3: expected a key=value"),
-    ("type=audio\npath=p\ndata=stimID\na\n", r"line 1: type='audio' is not supported"),
+    ("type=eeg\npath=p\ndata=stimID\na\n", r"line 1: type='eeg' is not supported"),
     ("type=image\npath=p\ndata=label,condition\n0,cat\n", r"line 3: no stimID column"),
     ("type=image\npath=p\ndata=stimID,label,label\na,0,1\n", r"label appear more than once"),
     ("type=image\npath=p\ndata=stimID,,x\na,0,1\n", r"line 3: empty column name"),
