@@ -44,7 +44,7 @@ def data(tmp_path_factory):
 
 def _encode(data, out, *extra):
     args = ["-act", data / "a.act.h5", "-layer", "conv", "fc", "-resp", data / "resp.csv",
-            "-alphas", "0.1", "10", "1000", "-n-perm", "9", "-max-stat", "-cv", "4",
+            "-alphas", "0.1", "10", "1000", "-n-perm", "4", "-max-stat", "-cv", "3",
             "-seed", "3", "-no-plot", "-q", "-out", out, *extra]
     assert encode_main([str(a) for a in args]) == 0
     return {name: (out / name).read_bytes() for name in ("scores.tsv", "summary.csv",
@@ -136,7 +136,7 @@ def test_killed_worker_tasks_are_rerun_identical_table(cluster, data, tmp_path):
         resp = load_targets(data / "resp.csv")
         res = run_encoding(act, layer_mask(act, layers=["conv", "fc"]), resp, out=tmp_path,
                            save_models=False, max_stat=True, alphas=[0.1, 10, 1000],
-                           cv=4, n_perm=9, seed=3, engine=engine, voxel_batch=1)
+                           cv=3, n_perm=4, seed=3, engine=engine, voxel_batch=4)
         act.close()
         return res.scores
 
@@ -147,3 +147,59 @@ def test_killed_worker_tasks_are_rerun_identical_table(cluster, data, tmp_path):
     for k in expected:
         assert np.array_equal(np.asarray(got[k]), np.asarray(expected[k])), k
     assert killed["pid"] not in cluster.run(os.getpid).values()
+
+
+def test_db_rsa_table_byte_identical_on_local_cluster(cluster, tmp_path):
+    import nibabel as nib
+    from dnnsparse.base.stimulus import Stimulus
+    from dnnsparse.cli.rsa import main as rsa_main
+
+    rng = np.random.default_rng(1)
+    n, shape, affine = 12, (4, 3, 2), np.eye(4)
+    ids = [f"img{i}.png" for i in range(n)]
+    Activation({"conv": rng.standard_normal((n, 3, 2, 2)), "fc": rng.standard_normal((n, 9))},
+               stim_ids=ids).save(tmp_path / "a.act.h5")
+    Stimulus(ids).save(tmp_path / "s.stim.csv")
+    nib.save(nib.Nifti1Image(rng.integers(0, 3, shape).astype(np.int16), affine),
+             str(tmp_path / "atlas.nii.gz"))
+    (tmp_path / "lut.csv").write_text("label,name\n1,V1\n2,FFA\n")
+    nib.save(nib.Nifti1Image(rng.standard_normal(shape + (n,)).astype(np.float32), affine),
+             str(tmp_path / "sub1.nii.gz"))
+
+    def run(out, *extra):
+        args = ["-act", tmp_path / "a.act.h5", "-stim", tmp_path / "s.stim.csv", "-nif",
+                tmp_path / "sub1.nii.gz", "-roi", tmp_path / "atlas.nii.gz", "-lut",
+                tmp_path / "lut.csv", "-n-perm", "30", "-n-boot", "20", "-seed", "5",
+                "-q", "-out", tmp_path / out, *extra]
+        assert rsa_main([str(a) for a in args]) == 0
+        return (tmp_path / out / "similarity.csv").read_bytes()
+
+    assert run("one") == run("two", "-scheduler", cluster.scheduler.address)
+
+
+def test_db_topk_table_byte_identical_on_local_cluster(cluster, tmp_path):
+    import torch
+    import torchvision
+    from PIL import Image
+    from dnnsparse.algo.shape_bias import CATEGORIES
+    from dnnsparse.cli import topk as db_topk
+
+    torch.manual_seed(1)
+    net = torchvision.models.resnet18(weights=None).eval()
+    torch.save(net.state_dict(), tmp_path / "r18.pth")
+    gen = np.random.default_rng(4)
+    for i in range(2):
+        Image.fromarray(gen.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(
+            tmp_path / f"{CATEGORIES[i]}{i}-{CATEGORIES[i + 5]}{i}.png")
+    from dnnsparse.base.stimulus import Stimulus
+    Stimulus([p.name for p in sorted(tmp_path.glob("*.png"))], root=tmp_path).save(
+        tmp_path / "cue.stim.csv")
+
+    def run(out, *extra):
+        args = ["-net", "resnet18", "-weights", tmp_path / "r18.pth", "-stim",
+                tmp_path / "cue.stim.csv", "-layer", "layer1", "-fraction", "0.05",
+                "-n-boot", "20", "-workers", "0", "-q", "-out", tmp_path / out, *extra]
+        assert db_topk.main([str(a) for a in args]) == 0
+        return [(tmp_path / out / f).read_bytes() for f in ("topk.csv", "per_category.csv")]
+
+    assert run("one") == run("two", "-scheduler", cluster.scheduler.address)
