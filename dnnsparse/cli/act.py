@@ -14,7 +14,10 @@ order. A type=video table (one movie, rows = frame numbers or onsets) is read fr
 frame for an image network and as clips of -clip-len frames, every -clip-stride-th
 frame from the row's frame on, for a clip network (r3d_18, mc3_18, r2plus1d_18, s3d,
 mvit_*, or -net file.py:function with -clip-len); type=video_clip gives one clip per
-file. The rows' onsets are stored in the file for db_hrf.
+file. A type=audio table (one audio file per row, or segments of one file by
+onset/duration) gives one row per 0.96 s VGGish log-mel example (stimID#k) for an
+audio network (vggish, or -net file.py:function taking (n, 1, 96, 64)). The rows'
+onsets are stored in the file for db_hrf.
 
 example: db_act -net alexnet -layer conv5_relu fc2_relu -stim imgs.stim.csv -pool mean -out alexnet.act.h5
 """
@@ -82,6 +85,9 @@ def main(args):
     stim.check_files()
     mask = Mask.load(args.dmask) if args.dmask else None
     dnn = manipulate_from_args(dnn_from_args(args), args)
+    if stim.type == "audio":
+        from ..model import as_audio_dnn
+        dnn = as_audio_dnn(dnn)        # a custom network runs on log-mel examples
     if args.layer:
         args.layer = _expand_layers(dnn, args.layer)
     if args.chn:

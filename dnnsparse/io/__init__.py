@@ -11,6 +11,7 @@ from ..utils.lazy import lazy_exports
 
 _WHERE = {
     "act": "act",
+    "audio": "audio",
     "atomic_output": "_files",
     "atomic_output_dir": "_files",
     "brain": "brain",
@@ -19,6 +20,7 @@ _WHERE = {
     "check_output_path": "_files",
     "copy_act": "_merge",
     "dmask": "dmask",
+    "events": "events",
     "maps": "maps",
     "open_h5": "_files",
     "prepare_output_dir": "_files",

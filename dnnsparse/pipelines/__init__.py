@@ -97,6 +97,7 @@ _WHERE = {
     "encode_layer": "_encoding",
     "encoding_tables": "_encoding",
     "evaluate_scores": "_topk_sweep",
+    "events_timing": "_hrf",
     "extract_roi_signals": "_roi",
     "feature_kind": "_features",
     "format_accuracy": "_psi",

@@ -4,6 +4,7 @@ shared numerics (:mod:`.extmath`)."""
 from .lazy import lazy_exports
 
 _WHERE = {
+    "audio": "audio",
     "extmath": "extmath",
     "filehash": "filehash",
     "lazy": "lazy",
@@ -12,6 +13,7 @@ _WHERE = {
     "progress": "progress",
     "registry": "registry",
     "validation": "validation",
+    "xp": "xp",
 }
 __all__ = sorted(_WHERE)
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
