@@ -13,6 +13,7 @@ folds and permutations, so the per-target scores and ``p`` are those of one call
 all targets, and ``p_fwer`` is recomputed from the maximum over batches of every
 permutation's maximum (the max-statistic over all targets).
 """
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,8 +32,15 @@ def voxel_batches(n_targets, voxel_batch):
 
 def _encode_task(X, Y, cols, kwargs):
     from ..algo.encoding import encode
+    from ._device import array_like
 
-    res = encode(X, Y[:, cols[0]:cols[1]], **kwargs)
+    kwargs = dict(kwargs)
+    device, dtype = kwargs.pop("device", (None, "float64"))
+    y = Y[:, cols[0]:cols[1]]
+    if device is None and dtype == "float32":
+        y = np.asarray(y, dtype=np.float32)
+    kwargs["like"] = array_like(device, dtype)        # built here: on the worker's GPU
+    res = encode(X, y, **kwargs)
     res.predictions = None            # not used by the tables; not sent back
     return res
 
@@ -123,8 +131,8 @@ def _join(parts, perm_score):
                           p=cat("p"), p_fwer=None, null_max=None)
     if first.p is not None:
         stack = np.vstack([p.null_max for p in parts])          # (n_batches, n_perm)
-        with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-            sup.filter(RuntimeWarning)
+        with warnings.catch_warnings():              # all-NaN columns stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
             null_max = np.nanmax(stack, axis=0)
         observed = getattr(out, perm_score)
         with np.errstate(invalid="ignore"):
