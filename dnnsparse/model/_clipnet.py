@@ -11,10 +11,10 @@ import logging
 
 import torch
 
-from ..errors import InputError, UnknownLayerError
+from ..errors import InputError
 from ..utils.validation import check_scalar
 from ._dnn import DNN
-from ._hooks import LayerCapture, as_4d
+from ._hooks import as_4d
 
 __all__ = ["VideoDNN", "as_video_dnn", "video_as_4d", "KINETICS_MEAN", "KINETICS_STD"]
 
@@ -100,29 +100,14 @@ class VideoDNN(DNN):
         """``uint8`` clips ``(n, T, 3, H, W)`` → float input ``(n, 3, T, H, W)``."""
         return super().normalize(x, out=out).transpose(1, 2)
 
-    def forward_layers(self, x, layers, *, stop_early=True):
-        """``{layer: output}`` (4-D, see :func:`video_as_4d`) of one pass on clips ``x``."""
-        layers = list(dict.fromkeys(layers))
-        captured, raw = {}, {}
-
-        def reducer(layer):
-            def reduce(output):
-                out = output[0] if isinstance(output, (tuple, list)) else output
-                raw[layer] = tuple(out.shape) if torch.is_tensor(out) else ()
-                return video_as_4d(output).detach().clone()
-            return reduce
-
-        with LayerCapture(self.register_layer_hook, {l: reducer(l) for l in layers},
-                          stop_early=stop_early) as capture:
-            captured = capture.run(self.module, x)
-        for layer, shape in raw.items():
-            if len(shape) == 5:
-                self.time_steps[layer] = shape[2]
-        missing = [l for l in layers if l not in captured]
-        if missing:
-            raise UnknownLayerError(f"layers {missing} were not reached in a forward pass of "
-                             f"{self.name}; they are not used by its forward().")
-        return captured
+    def _layer_reducer(self, layer):
+        """A detached 4-D copy (see :func:`video_as_4d`); records 5-D outputs' time steps."""
+        def reduce(output):
+            out = output[0] if isinstance(output, (tuple, list)) else output
+            if torch.is_tensor(out) and out.ndim == 5:
+                self.time_steps[layer] = out.shape[2]
+            return video_as_4d(output).detach().clone()
+        return reduce
 
     def layer_shapes(self, layers=None):
         """``{layer: (n_chn, n_row, n_col)}`` from one pass of a blank clip."""

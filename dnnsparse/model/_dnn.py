@@ -149,8 +149,8 @@ class DNN:
         the pass stops once every requested layer has been seen.
         """
         layers = list(dict.fromkeys(layers))
-        reduce = lambda output: as_4d(output).detach().clone()       # noqa: E731
-        with LayerCapture(self.register_layer_hook, dict.fromkeys(layers, reduce),
+        with LayerCapture(self.register_layer_hook,
+                          {layer: self._layer_reducer(layer) for layer in layers},
                           stop_early=stop_early) as capture:
             captured = capture.run(self.module, x)
         missing = [l for l in layers if l not in captured]
@@ -158,6 +158,13 @@ class DNN:
             raise UnknownLayerError(f"layers {missing} were not reached in a forward pass of "
                                     f"{self.name}; they are not used by its forward().")
         return captured
+
+    def _layer_reducer(self, layer):
+        """What a hook keeps of ``layer``'s output: a detached 4-D copy.
+
+        Subclasses whose layers are not 4-D (clip networks) override this.
+        """
+        return lambda output: as_4d(output).detach().clone()
 
     def layer_shapes(self, layers=None):
         """``{layer: (n_chn, n_row, n_col)}`` from one forward pass of a blank image."""
