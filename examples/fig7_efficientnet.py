@@ -11,8 +11,8 @@ C. ``db_optstim``  an optimal image per class (activation maximisation, Fourier
    parameterisation), and the network's top-1 class of each optimal image.
 
 Nothing is downloaded (the photographs ship with scikit-image and scikit-learn, the
-weights with the EfficientNet-Lite0 package). 8 minutes (489 s) measured on 2 CPU cores
-shared with other jobs (load ~7); less on an idle laptop:
+weights with the EfficientNet-Lite0 package). 290-489 s measured on 2 CPU cores shared
+with other jobs; two runs gave bit-identical figures:
 
     python examples/fig7_efficientnet.py [OUT_DIR] [--docs DIR]
 
