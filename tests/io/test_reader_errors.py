@@ -141,6 +141,28 @@ def test_truncated_nii_gz_is_one_error(tmp_path, volume):
         load_labels(cut)
 
 
+@pytest.mark.parametrize("where", ["middle", "crc", "length", "trailer cut"])
+def test_damaged_nii_gz_is_one_error_not_wrong_values(tmp_path, rng, where):
+    """A byte changed inside the compressed data, or the gzip trailer (CRC-32 and
+    length) damaged or cut: nibabel alone reads such files without an error (wrong
+    values, or none missing); the stream's checksum must catch every case."""
+    path = tmp_path / "big.nii.gz"
+    values = rng.standard_normal((16, 16, 16, 8)).astype(np.float32)
+    nib.save(nib.Nifti1Image(values, np.eye(4)), str(path))
+    data = bytearray(path.read_bytes())
+    if where == "trailer cut":
+        data = data[:-4]
+    else:
+        pos = {"middle": len(data) // 2, "crc": len(data) - 6, "length": len(data) - 2}[where]
+        data[pos] ^= 0xFF
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(FileFormatError, match=r"bad\.nii\.gz: the image data cannot be read "
+                                              r"\(.*\); the file is truncated or damaged"):
+        load_brain(bad)
+    np.testing.assert_array_equal(load_brain(path)[0], values.reshape(-1, 8).T)
+
+
 def test_truncated_uncompressed_nii_is_one_error(tmp_path, volume):
     cut = tmp_path / "cut.nii"
     raw = gzip.decompress(volume.read_bytes())

@@ -195,11 +195,33 @@ def read_image_data(image, path):
     import zlib
 
     try:
-        return np.asanyarray(image.dataobj)
+        data = np.asanyarray(image.dataobj)
+        if _is_gzip(path):
+            _check_gzip_stream(path)
+        return data
     except (EOFError, OSError, ValueError, zlib.error) as exc:
         why = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise FileFormatError(f"{path}: the image data cannot be read ({why}); the file is "
                               f"truncated or damaged: copy it again or recreate it.") from None
+
+
+def _is_gzip(path):
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _check_gzip_stream(path, chunk=1 << 24):
+    """Decompress ``path`` to its end so gzip checks the CRC-32 and length it stores.
+
+    nibabel reads a ``.nii.gz``/``.mgz`` only as far as the image data reaches and
+    never reaches the trailer, so a byte damaged inside the compressed data can
+    decode to wrong values without any error; the checksum catches it.
+    """
+    import gzip
+
+    with gzip.open(path, "rb") as f:
+        while f.read(chunk):
+            pass
 
 
 def column_loader(read, file_dtype):
