@@ -84,3 +84,27 @@ def image_stim(tmp_path):
     path = tmp_path / "images.stim.csv"
     Stimulus.from_folder(folder).save(path)
     return path
+
+
+SMALL_NET = """
+from torch import nn
+
+
+def net():
+    return nn.Sequential(nn.Conv2d(3, 4, 5, stride=2, padding=2), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5))
+
+
+def huge_kernel():
+    return nn.Sequential(nn.Conv2d(3, 4, 300))
+"""
+
+
+@pytest.fixture
+def small_net(tmp_path):
+    """A -net file with ``net`` (conv, relu, pool, conv, relu, avgpool, flatten, fc of 5
+    classes) and ``huge_kernel`` (a 300-pixel kernel: images too small for it)."""
+    path = tmp_path / "small.py"
+    path.write_text(SMALL_NET)
+    return path

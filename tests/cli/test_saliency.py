@@ -10,27 +10,6 @@ from dnnsparse.cli import saliency as db_saliency
 from dnnsparse.io.maps import read_maps
 from dnnsparse.model import load_dnn
 
-NET = '''
-from torch import nn
-
-
-def net():
-    return nn.Sequential(nn.Conv2d(3, 4, 5, stride=2, padding=2), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5))
-
-
-def huge_kernel():
-    return nn.Sequential(nn.Conv2d(3, 4, 300))
-'''
-
-
-@pytest.fixture
-def small_net(tmp_path):
-    path = tmp_path / "small.py"
-    path.write_text(NET)
-    return path
-
 
 @pytest.fixture
 def photos(tmp_path):

@@ -13,29 +13,9 @@ from dnnsparse.cli import act as db_act
 from dnnsparse.cli import topstim as db_topstim
 from dnnsparse.io.table import read_table
 
-NET = '''
-from torch import nn
-
-
-def net():
-    return nn.Sequential(nn.Conv2d(3, 4, 5, stride=2, padding=2), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5))
-
-
-def huge_kernel():
-    return nn.Sequential(nn.Conv2d(3, 4, 300))
-'''
 
 # channel mean, max, a position, a unit and an output class; layer "3" is conv 2
 TARGETS = ["1:2", "3:4@max", "3:1@5,7", "3:2,3,3", "7:class=2", "5:6"]
-
-
-@pytest.fixture
-def small_net(tmp_path):
-    path = tmp_path / "small.py"
-    path.write_text(NET)
-    return path
 
 
 @pytest.fixture

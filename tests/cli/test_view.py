@@ -11,26 +11,11 @@ from dnnsparse.cli import act as db_act
 from dnnsparse.cli import view as db_view
 from dnnsparse.io.table import read_table
 
-NET = '''
-from torch import nn
-
-
-def net():
-    return nn.Sequential(nn.Conv2d(3, 4, 5, stride=2, padding=2), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5))
-
-
-def huge_kernel():
-    return nn.Sequential(nn.Conv2d(3, 4, 300))
-'''
-
 
 @pytest.fixture
-def small_net(tmp_path):
-    path = tmp_path / "small.py"
-    path.write_text(NET)
-    return f"{path}:net"
+def small_net(small_net):
+    """The shared small network, as a -net spec."""
+    return f"{small_net}:net"
 
 
 def _reference(act_path, layer, k):
