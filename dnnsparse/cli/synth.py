@@ -1,0 +1,128 @@
+"""Image synthesis through a network's features (the Top-K paper's §3.2-3.3, Figs. 2-3).
+
+db_synth texture: Gatys-style texture synthesis. From seeded noise, an image whose
+Gram matrices (normalised by the number of positions) at -layers match those of
+-source; loss = sum over layers of ||G(image) - G(source)||^2 / ||G(source)||^2. With -topk
+LAYER=FRACTION,... the Top-K is inserted first: -topk-mode keep matches the Gram
+matrices of the Top-K responses, -topk-mode inverse those of the non-Top-K ones.
+
+db_synth reconstruct: an image whose activations at -layer match mask * X(-image)
+(loss = ||X(image) - mask X||^2 / ||mask X||^2 over the whole layer, as the
+paper's §3.3): -mask
+topk (the Top-K positions per channel, -fraction), nontopk (the rest), identity (all)
+or random (as many positions per channel as Top-K, drawn with -seed; a control).
+
+Both optimise the pixels (or a Fourier spectrum, -param) by L-BFGS (one iteration per
+step, learning rate 1, as the paper) or Adam, -steps steps. -out DIR receives
+<task>.png (parameters in its PNG text chunk 'dnnsparse'), <task>.json (the same),
+<task>_loss.csv and <task>_loss.png (loss per step); reconstruct also writes the
+mask, reconstruct_mask.npy (bool, channels x rows x columns). Seeded and bit-for-bit
+repeatable on the CPU. Give -q/-v before the task name.
+
+example: db_synth texture -net vgg16 -source bark.png -layers conv1_relu conv2_relu conv4_relu -topk conv4_relu=0.1 -topk-mode inverse -steps 100 -out tex/
+example: db_synth reconstruct -net alexnet -image cat.png -layer conv3_relu -mask topk -fraction 0.1 -out rec/
+"""
+import argparse
+import math
+
+from ..errors import InputError
+from ._common import (add_device_args, add_force_arg, add_lesion_args,
+                      add_model_args, add_option, cli_main, dnn_from_args, make_parser,
+                      manipulate_from_args, output_path, parse_device, parse_layer_fractions)
+
+
+def _common_options(p):
+    o = p.add_argument_group("optimisation")
+    add_option(o, "size", type=int, default=224, metavar="N",
+               help="image size in pixels (square; the source is squashed to it)")
+    add_option(o, "steps", type=int, default=100, metavar="N", help="optimiser steps")
+    add_option(o, "method", default="lbfgs", choices=["lbfgs", "adam"], help="optimiser")
+    add_option(o, "lr", type=float, default=None, metavar="X",
+               help="learning rate (default: 1 for L-BFGS, 0.05 for Adam)")
+    add_option(o, "param", default="pixel", choices=["pixel", "fourier"],
+               help="optimise the pixels or a decorrelated Fourier spectrum")
+    add_option(o, "noise-sd", type=float, default=1.0, metavar="X",
+               help="start noise, standard deviation before the sigmoid")
+    add_option(p, "out", type=output_path, required=True, metavar="DIR",
+               help="output directory")
+    add_option(p, "no-figures", action="store_true", help="no loss plot")
+    add_device_args(p)
+    add_force_arg(p)
+
+
+def get_parser():
+    p = make_parser("db_synth", __doc__)
+    sub = p.add_subparsers(dest="task", metavar="TASK", required=True)
+    tex = sub.add_parser("texture", help="Gram-matrix texture synthesis (Fig. 2)",
+                         description=__doc__, formatter_class=p.formatter_class,
+                         allow_abbrev=False)
+    add_model_args(tex)
+    add_lesion_args(tex, seed_help="seed of the lesion and of the start noise")
+    add_option(tex, "source", required=True, metavar="IMAGE", help="texture source image")
+    add_option(tex, "layers", nargs="+", required=True, metavar="LAYER",
+               help="layers whose Gram matrices are matched")
+    _common_options(tex)
+    rec = sub.add_parser("reconstruct", help="reconstruction through a mask (Fig. 3)",
+                         description=__doc__, formatter_class=p.formatter_class,
+                         allow_abbrev=False)
+    add_model_args(rec)
+    add_option(rec, "image", required=True, metavar="IMAGE", help="target image")
+    add_option(rec, "layer", required=True, metavar="LAYER", help="layer to match")
+    add_option(rec, "mask", default="identity",
+               choices=["topk", "nontopk", "identity", "random"], help="mask of the target")
+    add_option(rec, "fraction", type=float, default=0.1, metavar="F",
+               help="Top-K fraction per channel (also the size of -mask random)")
+    add_option(rec, "seed", type=int, default=0, metavar="N",
+               help="seed of the start noise and of -mask random")
+    _common_options(rec)
+    return p
+
+
+def _options(args):
+    """The options of synthesize, checked before any work."""
+    from ..model import check_image_size, check_synth_options
+
+    lr = args.lr if args.lr is not None else (1.0 if args.method == "lbfgs" else 0.05)
+    opts = dict(steps=args.steps, lr=lr, method=args.method, param=args.param,
+                seed=args.seed, noise_sd=args.noise_sd)
+    check_synth_options(**opts)
+    check_image_size(args.size)
+    if args.task == "texture" and args.topk:
+        for layer, f in parse_layer_fractions(args.topk).items():
+            if not 0 < f <= 1:
+                raise InputError(f"-topk {layer}={f:g}: give a fraction in (0, 1].")
+    if args.task == "reconstruct" and not (math.isfinite(args.fraction)
+                                           and 0 < args.fraction <= 1):
+        raise InputError(f"-fraction {args.fraction}: give a fraction in (0, 1].")
+    return opts
+
+
+@cli_main(get_parser)
+def main(args):
+    from ..io import check_input_file, check_output_dir
+    from ..pipelines import reconstruct_image, synthesize_texture, write_synth_outputs
+
+    opts = _options(args)
+    check_output_dir(args.out, force=args.force)
+    image = args.source if args.task == "texture" else args.image
+    check_input_file(image, what="-source image" if args.task == "texture" else "-image")
+    device = parse_device(args)
+    dnn = dnn_from_args(args)
+    layers = args.layers if args.task == "texture" else [args.layer]
+    for layer in layers:
+        dnn.resolve(layer)
+    if args.task == "texture":
+        dnn = manipulate_from_args(dnn, args)
+        run = synthesize_texture(dnn, image, args.layers, size=args.size, device=device,
+                                 show_progress=not args.quiet, **opts)
+        note = f"Gram loss {run.initial:.4g} -> {run.final:.4g}"
+    else:
+        run = reconstruct_image(dnn, image, args.layer, mask=args.mask,
+                                fraction=args.fraction, size=args.size, device=device,
+                                show_progress=not args.quiet, **opts)
+        note = (f"loss {run.initial:.4g} -> {run.final:.4g}; relative error of "
+                f"{args.layer} {run.extra['relative_error']:.3g}")
+    run.params["command"] = args.command_line
+    written = write_synth_outputs(run, args.out, stem=args.task,
+                                  figures=not args.no_figures, force=args.force)
+    print(f"wrote {args.out}: {len(written)} files; {note}")
