@@ -31,12 +31,14 @@ def voxel_batches(n_targets, voxel_batch):
 
 
 def _encode_task(X, Y, cols, kwargs):
+    """``encode`` of targets ``cols`` of ``Y`` (None: ``Y`` holds just those targets)."""
     from ..algo.encoding import encode
     from ._device import array_like
 
     kwargs = dict(kwargs)
     device, dtype = kwargs.pop("device", (None, "float64"))
-    y = Y[:, cols[0]:cols[1]]
+    # one memory layout here and on a worker (BLAS rounding depends on it)
+    y = np.asfortranarray(Y if cols is None else Y[:, cols[0]:cols[1]])
     if device is None and dtype == "float32":
         y = np.asarray(y, dtype=np.float32)
     kwargs["like"] = array_like(device, dtype)        # built here: on the worker's GPU
@@ -81,10 +83,21 @@ class PendingLayer:
 
 
 def submit_layer(engine, blocks, Y, *, encode_args, encoder_args, model, analysis,
-                 model_dir=None, force=False, voxel_batch=None, y_handle=None):
-    """Submit a layer's tasks; ``blocks`` as :meth:`LayerFeatures.blocks`."""
+                 model_dir=None, force=False, voxel_batch=None, y_parts=None):
+    """Submit a layer's tasks; ``blocks`` as :meth:`LayerFeatures.blocks`.
+
+    On a cluster every voxel batch of ``Y`` (and all of ``Y`` for the refits) is
+    placed once and kept in ``y_parts`` (a dict shared by the layers of a run), so a
+    worker receives only the targets of its tasks.
+    """
     batches = voxel_batches(Y.shape[1], voxel_batch)
-    y = Y if y_handle is None else y_handle
+    y_parts = {} if y_parts is None else y_parts
+    if engine.distributed:
+        for cols in batches + ([None] if model_dir is not None else []):
+            if cols not in y_parts:
+                y_parts[cols] = engine.put(Y if cols is None else
+                                           np.asfortranarray(Y[:, cols[0]:cols[1]]))
+    y = y_parts.get(None, Y)
     handles, refits = [], []
     if not engine.distributed:      # here: n_jobs threads over all (block, batch) pairs
         from ..utils.engine import _Done
@@ -96,8 +109,8 @@ def submit_layer(engine, blocks, Y, *, encode_args, encoder_args, model, analysi
     for i, (_, X, _) in enumerate(blocks):
         x = engine.put(X) if engine.distributed else X
         if engine.distributed:
-            handles.append([engine.submit(_encode_task, x, y, cols, encode_args)
-                            for cols in batches])
+            handles.append([engine.submit(_encode_task, x, y_parts[cols], None,
+                                          encode_args) for cols in batches])
         refits.append(None if model_dir is None else
                       engine.submit(_refit_task, x, y, model, analysis, encoder_args))
     return PendingLayer(blocks=[(name, X.shape[1], coords) for name, X, coords in blocks],

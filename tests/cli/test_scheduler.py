@@ -203,3 +203,21 @@ def test_db_topk_table_byte_identical_on_local_cluster(cluster, tmp_path):
         return [(tmp_path / out / f).read_bytes() for f in ("topk.csv", "per_category.csv")]
 
     assert run("one") == run("two", "-scheduler", cluster.scheduler.address)
+
+
+def test_db_decode_tables_byte_identical_on_local_cluster(cluster, data, tmp_path):
+    from dnnsparse.base.stimulus import Stimulus
+    from dnnsparse.cli.decode import main as decode_main
+
+    labels = np.repeat([1, 2], N // 2)
+    Stimulus([f"s{i}.png" for i in range(N)], columns={"label": labels}).save(
+        tmp_path / "s.stim.csv")
+
+    def run(out, *extra):
+        args = ["-act", data / "a.act.h5", "-layer", "conv", "fc", "-stim",
+                tmp_path / "s.stim.csv", "-target", "label", "-model", "logistic", "-cv", "4",
+                "-n-perm", "5", "-seed", "2", "-no-plot", "-q", "-out", tmp_path / out, *extra]
+        assert decode_main([str(a) for a in args]) == 0
+        return {p.name: p.read_bytes() for p in sorted((tmp_path / out).iterdir())}
+
+    assert run("one") == run("two", "-scheduler", cluster.scheduler.address)
