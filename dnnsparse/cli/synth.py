@@ -17,7 +17,7 @@ step, learning rate 1, as the paper) or Adam, -steps steps. -out DIR receives
 <task>.png (parameters in its PNG text chunk 'dnnsparse'), <task>.json (the same),
 <task>_loss.csv and <task>_loss.png (loss per step); reconstruct also writes the
 mask, reconstruct_mask.npy (bool, channels x rows x columns). Seeded and bit-for-bit
-repeatable on the CPU. Give -q/-v before the task name.
+repeatable on the CPU.
 
 example: db_synth texture -net vgg16 -source bark.png -layers conv1_relu conv2_relu conv4_relu -topk conv4_relu=0.1 -topk-mode inverse -steps 100 -out tex/
 example: db_synth reconstruct -net alexnet -image cat.png -layer conv3_relu -mask topk -fraction 0.1 -out rec/
@@ -32,6 +32,12 @@ from ._common import (add_device_args, add_force_arg, add_lesion_args,
 
 
 def _common_options(p):
+    # -v/-q also after the task name; SUPPRESS keeps a value given before it
+    g = p.add_argument_group("messages")
+    g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                   help="more log messages (-vv for debug)")
+    g.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="only warnings and errors; no progress bars")
     o = p.add_argument_group("optimisation")
     add_option(o, "size", type=int, default=224, metavar="N",
                help="image size in pixels (square; the source is squashed to it)")
@@ -122,7 +128,6 @@ def main(args):
                                 show_progress=not args.quiet, **opts)
         note = (f"loss {run.initial:.4g} -> {run.final:.4g}; relative error of "
                 f"{args.layer} {run.extra['relative_error']:.3g}")
-    run.params["command"] = args.command_line
     written = write_synth_outputs(run, args.out, stem=args.task,
                                   figures=not args.no_figures, force=args.force)
     print(f"wrote {args.out}: {len(written)} files; {note}")
