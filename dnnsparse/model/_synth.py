@@ -8,8 +8,8 @@ through a Top-K, non-Top-K, identity or random mask), on the one image optimiser
 - :func:`gram_matrix` -- ``(n, c, h, w) -> (n, c, c)``, ``F F^T / (h w)``.
 - :func:`layer_features` -- differentiable ``{layer: (n, c, h, w)}`` in one pass.
 - :func:`texture_objective` -- ``images -> (n,)``: the squared difference of the
-  layers' Gram matrices from the source's, relative to the source's, summed over layers. Top-K inserted in the
-  network (:func:`insert_topk`, modes ``keep``/``inverse``) is part of the features,
+  layers' Gram matrices from the source's, relative to the source's, summed over
+  layers. Top-K inserted in the network (:func:`insert_topk`, modes ``keep``/``inverse``) is part of the features,
   so the Gram matrices are those of the kept (or the non-kept) positions.
 - :data:`RECONSTRUCTION_MASKS`, :func:`reconstruction_mask` -- the masks of Fig. 3.
 - :func:`reconstruction_objective` -- ``images -> (n,)``: ``||X(I) - M X(T)||^2 / ||M X(T)||^2``

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from ..errors import FileFormatError
 from ..io import atomic_output, atomic_output_dir
 from ..io.table import write_table
 from ..model import (check_image_size, layer_features, reconstruction_mask,
@@ -26,6 +27,14 @@ from ._optstim import PNG_METADATA_KEY, _write_json, load_init_image
 __all__ = ["reconstruct_image", "synthesize_texture", "write_synth_outputs"]
 
 log = logging.getLogger(__name__)
+
+
+def _load_image(path, size, what):
+    """:func:`load_init_image`, its message naming this command's option."""
+    try:
+        return load_init_image(path, size)
+    except FileFormatError as exc:
+        raise FileFormatError(str(exc).replace("-init image", what)) from None
 
 
 def synthesize_texture(dnn, source, layers, *, size, show_progress=True, **options):
@@ -52,7 +61,7 @@ def synthesize_texture(dnn, source, layers, *, size, show_progress=True, **optio
     for layer in layers:
         dnn.resolve(layer)
     device = torch.device(options.get("device", "cpu"))
-    target = load_init_image(source, size).to(device)
+    target = _load_image(source, size, "-source image").to(device)
     dnn.to(device)
     run = synthesize(dnn, texture_objective(dnn, layers, target), size=size,
                      show_progress=show_progress, desc=f"{dnn.name} texture", **options)
@@ -89,7 +98,7 @@ def reconstruct_image(dnn, image, layer, *, mask="identity", fraction=0.1, size,
     dnn.resolve(layer)
     device = torch.device(options.get("device", "cpu"))
     dnn.to(device)
-    target_img = load_init_image(image, size).to(device)
+    target_img = _load_image(image, size, "-image").to(device)
     with torch.no_grad():
         x_t = layer_features(dnn, target_img, [layer])[layer]
     m = reconstruction_mask(x_t, mask, fraction=fraction, seed=options.get("seed", 0))
