@@ -24,6 +24,7 @@ _WHERE = {
     "LayerEncoding": "_encoding",
     "LayerFeatures": "_encoding",
     "LayerMapping": "_mapping",
+    "reconstruct_image": "_synth",
     "SIMULATED_MODELS": "_rsa_models",
     "add_split_half_columns": "_rsa_models",
     "cka_table": "_rsa_models",
@@ -49,6 +50,7 @@ _WHERE = {
     "STANDARDIZE": "_roi",
     "SparsenessResult": "_psi",
     "SweepResult": "_topk_sweep",
+    "synthesize_texture": "_synth",
     "TABLE_SUFFIXES": "_topstim",
     "TIMING_ATTRS": "_hrf",
     "TopStimResult": "_topstim",
@@ -178,6 +180,7 @@ _WHERE = {
     "write_rf_outputs": "_rf",
     "write_saliency_outputs": "_saliency",
     "write_searchlight_outputs": "_searchlight",
+    "write_synth_outputs": "_synth",
     "write_topstim_outputs": "_topstim",
     "write_view_outputs": "_view",
 }
