@@ -34,15 +34,18 @@ log = logging.getLogger(__name__)
 PNG_METADATA_KEY = "dnnsparse"
 
 
-def load_init_image(path, size):
-    """The image at ``path`` as a float tensor ``(1, 3, H, W)`` in ``[0, 1]``, squashed to ``size``."""
+def load_init_image(path, size, *, what="-init image"):
+    """The image at ``path`` as a float tensor ``(1, 3, H, W)`` in ``[0, 1]``, squashed to ``size``.
+
+    ``what`` names the option in the error messages.
+    """
     import torch
-    path = check_input_file(path, what="-init image")
+    path = check_input_file(path, what=what)
     try:
         with Image.open(path) as img:
             x = make_image_transform("squash", size=check_image_size(size))(img)
     except (OSError, ValueError, SyntaxError) as exc:
-        raise FileFormatError(f"cannot read the -init image {path}: {exc}.") from None
+        raise FileFormatError(f"cannot read the {what} {path}: {exc}.") from None
     return (x.to(torch.float32) / 255)[None]
 
 
@@ -107,10 +110,11 @@ def _metadata(run, j, stem):
             "parameters": run.params}
 
 
-def _write_png(path, image, meta):
+def _write_png(path, image, meta, *, software="dnnsparse db_optstim"):
+    """``image`` (uint8 ``(H, W, 3)``) as PNG with ``meta`` as JSON in its text chunk."""
     info = PngImagePlugin.PngInfo()
     info.add_text(PNG_METADATA_KEY, json.dumps(meta, sort_keys=True))
-    info.add_text("Software", "dnnsparse db_optstim")
+    info.add_text("Software", software)
     with atomic_output(path, force=True) as tmp:
         Image.fromarray(image).save(tmp, format="PNG", pnginfo=info)
     return path

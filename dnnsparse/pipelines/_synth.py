@@ -9,32 +9,21 @@
   ``dnnsparse``), ``<stem>.json`` (the same, sidecar), ``<stem>_loss.csv`` (loss per
   step) and, with figures, ``<stem>_loss.png``.
 """
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, PngImagePlugin
 
-from ..errors import FileFormatError
-from ..io import atomic_output, atomic_output_dir
+from ..io import atomic_output_dir
 from ..io.table import write_table
 from ..model import (check_image_size, layer_features, reconstruction_mask,
                      reconstruction_objective, synthesize, texture_objective)
 from ..viz import plot_activation_curve
-from ._optstim import PNG_METADATA_KEY, _write_json, load_init_image
+from ._optstim import _write_json, _write_png, load_init_image
 
 __all__ = ["reconstruct_image", "synthesize_texture", "write_synth_outputs"]
 
 log = logging.getLogger(__name__)
-
-
-def _load_image(path, size, what):
-    """:func:`load_init_image`, its message naming this command's option."""
-    try:
-        return load_init_image(path, size)
-    except FileFormatError as exc:
-        raise FileFormatError(str(exc).replace("-init image", what)) from None
 
 
 def synthesize_texture(dnn, source, layers, *, size, show_progress=True, **options):
@@ -61,7 +50,7 @@ def synthesize_texture(dnn, source, layers, *, size, show_progress=True, **optio
     for layer in layers:
         dnn.resolve(layer)
     device = torch.device(options.get("device", "cpu"))
-    target = _load_image(source, size, "-source image").to(device)
+    target = load_init_image(source, size, what="-source image").to(device)
     dnn.to(device)
     run = synthesize(dnn, texture_objective(dnn, layers, target), size=size,
                      show_progress=show_progress, desc=f"{dnn.name} texture", **options)
@@ -98,7 +87,7 @@ def reconstruct_image(dnn, image, layer, *, mask="identity", fraction=0.1, size,
     dnn.resolve(layer)
     device = torch.device(options.get("device", "cpu"))
     dnn.to(device)
-    target_img = _load_image(image, size, "-image").to(device)
+    target_img = load_init_image(image, size, what="-image").to(device)
     with torch.no_grad():
         x_t = layer_features(dnn, target_img, [layer])[layer]
     m = reconstruction_mask(x_t, mask, fraction=fraction, seed=options.get("seed", 0))
@@ -119,15 +108,6 @@ def reconstruct_image(dnn, image, layer, *, mask="identity", fraction=0.1, size,
     return run
 
 
-def _write_png(path, image, meta):
-    info = PngImagePlugin.PngInfo()
-    info.add_text(PNG_METADATA_KEY, json.dumps(meta, sort_keys=True))
-    info.add_text("Software", "dnnsparse db_synth")
-    with atomic_output(path, force=True) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG", pnginfo=info)
-    return path
-
-
 def write_synth_outputs(run, out_dir, *, stem, figures=True, force=False):
     """Write the image (metadata in the PNG and a JSON sidecar) and the loss curve.
 
@@ -140,7 +120,7 @@ def write_synth_outputs(run, out_dir, *, stem, figures=True, force=False):
             "steps_run": int(len(run.loss)), "parameters": run.params,
             **{k: v for k, v in run.extra.items() if not isinstance(v, np.ndarray)}}
     with atomic_output_dir(out_dir, force=force) as tmp:
-        written = [_write_png(tmp / f"{stem}.png", run.image, meta),
+        written = [_write_png(tmp / f"{stem}.png", run.image, meta, software="dnnsparse db_synth"),
                    _write_json(tmp / f"{stem}.json", meta),
                    write_table(tmp / f"{stem}_loss.csv", {
                        "step": np.arange(1, len(run.loss) + 1), "loss": run.loss},
