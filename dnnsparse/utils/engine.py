@@ -225,7 +225,7 @@ def _identity(value):
     return value
 
 
-def open_engine(scheduler=None, *, n_jobs=1, connect_timeout=CONNECT_TIMEOUT):
+def open_engine(scheduler=None, *, n_jobs=1, connect_timeout=None):
     """An :class:`Engine` for ``scheduler`` (see the module docstring).
 
     Parameters
@@ -233,8 +233,8 @@ def open_engine(scheduler=None, *, n_jobs=1, connect_timeout=CONNECT_TIMEOUT):
     scheduler : None, str or dask.distributed.Client
     n_jobs : int
         Threads for tasks run here without a scheduler.
-    connect_timeout : float
-        Seconds to wait for a ``tcp://`` scheduler.
+    connect_timeout : float, optional
+        Seconds to wait for a ``tcp://`` scheduler (default :data:`CONNECT_TIMEOUT`).
 
     Raises
     ------
@@ -242,6 +242,7 @@ def open_engine(scheduler=None, *, n_jobs=1, connect_timeout=CONNECT_TIMEOUT):
         A bad spec, an unreachable scheduler (one line, after ``connect_timeout``).
     """
     kind, value = check_scheduler(scheduler)
+    connect_timeout = CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
     if kind is None:
         return Engine(n_jobs=n_jobs)
     if kind == "joblib":
