@@ -23,6 +23,7 @@ __all__ = [
     "add_stim_arg", "add_verbosity_args", "dnn_from_args", "parse_device",
     "add_lesion_args", "check_act_or_net", "manipulate_from_args", "parse_layer_fractions",
     "check_device", "check_writable", "custom_code_error", "load_net", "output_path",
+    "add_scheduler_arg", "open_scheduler",
 ]
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,48 @@ def add_device_args(parser):
                     "threads decode each batch between forward passes, faster when the "
                     "network runs on the CPU; default: 0 on a CPU, 4 on a GPU)")
     return g
+
+
+def add_linalg_device_args(parser, *, what):
+    """``-device``/``-dtype``: run ``what`` on torch tensors there (default: NumPy).
+
+    Check the device with :func:`parse_linalg_device` before any work.
+    """
+    g = parser.add_argument_group("compute")
+    add_option(g, "device", default=None, metavar="DEV",
+               help=f"run {what} on torch tensors on DEV ('cpu', 'cuda', 'cuda:N'); "
+                    "default: NumPy")
+    add_option(g, "dtype", default="float64", choices=["float64", "float32"],
+               help="dtype of that computation (default float64)")
+    return g
+
+
+def parse_linalg_device(args):
+    """``-device`` checked (:func:`check_device`), or None for NumPy."""
+    return None if args.device is None else check_device(args.device)
+
+
+def add_scheduler_arg(parser, *, what="tasks"):
+    """``-scheduler SPEC``: where the fan-out tasks run (:mod:`dnnsparse.utils.engine`)."""
+    g = parser.add_argument_group("cluster")
+    add_option(g, "scheduler", default=None, metavar="SPEC",
+               help=f"run the {what} on Dask: local:N (N worker processes here, 1 BLAS "
+                    "thread each), tcp://host:port (a running scheduler) or "
+                    "slurm:CONFIG.yaml (SLURM jobs; see docs/cluster.md); default: this "
+                    "process, without Dask")
+    return g
+
+
+def open_scheduler(args, *, n_jobs=1):
+    """The :class:`~dnnsparse.utils.engine.Engine` of ``-scheduler`` (this process by
+    default); close it when done (``with open_scheduler(args) as engine:``).
+
+    Call it after the other options are checked and before any work: a bad spec or
+    an unreachable scheduler is one line, exit 2, with nothing written.
+    """
+    from ..utils.engine import open_engine
+
+    return open_engine(getattr(args, "scheduler", None), n_jobs=n_jobs)
 
 
 def dnn_from_args(args):

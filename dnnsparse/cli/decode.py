@@ -40,7 +40,8 @@ import numpy as np
 
 from ..errors import InputError
 from ._args import add_cv_args, add_roi_args, parse_cv, rois_from_args
-from ._common import add_force_arg, add_option, cli_main, make_parser, output_path
+from ._common import (add_force_arg, add_option, add_scheduler_arg, cli_main, make_parser,
+                      open_scheduler, output_path)
 
 
 def get_parser():
@@ -71,6 +72,7 @@ def get_parser():
     add_option(p, "out", type=output_path, required=True, metavar="DIR", help="output directory")
     add_option(p, "no-plot", action="store_true", help="write no figure")
     add_force_arg(p)
+    add_scheduler_arg(p, what="layers / ROIs decoded (with their folds and permutations)")
     return p
 
 
@@ -165,10 +167,11 @@ def main(args):
         raise InputError(f"-model {args.model} predicts numbers but column {args.target!r} "
                          f"of {args.stim} holds text; use -model logistic or svm.")
     sources = _sources(args, stim)
-    results = decode_sources(sources, y if classifier else y.astype(np.float64),
-                             model=args.model, cv=args.cv, groups=groups,
-                             n_perm=args.n_perm, seed=args.seed, n_jobs=args.n_jobs,
-                             progress=not args.quiet)
+    with open_scheduler(args, n_jobs=args.n_jobs) as engine:
+        results = decode_sources(sources, y if classifier else y.astype(np.float64),
+                                 model=args.model, cv=args.cv, groups=groups,
+                                 n_perm=args.n_perm, seed=args.seed, n_jobs=args.n_jobs,
+                                 progress=not args.quiet, engine=engine)
 
     files = decoding_outputs(results, y, stim_ids=stim.ids, groups=groups,
                              target=None if classifier else args.target)

@@ -51,7 +51,8 @@ example: db_encode -act beta.nii.gz -act-roi atlas.nii.gz -resp imgs.stim.csv -m
 from ..errors import InputError
 from ..utils.validation import finite_float
 from ._args import add_cv_args, add_roi_args, parse_cv, rois_from_args
-from ._common import add_force_arg, add_option, cli_main, make_parser, output_path
+from ._common import (add_force_arg, add_linalg_device_args, add_option, add_scheduler_arg,
+                      cli_main, make_parser, open_scheduler, output_path, parse_linalg_device)
 
 
 def get_parser():
@@ -114,6 +115,11 @@ def get_parser():
                help="do not refit and save the models on all stimuli")
     add_option(g, "no-plot", action="store_true", help="write no figure")
     add_force_arg(p)
+    add_linalg_device_args(p, what="the ridge / GLM solvers")
+    g = add_scheduler_arg(p, what="layers x blocks x voxel batches")
+    add_option(g, "voxel-batch", type=int, default=None, metavar="N",
+               help="targets per task (default: all targets of a block in one task); "
+                    "the tables do not depend on it")
     return p
 
 
@@ -218,6 +224,9 @@ def main(args):
         raise InputError("-n-perm must be >= 0, -n-jobs non-zero and -p-thr in (0, 1).")
     if args.max_stat and not args.n_perm:
         raise InputError("-max-stat corrects permutation p-values; give -n-perm too.")
+    if args.voxel_batch is not None and args.voxel_batch < 1:
+        raise InputError(f"-voxel-batch {args.voxel_batch}: give 1 or more targets per task.")
+    device = parse_linalg_device(args)
     out = check_output_dir(args.out, force=args.force)      # refuse before any work
     act = _features(args)
     groups = _groups(args, act)
@@ -235,7 +244,8 @@ def main(args):
     responses.report_skipped()
 
     # the folder as a whole: a run failing at any layer leaves nothing behind
-    with atomic_output_dir(out, force=args.force) as tmp:
+    with open_scheduler(args, n_jobs=args.n_jobs) as engine, \
+            atomic_output_dir(out, force=args.force) as tmp:
         run = run_encoding(act, None, responses, out=tmp, iter_axis=args.iteraxis,
                            groups=groups, save_models=not args.no_model,
                            max_stat=args.max_stat, p_threshold=args.p_thr,
@@ -245,7 +255,8 @@ def main(args):
                            cv=folds if args.contiguous else args.cv, inner_cv=args.inner_cv,
                            reduce=reduce, n_perm=args.n_perm, seed=args.seed,
                            model_params=params, n_targets_batch=args.batch,
-                           n_jobs=args.n_jobs)
+                           engine=engine, voxel_batch=args.voxel_batch, device=device,
+                           dtype=args.dtype)
         act.close()
         write_table(tmp / "scores.tsv", run.scores, force=True)
         write_table(tmp / "summary.csv", run.summary, force=True)

@@ -51,7 +51,8 @@ import numpy as np
 from ..errors import InputError
 from ..utils.validation import finite_float
 from ._args import METHODS, add_plot_arg, add_roi_args, add_rsa_args, build_rois
-from ._common import add_force_arg, add_option, cli_main, make_parser, output_path
+from ._common import (add_force_arg, add_linalg_device_args, add_option, add_scheduler_arg,
+                      cli_main, make_parser, open_scheduler, output_path, parse_linalg_device)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ def get_parser():
     add_option(p, "out", type=output_path, required=True, metavar="DIR", help="output directory")
     add_plot_arg(p)
     add_force_arg(p)
+    add_scheduler_arg(p, what="layer x ROI pairs (permutations, bootstrap)")
+    add_linalg_device_args(p, what="layer / ROI RDMs and permutation tests")
     return p
 
 
@@ -165,6 +168,7 @@ def main(args):
     from ..io import atomic_output_dir, check_output_dir
 
     _check_args(args)
+    args.device = parse_linalg_device(args)
     out = check_output_dir(args.out, force=args.force)      # refuse early, before compute
     stim, act = load_rsa_inputs(args.stim, args.act, layers=args.layer)
     for column in (args.groups, args.sort_by):
@@ -185,7 +189,8 @@ def main(args):
     if args.method == "cka":
         result = _cka(args, items, act, act2, items2)
     else:
-        result = _rsa(args, items, stim, act, act2, items2)
+        with open_scheduler(args) as engine:
+            result = _rsa(args, items, stim, act, act2, items2, engine)
 
     written = []
     with atomic_output_dir(out, force=args.force) as tmp:     # the folder as a whole
@@ -194,7 +199,7 @@ def main(args):
     return 0
 
 
-def _rsa(args, items, stim, act, act2, items2):
+def _rsa(args, items, stim, act, act2, items2, engine=None):
     from ..pipelines import (add_split_half_columns, dnn_rdms, mean_rdms, model_rdms,
                              model_tables, rsa_table, split_half_ceilings, subject_rdms)
 
@@ -205,6 +210,7 @@ def _rsa(args, items, stim, act, act2, items2):
                             seed=args.seed)
     dnn = dnn2 = subjects = brain = ceilings = None
     built = []
+    on = dict(device=args.device, dtype=args.dtype)         # -device: RDMs and tests there
 
     def rois(space):
         built.append(build_rois(args, space))
@@ -213,15 +219,15 @@ def _rsa(args, items, stim, act, act2, items2):
     if act is not None:
         dnn = dnn_rdms(act, args.layer or act.layers, iter_axis=args.iteraxis,
                        metric=args.metric, labels=items.act_group, show_progress=show,
-                       zscore=args.zscore)
+                       zscore=args.zscore, **on)
     if act2 is not None:
         dnn2 = {k: v[0] for k, v in dnn_rdms(act2, args.layer2 or act2.layers,
                                               metric=args.metric, labels=items2.act_group,
                                               show_progress=show,
-                                              zscore=args.zscore).items()}
+                                              zscore=args.zscore, **on).items()}
     if args.nif:
         subjects = subject_rdms(args.nif, items, rois, metric=args.metric,
-                                show_progress=show, zscore=args.zscore)
+                                show_progress=show, zscore=args.zscore, **on)
         brain = mean_rdms(subjects)
     if args.groups:
         ceilings = split_half_ceilings(args.nif[0], stim, args.groups, built[0],
@@ -237,12 +243,12 @@ def _rsa(args, items, stim, act, act2, items2):
     tables = {}
     if dnn is not None and brain is not None:
         table = rsa_table(dnn, brain, subjects=subjects if several else None,
-                          iter_axis=args.iteraxis, **kw)
+                          iter_axis=args.iteraxis, engine=engine, **kw, **on)
         if ceilings:
             add_split_half_columns(table, ceilings)
         tables["similarity"] = (table, "layer", "roi", list(dnn), list(brain))
     if dnn2 is not None:
-        table = rsa_table(dnn, dnn2, iter_axis=args.iteraxis, **kw)
+        table = rsa_table(dnn, dnn2, iter_axis=args.iteraxis, engine=engine, **kw, **on)
         table = {("layer2" if k == "roi" else k): v for k, v in table.items()}
         tables["similarity_act2"] = (table, "layer", "layer2", list(dnn), list(dnn2))
     if models:

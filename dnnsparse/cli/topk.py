@@ -19,7 +19,8 @@ example: db_topk -net alexnet -stim cue-conflict.stim.csv -layer-set conv5_relu 
 """
 from ..utils.validation import finite_float
 from ._common import (add_device_args, add_force_arg, add_model_args, add_option, add_out_arg,
-                      add_stim_arg, cli_main, dnn_from_args, make_parser, parse_device)
+                      add_scheduler_arg, add_stim_arg, cli_main, dnn_from_args, make_parser,
+                      open_scheduler, parse_device)
 
 
 def get_parser():
@@ -50,6 +51,7 @@ def get_parser():
     add_out_arg(p, help="output directory (topk.csv, per_category.csv, topk.png)")
     add_device_args(p)
     add_force_arg(p)
+    add_scheduler_arg(p, what="Top-K settings (layer sets x fractions)")
     return p
 
 
@@ -88,10 +90,12 @@ def main(args):
     stim.check_files()
     dnn = dnn_from_args(args)
     check_layer_sets(dnn, sets)
-    result = topk_sweep(dnn, stim, sets, args.fraction, mode=args.mode, accuracy=args.accuracy,
-                        output_layer=args.output_layer, n_boot=args.n_boot, seed=args.seed,
-                        batch_size=args.batch_size, device=device,
-                        workers=args.workers, show_progress=not args.quiet)
+    with open_scheduler(args) as engine:
+        result = topk_sweep(dnn, stim, sets, args.fraction, mode=args.mode,
+                            accuracy=args.accuracy, output_layer=args.output_layer,
+                            n_boot=args.n_boot, seed=args.seed, batch_size=args.batch_size,
+                            device=device, workers=args.workers,
+                            show_progress=not args.quiet, engine=engine)
     with atomic_output_dir(out, force=args.force) as tmp:     # the folder as a whole
         write_table(tmp / "topk.csv", result.table, force=True)
         write_table(tmp / "per_category.csv", result.per_category, force=True)

@@ -15,7 +15,7 @@ from ..utils.progress import progress as progress_bar
 __all__ = ["decode_sources", "decoding_tables"]
 
 
-def decode_sources(sources, y, *, n_jobs=1, progress=False, **decode_args):
+def decode_sources(sources, y, *, n_jobs=1, progress=False, engine=None, **decode_args):
     """Decode ``y`` from each feature matrix of ``sources``.
 
     Parameters
@@ -26,6 +26,9 @@ def decode_sources(sources, y, *, n_jobs=1, progress=False, **decode_args):
     y : array of shape (n_samples,)
     n_jobs : int
         Sources decoded in parallel threads.
+    engine : Engine, optional
+        :func:`~dnnsparse.utils.engine.open_engine`: decode each source as a task there
+        (sources are read here, one at a time, and sent); default this process.
     decode_args
         Passed to :func:`dnnsparse.algo.decoding.decode` (model, cv, groups, n_perm,
         seed, ...); an int seed gives every source the same folds and permutations.
@@ -49,9 +52,30 @@ def decode_sources(sources, y, *, n_jobs=1, progress=False, **decode_args):
         bar.update()
         return name, X.shape[1], res
 
-    out = parallel_map(run, sources, n_jobs=n_jobs)
+    if engine is not None and engine.distributed:
+        seed = decode_args.get("seed")
+        if isinstance(seed, np.random.Generator):     # one int: the same in every task
+            decode_args["seed"] = int(seed.integers(2 ** 63))
+        handles = []
+        for name, X in sources:
+            X = np.asarray(X() if callable(X) else X)
+            X = X.reshape(len(X), -1)
+            if not np.isfinite(X).all():
+                raise InputError(f"{name}: the features hold NaN or infinite values.")
+            handles.append((name, X.shape[1], engine.submit(_decode_task, X, y, decode_args)))
+        out = [(name, n, res) for (name, n, _), res in
+               zip(handles, engine.gather([h for _, _, h in handles]))]
+    else:
+        out = parallel_map(run, sources, n_jobs=n_jobs)
     bar.close()
     return out
+
+
+def _decode_task(X, y, decode_args):
+    """One source of :func:`decode_sources` (a pure task)."""
+    from ..algo.decoding import decode
+
+    return decode(X, y, **decode_args)
 
 
 def decoding_tables(results, *, target_names=None):

@@ -36,7 +36,6 @@ from typing import Optional
 import numpy as np
 
 from ..errors import InputError
-from ..utils.parallel import parallel_map
 from ..utils.progress import progress as progress_bar
 from ..utils.validation import check_choice
 from ._align import activation_order
@@ -269,20 +268,6 @@ class LayerEncoding:
         return getattr(self, check_choice(scoring, SCORINGS, name="scoring"))
 
 
-def _fit_and_save(X, Y, path, *, model, analysis, encoder_args, force):
-    """Refit on all stimuli and save as plain arrays (:mod:`._encoder_files`)."""
-    from ..algo.encoding import best_units, make_encoder
-    from ._encoder_files import save_model, save_unit_model
-
-    if analysis == "uv":
-        units, slope, x_mean, y_mean = best_units(X, Y, encoder_args["fit_intercept"])
-        save_unit_model(path, units, slope, y_mean - slope * x_mean,
-                        n_features=X.shape[1], force=force)
-        return
-    est = make_encoder(model, **encoder_args).fit(X, Y[:, 0] if Y.shape[1] == 1 else Y)
-    save_model(path, est, force=force)
-
-
 def _check_components(model, model_params, reduce, layer, blocks):
     """PLS cannot have more components than a block has units (sklearn's bound)."""
     if model != "pls" or reduce is not None or not blocks:
@@ -297,7 +282,8 @@ def _check_components(model, model_params, reduce, layer, blocks):
 def encode_layer(features, responses, *, model="ridge", analysis="mv", alphas=None, cv=5,
                  groups=None, inner_cv=5, reduce=None, n_perm=0, scoring="r", seed=0,
                  fit_intercept=True, model_params=None, n_targets_batch=None,
-                 model_dir=None, force=False, n_jobs=1, progress=False):
+                 model_dir=None, force=False, n_jobs=1, progress=False, engine=None,
+                 voxel_batch=None, device=None, dtype="float64"):
     """Encode every valid target of ``responses`` from one layer (per block).
 
     Parameters
@@ -319,15 +305,42 @@ def encode_layer(features, responses, *, model="ridge", analysis="mv", alphas=No
     force : bool
         Overwrite existing model files.
     n_jobs : int, default=1
-        Blocks encoded in parallel threads.
+        Blocks encoded in parallel threads (without ``engine``).
     progress : bool
         A bar over blocks (and over folds when a layer is one block).
+    engine : Engine, optional
+        :func:`~dnnsparse.utils.engine.open_engine`: where the tasks (blocks x voxel
+        batches) run; default here.
+    voxel_batch : int, optional
+        Targets per task (default: all in one); the same tables for any value but
+        ``p_fwer``'s float ties.
+    device : str, optional
+        Run the ridge / GLM solvers on torch tensors there (``"cpu"``, ``"cuda"``);
+        default: NumPy.
+    dtype : {"float64", "float32"}
+        The solvers' dtype for the responses.
 
     Returns
     -------
     LayerEncoding
     """
-    from ..algo.encoding import encode
+    return _submit_layer(features, responses, model=model, analysis=analysis,
+                         alphas=alphas, cv=cv, groups=groups, inner_cv=inner_cv,
+                         reduce=reduce, n_perm=n_perm, scoring=scoring, seed=seed,
+                         fit_intercept=fit_intercept, model_params=model_params,
+                         n_targets_batch=n_targets_batch, model_dir=model_dir,
+                         force=force, n_jobs=n_jobs, progress=progress, engine=engine,
+                         voxel_batch=voxel_batch, device=device, dtype=dtype)()
+
+
+def _submit_layer(features, responses, *, model="ridge", analysis="mv", alphas=None, cv=5,
+                  groups=None, inner_cv=5, reduce=None, n_perm=0, scoring="r", seed=0,
+                  fit_intercept=True, model_params=None, n_targets_batch=None,
+                  model_dir=None, force=False, n_jobs=1, progress=False, engine=None,
+                  voxel_batch=None, y_parts=None, device=None, dtype="float64"):
+    """Submit :func:`encode_layer`'s tasks; returns ``finish() -> LayerEncoding``."""
+    from ..utils.engine import open_engine
+    from ._encoding_tasks import finish_layer, submit_layer
 
     check_choice(scoring, SCORINGS, name="scoring")
     if responses.n_samples != features.n_stim:
@@ -341,28 +354,34 @@ def encode_layer(features, responses, *, model="ridge", analysis="mv", alphas=No
                         n_targets_batch=n_targets_batch)
     if model_dir is not None:
         Path(model_dir).mkdir(parents=True, exist_ok=True)
-    bar = progress_bar(total=len(blocks), desc=features.layer, unit="block",
-                       enabled=progress and len(blocks) > 1)
+    engine = open_engine(None, n_jobs=n_jobs) if engine is None else engine
+    if isinstance(seed, np.random.Generator):      # one int for every task (same folds)
+        seed = int(seed.integers(2 ** 63))
+    encode_args = dict(model=model, alphas=alphas, cv=cv, groups=groups,
+                       inner_cv=inner_cv, reduce=reduce, analysis=analysis, n_perm=n_perm,
+                       perm_score=scoring, seed=seed, fit_intercept=fit_intercept,
+                       model_params=model_params, n_targets_batch=n_targets_batch,
+                       progress=progress and len(blocks) == 1 and not engine.distributed)
+    if device is not None or dtype != "float64":   # solvers on torch (-device / -dtype)
+        encode_args["device"] = (device, dtype)
+    pending = submit_layer(engine, blocks, Y, encode_args=encode_args,
+                           encoder_args=encoder_args, model=model, analysis=analysis,
+                           model_dir=model_dir, force=force, voxel_batch=voxel_batch,
+                           y_parts=y_parts)
+    layer, block_index = features.layer, features.block_index()
+    unit_axes = tuple(getattr(features, "unit_axes", _AXES))
 
-    def run(block):
-        name, X, _ = block
-        res = encode(X, Y, model=model, alphas=alphas, cv=cv, groups=groups,
-                     inner_cv=inner_cv, reduce=reduce, analysis=analysis, n_perm=n_perm,
-                     perm_score=scoring, seed=seed, fit_intercept=fit_intercept,
-                     model_params=model_params, n_targets_batch=n_targets_batch,
-                     progress=progress and len(blocks) == 1)
-        if model_dir is not None:
-            _fit_and_save(X, Y, Path(model_dir) / f"{name or 'model'}.npz", model=model,
-                          analysis=analysis, encoder_args=encoder_args, force=force)
-        bar.update()
-        return res
+    # the blocks' shapes and coordinates, not their data, are kept until finish()
+    light = [(name, np.empty((0, n_units)), coords) for name, n_units, coords in pending.blocks]
+    del blocks
 
-    results = parallel_map(run, blocks, n_jobs=n_jobs)
-    bar.close()
-    out = _assemble(features.layer, blocks, results, responses.valid)
-    out.block_index = features.block_index()
-    out.unit_axes = tuple(getattr(features, "unit_axes", _AXES))
-    return out
+    def finish():
+        results = finish_layer(engine, pending)
+        out = _assemble(layer, light, results, responses.valid)
+        out.block_index, out.unit_axes = block_index, unit_axes
+        return out
+
+    return finish
 
 
 def _assemble(layer, blocks, results, valid):
@@ -592,20 +611,31 @@ def run_encoding(act, mask, responses, *, out, iter_axis=None, groups=None,
         As :func:`encoding_tables` (``scoring`` also to :func:`encode_layer`).
     **encode_args
         The other options of :func:`encode_layer` (model, analysis, alphas, cv,
-        inner_cv, reduce, n_perm, seed, model_params, n_targets_batch, n_jobs).
+        inner_cv, reduce, n_perm, seed, model_params, n_targets_batch, n_jobs, engine,
+        voxel_batch).
 
     Returns
     -------
     EncodingRun
     """
+    from ..utils.engine import open_engine
+
     source = act if hasattr(act, "layer_features") else ActivationSource(act, mask)
-    results, maps = [], []
+    results, maps, finishers = [], [], []
+    engine = encode_args.pop("engine", None) or open_engine(
+        None, n_jobs=encode_args.pop("n_jobs", 1))
+    # on a cluster every layer's tasks are submitted before any is gathered, and the
+    # responses' voxel batches are sent once for all layers
+    y_parts = {}
     for layer in progress_bar(source.layers, desc="layers", unit="layer", enabled=progress):
         features = source.layer_features(layer, iter_axis=iter_axis)
-        res = encode_layer(features, responses, groups=groups, scoring=scoring,
-                           model_dir=_layer_dir(out, layer) if save_models else None,
-                           force=True, progress=progress, **encode_args)
+        finishers.append(_submit_layer(
+            features, responses, groups=groups, scoring=scoring,
+            model_dir=_layer_dir(out, layer) if save_models else None, force=True,
+            progress=progress, engine=engine, y_parts=y_parts, **encode_args))
         del features
+    for layer, finish in zip(source.layers, finishers):
+        res = finish()
         if responses.brain is not None:
             maps += write_encoding_maps(_layer_dir(out, layer), res, responses,
                                         max_stat=max_stat, force=True)

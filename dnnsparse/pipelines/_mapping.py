@@ -40,9 +40,11 @@ from ..errors import InputError
 from ..io.rdm import n_items_from_pairs
 from ..utils.progress import progress
 from ..utils.validation import check_scalar
+from ..utils.xp import to_numpy
 from ..algo.stats import fdr_bh
 from ..algo.rsa import check_comparison, compare_rdms, compute_rdm, layer_rdms
 from ..algo.rsa import noise_ceiling, rdm_bootstrap, rdm_permutation_test
+from ._device import array_like, to_device
 from ._psi import _n_units, activation_sparseness, brain_sparseness
 
 __all__ = ["LayerMapping", "brain_rdms", "dnn_rdms", "layer_psi", "map_layers",
@@ -127,7 +129,7 @@ def _summarised_warnings(name):
 
 # -- RDMs ------------------------------------------------------------------------
 def dnn_rdms(act, layers=None, *, iter_axis=None, metric="correlation", labels=None,
-             show_progress=False, zscore=None):
+             show_progress=False, zscore=None, device=None, dtype="float64"):
     """RDMs of the layers of an activation.
 
     Parameters
@@ -143,6 +145,8 @@ def dnn_rdms(act, layers=None, *, iter_axis=None, metric="correlation", labels=N
     show_progress : bool, default=False
     zscore : {None, "pattern", "unit"}
         Standardise each RDM's patterns first (:func:`~dnnsparse.algo.rsa.compute_rdm`).
+    device, dtype : str, optional
+        Compute the RDMs on torch tensors there (``"cuda"``), in ``dtype``; default NumPy.
 
     Returns
     -------
@@ -164,13 +168,14 @@ def dnn_rdms(act, layers=None, *, iter_axis=None, metric="correlation", labels=N
         for layer in progress(layers, desc="layer RDMs", unit="layer",
                               enabled=show_progress):
             out[layer] = layer_rdms(act.get(layer), iter_axis=iter_axis, metric=metric,
-                                    labels=labels, zscore=zscore)
+                                    labels=labels, zscore=zscore,
+                                    like=array_like(device, dtype))
     _warn_undefined(out, "layer")
     return out
 
 
 def brain_rdms(brain, rois, *, metric="correlation", labels=None, show_progress=False,
-               zscore=None):
+               zscore=None, device=None, dtype="float64"):
     """RDM of each ROI's voxel (vertex) patterns.
 
     Parameters
@@ -185,19 +190,23 @@ def brain_rdms(brain, rois, *, metric="correlation", labels=None, show_progress=
     show_progress : bool, default=False
     zscore : {None, "pattern", "unit"}
         Standardise each ROI's patterns first (DNNBrain's ``brain_rsa -zscore``: "pattern").
+    device, dtype : str, optional
+        As :func:`dnn_rdms`.
 
     Returns
     -------
     dict str -> ndarray, shape (n_pairs,)
     """
     rois = rois.to_space(brain.space)
+    like = array_like(device, dtype)
     out = {}
     with _summarised_warnings("dnnsparse.algo.rsa"):
         for name, members in progress(list(zip(rois.names, rois.members)), desc="ROI RDMs",
                                       unit="roi", enabled=show_progress):
             try:
-                out[name] = compute_rdm(brain.data[:, members], metric=metric,
-                                        labels=labels, zscore=zscore)
+                out[name] = to_numpy(compute_rdm(to_device(brain.data[:, members], like),
+                                                 metric=metric, labels=labels,
+                                                 zscore=zscore))
             except InputError as exc:
                 raise InputError(f"ROI {name!r} of {brain.space.describe()}: {exc}") from None
     _warn_undefined(out, "ROI")
@@ -230,7 +239,7 @@ def mean_rdms(subjects):
 
 
 # -- similarity -------------------------------------------------------------------
-def _similarity(brain_rdm, models, *, method, n_perm, n_boot, ci, seed):
+def _similarity(brain_rdm, models, *, method, n_perm, n_boot, ci, seed, device=None):
     """Score, p and CI of one brain RDM against models (n_models, n_pairs).
 
     Models (or a brain RDM) with undefined entries (NaN: a constant pattern)
@@ -244,13 +253,25 @@ def _similarity(brain_rdm, models, *, method, n_perm, n_boot, ci, seed):
     with np.errstate(invalid="ignore", divide="ignore"):
         out[0, ok] = compare_rdms(brain_rdm, sub, method=method)
         if n_perm:
-            out[1, ok] = rdm_permutation_test(brain_rdm, sub, method=method, n_perm=n_perm,
+            # -device: the null's products on torch there (same permutations, same p)
+            like = array_like(*device) if device else None
+            out[1, ok] = rdm_permutation_test(to_device(brain_rdm, like), sub,
+                                              method=method, n_perm=n_perm,
                                               seed=seed).pvalue
         if n_boot:
             boot = rdm_bootstrap(brain_rdm, sub, method=method, n_boot=n_boot, ci=ci,
                                  seed=seed)
             out[2, ok], out[3, ok] = boot.ci_low, boot.ci_high
     return out
+
+
+def _pair_task(task):
+    """One (ROI, layer) pair of :func:`rsa_table`: a pure function of its inputs."""
+    brain_rdm, models, subject_rdms, kw = task
+    per_subject = None if subject_rdms is None else [
+        _similarity(s, models, method=kw["method"], n_perm=0, n_boot=0, ci=kw["ci"],
+                    seed=None)[0] for s in subject_rdms]
+    return _similarity(brain_rdm, models, **kw), per_subject
 
 
 def _warn_undefined(rdms, kind):
@@ -294,7 +315,8 @@ def _ceiling(rdms, method):
 
 
 def rsa_table(dnn, brain, *, method="pearson", n_perm=0, n_boot=0, ci=0.95, seed=None,
-              subjects=None, iter_axis=None, show_progress=False):
+              subjects=None, iter_axis=None, show_progress=False, engine=None,
+              device=None, dtype="float64"):
     """Tidy table of the similarity of every layer RDM with every ROI RDM.
 
     Parameters
@@ -319,6 +341,12 @@ def rsa_table(dnn, brain, *, method="pearson", n_perm=0, n_boot=0, ci=0.95, seed
     iter_axis : {None, "channel", "position"}
         Adds a 1-based ``iter`` column (channel, or row-major position).
     show_progress : bool, default=False
+    engine : Engine, optional
+        :func:`~dnnsparse.utils.engine.open_engine`: where the (ROI, layer) pairs are
+        computed (default here). Every pair gets the same int seed (a Generator gives
+        one draw), so the table does not depend on where the pairs ran.
+    device, dtype : str, optional
+        Run the permutation tests' products on torch tensors there, in ``dtype``.
 
     Returns
     -------
@@ -342,10 +370,20 @@ def rsa_table(dnn, brain, *, method="pearson", n_perm=0, n_boot=0, ci=0.95, seed
     ceilings = {roi: _ceiling([s[roi] for s in subjects], method) for roi in brain} \
         if subjects else {}
     steps = [(roi, layer) for roi in brain for layer in dnn]
-    for roi, layer in progress(steps, desc="RSA", unit="pair", enabled=show_progress):
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(2 ** 63))
+    kw = dict(method=method, n_perm=n_perm, n_boot=n_boot, ci=ci, seed=seed)
+    if device is not None:
+        kw["device"] = (device, dtype)
+    tasks = [(brain[roi], dnn[layer], [s[roi] for s in subjects] if subjects else None, kw)
+             for roi, layer in steps]
+    if engine is not None and engine.distributed:
+        found = engine.map(_pair_task, tasks)
+    else:
+        found = [_pair_task(t) for t in progress(tasks, desc="RSA", unit="pair",
+                                                 enabled=show_progress)]
+    for (roi, layer), ((score, p, low, high), per_subject) in zip(steps, found):
         models = dnn[layer]
-        score, p, low, high = _similarity(brain[roi], models, method=method, n_perm=n_perm,
-                                          n_boot=n_boot, ci=ci, seed=seed)
         k = len(models)
         cols["layer"] += [layer] * k
         if iter_axis:
@@ -358,8 +396,6 @@ def rsa_table(dnn, brain, *, method="pearson", n_perm=0, n_boot=0, ci=0.95, seed
         cols["ci_high"] += high.tolist()
         cols["n_items"] += [n_items] * k
         if subjects:
-            per_subject = [_similarity(s[roi], models, method=method, n_perm=0, n_boot=0,
-                                       ci=ci, seed=None)[0] for s in subjects]
             lower, upper = ceilings[roi]
             cols["subject_mean"] += np.mean(per_subject, axis=0).tolist()
             cols["noise_lower"] += [lower] * k

@@ -147,7 +147,7 @@ def _show(values, n=6):
 
 
 def subject_rdms(paths, items, rois, *, metric="correlation", show_progress=False,
-                 zscore=None):
+                 zscore=None, device=None, dtype="float64"):
     """Per subject, ``{roi: rdm}`` of its brain data file, rows lined up with ``items``.
 
     Parameters
@@ -164,6 +164,8 @@ def subject_rdms(paths, items, rois, *, metric="correlation", show_progress=Fals
         RDM distance.
     zscore : {None, "pattern", "unit"}
         Standardise each ROI's patterns before the RDM (see ``brain_rdms``).
+    device, dtype : str, optional
+        Compute the RDMs on torch tensors there (see ``brain_rdms``).
 
     Returns
     -------
@@ -180,7 +182,8 @@ def subject_rdms(paths, items, rois, *, metric="correlation", show_progress=Fals
         if callable(rois):
             rois = rois(brain.space)
         subjects.append(brain_rdms(brain, rois, metric=metric, labels=group,
-                                   show_progress=show_progress, zscore=zscore))
+                                   show_progress=show_progress, zscore=zscore,
+                                   device=device, dtype=dtype))
     return subjects
 
 

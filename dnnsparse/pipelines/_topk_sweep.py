@@ -303,7 +303,8 @@ def check_fractions(fractions):
 
 def topk_sweep(dnn, stim, layer_sets, fractions, *, mode="keep", accuracy="auto",
                output_layer=None, n_boot=1000, confidence=0.95, seed=0, batch_size=32,
-               device="cpu", workers=None, keep_scores=False, show_progress=True):
+               device="cpu", workers=None, keep_scores=False, show_progress=True,
+               engine=None):
     """Shape bias and accuracy of ``dnn`` with Top-K at each layer set and fraction.
 
     Parameters
@@ -329,6 +330,9 @@ def topk_sweep(dnn, stim, layer_sets, fractions, *, mode="keep", accuracy="auto"
         Keep every setting's scores in the result.
     show_progress : bool, default=True
         A progress bar over the settings.
+    engine : Engine, optional
+        :func:`~dnnsparse.utils.engine.open_engine`: where the settings' forward passes
+        run (default here); the network and stimuli are sent to the workers once.
 
     Returns
     -------
@@ -355,12 +359,22 @@ def topk_sweep(dnn, stim, layer_sets, fractions, *, mode="keep", accuracy="auto"
 
     table, per_category, kept = {}, {}, []
     baseline = None
+    pending = {}
+    if engine is not None and engine.distributed:   # every forward pass submitted first
+        net, images = engine.put(dnn), engine.put(stim)
+        pending = {i: engine.submit(_scores_task, net, images,
+                                    None if s is None else dict.fromkeys(s, f), mode, layer,
+                                    batch_size, device, workers)
+                   for i, (s, f) in enumerate(settings)
+                   if s is None or not (f == 1 and mode == "keep")}
     bar = progress(total=len(settings), desc=f"{dnn.name} Top-K settings", unit="setting",
                    enabled=show_progress)
     try:
-        for layers, fraction in settings:
+        for i, (layers, fraction) in enumerate(settings):
             if layers is not None and fraction == 1 and mode == "keep":
                 scores = baseline            # Top-K keeping everything is the identity
+            elif i in pending:
+                scores = engine.gather([pending.pop(i)])[0]
             else:
                 spec = None if layers is None else dict.fromkeys(layers, fraction)
                 scores = stimulus_scores(dnn, stim, topk=spec, mode=mode, output_layer=layer,
@@ -385,6 +399,19 @@ def topk_sweep(dnn, stim, layer_sets, fractions, *, mode="keep", accuracy="auto"
     finally:
         bar.close()
     return SweepResult(table=table, per_category=per_category, scores=kept)
+
+
+def _scores_task(dnn, stim, topk, mode, output_layer, batch_size, device, workers):
+    """One setting's :func:`stimulus_scores` as a pure task.
+
+    A worker keeps one copy of the network for all its tasks; each task inserts its
+    hooks into a private copy, so a task re-run after a failure (or another task of
+    the same worker) never sees another task's Top-K.
+    """
+    import copy
+
+    return stimulus_scores(copy.deepcopy(dnn), stim, topk=topk, mode=mode, output_layer=output_layer,
+                           batch_size=batch_size, device=device, workers=workers)
 
 
 def _warn_folder_labels(accuracy, stim, scores):

@@ -5,6 +5,7 @@ from .lazy import lazy_exports
 
 _WHERE = {
     "audio": "audio",
+    "engine": "engine",
     "extmath": "extmath",
     "filehash": "filehash",
     "lazy": "lazy",

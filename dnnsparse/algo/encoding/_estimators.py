@@ -34,6 +34,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ...errors import InputError
 from ...utils.progress import progress as progress_bar
 from ...utils.validation import check_array, check_choice, check_consistent_length
+from ...utils.xp import to_namespace, to_numpy
 from . import _solvers as _ridge
 from ..metrics import heldout_scores
 from ..model_selection import (PermutationTest, check_resampling, fold_ids, make_splits,
@@ -365,7 +366,7 @@ def _run_ridge(job, rows):
         job.features, job.Y, job.alphas, job.outer, job.inner, rows=rows,
         fit_intercept=job.fit_intercept, scoring=job.inner_scoring,
         n_targets_batch=job.n_targets_batch, cache=job.cache, step=job.step)
-    return pred, {"alphas": job.alphas[best]}
+    return to_numpy(pred), {"alphas": job.alphas[best]}
 
 
 def _run_glm(job, rows):
@@ -373,7 +374,7 @@ def _run_glm(job, rows):
         job.features, job.Y, np.zeros(1), job.outer, None, rows=rows,
         fit_intercept=job.fit_intercept, method="svd", n_targets_batch=job.n_targets_batch,
         cache=job.cache, step=job.step)
-    return pred, {}
+    return to_numpy(pred), {}
 
 
 def _run_estimator(job, rows):
@@ -439,7 +440,7 @@ PERM_SCORES = {"r": 0, "r2": 1}
 def encode(X, Y, *, model="ridge", alphas=None, cv=5, groups=None, inner_cv=5, reduce=None,
            analysis="mv", n_perm=0, perm_score="r", seed=None, fit_intercept=True,
            inner_scoring="neg_mean_squared_error", model_params=None, n_targets_batch=None,
-           progress=False):
+           progress=False, like=None):
     """Cross-validated encoding of every target (voxel) from features (DNN units).
 
     Parameters
@@ -486,6 +487,10 @@ def encode(X, Y, *, model="ridge", alphas=None, cv=5, groups=None, inner_cv=5, r
         Voxels per batch in the ridge / GLM solvers (memory bound).
     progress : bool, default=False
         Show a tqdm bar over folds (and permutations).
+    like : array, optional
+        An (empty) torch tensor, or other array-API array: the ridge and GLM solvers
+        run in its namespace, on its device and in its dtype (e.g. float64 on
+        ``cuda``); scores are computed on the host as always.
 
     Returns
     -------
@@ -535,6 +540,8 @@ def encode(X, Y, *, model="ridge", alphas=None, cv=5, groups=None, inner_cv=5, r
                inner_scoring=inner_scoring, n_targets_batch=n_targets_batch,
                estimator=estimator, step=bar.update,
                cache=_ridge.OperatorCache(_CACHE_BYTES if n_perm else 0))
+    if like is not None and runner in (_run_ridge, _run_glm):
+        job.Y = to_namespace(Y, like)           # the solvers on like's device
     logger.info("encode: %d stimuli, %d features, %d targets, model=%s, analysis=%s, "
                 "%d folds, %d permutations", n, X.shape[1], Y.shape[1], name, analysis,
                 len(outer), n_perm)

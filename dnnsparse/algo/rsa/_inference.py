@@ -20,7 +20,9 @@ import numpy as np
 from ...base.rdm import condensed_to_square
 from ...errors import InputError
 from ...utils.validation import check_choice, check_random_state, check_scalar
+from ...utils.xp import is_numpy, to_namespace, to_numpy
 from ._rdm import COMPARISONS, check_comparison, compare_rdms, rank_transform, rdm_vector
+from ._xp_rsa import xp_permutation_null
 
 __all__ = ["PermutationResult", "BootstrapResult", "NoiseCeiling",
            "rdm_permutation_test", "rdm_bootstrap", "noise_ceiling", "ALTERNATIVES"]
@@ -167,7 +169,10 @@ def rdm_permutation_test(rdm_a, rdm_b, *, method="pearson", n_perm=1000,
     """
     method = check_comparison(method)
     check_choice(alternative, ALTERNATIVES, name="alternative")
-    a, b = _pair_inputs(rdm_a, rdm_b)
+    rdm_a, rdm_b = getattr(rdm_a, "vector", rdm_a), getattr(rdm_b, "vector", rdm_b)
+    # torch tensors: permutations drawn here as always, the null's products on the device
+    device = next((v for v in (rdm_a, rdm_b) if not is_numpy(v)), None)
+    a, b = _pair_inputs(to_numpy(rdm_a), to_numpy(rdm_b))
     square = condensed_to_square(a)
     n = square.shape[0]
     if exact:
@@ -183,7 +188,9 @@ def rdm_permutation_test(rdm_a, rdm_b, *, method="pearson", n_perm=1000,
     observed = compare_rdms(a, b, method=method)
 
     null = np.empty((n_perm,) + np.shape(observed))
-    if method in _DOT_TRANSFORMS:
+    if device is not None and method in _DOT_TRANSFORMS:
+        null[:] = xp_permutation_null(to_namespace(a, device), b, method, perms, n_perm)
+    elif method in _DOT_TRANSFORMS:
         transform = _DOT_TRANSFORMS[method]
         flat = condensed_to_square(transform(a)).ravel()
         tb = transform(b)

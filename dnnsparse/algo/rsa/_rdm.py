@@ -26,7 +26,9 @@ from ...errors import InputError
 from ...utils.extmath import group_means
 from ...utils.progress import progress
 from ...utils.validation import check_array, check_choice, check_consistent_length
+from ...utils.xp import is_numpy, to_namespace, to_numpy
 from ._model_rdms import zscore_patterns
+from ._xp_rsa import XP_COMPARISONS, xp_compare, xp_rdm
 
 __all__ = [
     "GRAM_METRICS", "COMPARISONS", "ITER_AXES",
@@ -200,6 +202,8 @@ def compute_rdm(X, *, metric="correlation", labels=None, chunk_size=None,
     >>> compute_rdm([[0., 0.], [3., 4.], [6., 8.]], metric="euclidean")
     array([ 5., 10.,  5.])
     """
+    if not is_numpy(X):             # a torch tensor (GPU): the same maths on its device
+        return _device_rdm(X, metric, labels, chunk_size, return_labels, zscore)
     if zscore is not None:
         X = zscore_patterns(X, axis=zscore)
     if labels is not None:
@@ -223,13 +227,30 @@ def compute_rdm(X, *, metric="correlation", labels=None, chunk_size=None,
     return (rdm, row_labels) if return_labels else rdm
 
 
+def _device_rdm(X, metric, labels, chunk_size, return_labels, zscore):
+    """:func:`compute_rdm` of an array-API array; z-scoring and label means on the host."""
+    row_labels = None
+    if zscore is not None or labels is not None:
+        host = to_numpy(X)
+        if zscore is not None:
+            host = zscore_patterns(host, axis=zscore)
+        if labels is not None:
+            host, row_labels = average_by_label(host, labels)
+        X = to_namespace(host, X)
+    if X.ndim != 2 or X.shape[0] < 2:
+        raise InputError(f"an RDM needs at least 2 patterns (n_stim, n_features); got "
+                         f"shape {tuple(X.shape)}.")
+    rdm = xp_rdm(X, metric, None if chunk_size is None else int(chunk_size))
+    return (rdm, row_labels) if return_labels else rdm
+
+
 #: How a 4-D layer (n_stim, n_chn, n_row, n_col) is split into RDMs.
 ITER_AXES = {None: "whole layer", "channel": "one RDM per channel",
              "position": "one RDM per (row, col) position"}
 
 
 def layer_rdms(act, *, iter_axis=None, metric="correlation", labels=None,
-               chunk_size=None, show_progress=False, zscore=None):
+               chunk_size=None, show_progress=False, zscore=None, like=None):
     """RDMs of a DNN layer, whole or per channel / per position (as DNNBrain).
 
     Parameters
@@ -240,6 +261,9 @@ def layer_rdms(act, *, iter_axis=None, metric="correlation", labels=None,
         (row, col) map; "position": each position's channel vector.
     metric, labels, chunk_size, zscore
         As in :func:`compute_rdm` (z-scoring is of each RDM's own patterns).
+    like : array, optional
+        A torch tensor (e.g. empty, on ``cuda``): each RDM is computed in its namespace,
+        device and dtype; the result is NumPy all the same.
 
     Returns
     -------
@@ -261,8 +285,9 @@ def layer_rdms(act, *, iter_axis=None, metric="correlation", labels=None,
         parts = act.reshape(n_stim, n_chn, -1)
     else:
         parts = act.reshape(n_stim, n_chn, -1).transpose(0, 2, 1)   # (n_stim, n_pos, n_chn)
-    rows = [compute_rdm(parts[:, i], metric=metric, labels=labels, chunk_size=chunk_size,
-                        zscore=zscore)
+    rows = [to_numpy(compute_rdm(parts[:, i] if like is None else to_namespace(parts[:, i], like),
+                                 metric=metric, labels=labels, chunk_size=chunk_size,
+                                 zscore=zscore))
             for i in progress(range(parts.shape[1]), desc="RDMs", unit="rdm",
                               enabled=show_progress)]
     return np.stack(rows)
@@ -382,8 +407,15 @@ def compare_rdms(a, b, *, method="pearson"):
     0.3333333333333333
     """
     method = check_comparison(method)
-    a = rdm_vector(a, "first RDM")
-    b = rdm_vector(b, "second RDM")
+    a, b = getattr(a, "vector", a), getattr(b, "vector", b)
+    if not (is_numpy(a) and is_numpy(b)):           # torch tensors: on their device
+        if method not in XP_COMPARISONS:            # Kendall: scipy on the host
+            a, b = to_numpy(a), to_numpy(b)
+        elif a.ndim == 1 and b.shape[-1] == a.shape[0]:
+            out = to_numpy(xp_compare(a, b, method)).astype(np.float64)
+            return float(out) if out.ndim == 0 else out
+    a = rdm_vector(to_numpy(a), "first RDM")
+    b = rdm_vector(to_numpy(b), "second RDM")
     if a.ndim != 1:
         raise InputError(f"the first RDM must be one vector (n_pairs,); got {a.shape}.")
     if b.shape[-1] != a.shape[0]:
