@@ -97,7 +97,7 @@ def segmentation_params(method, **params):
 
 
 def relabel(labels):
-    """Labels numbered ``0 .. n - 1`` in order of first appearance (row-major).
+    """Labels numbered from 0 to n - 1 in order of first appearance (row-major).
 
     >>> relabel(np.array([[7, 7, 3], [3, 9, 9]])).tolist()
     [[0, 0, 1], [1, 2, 2]]

@@ -66,8 +66,8 @@ def get_parser():
                help="column of -stim to decode")
     g = p.add_argument_group("model")
     add_option(g, "model", choices=sorted(MODELS),
-               help="classifiers: logistic (default), svm (linear); regressors: ridge "
-                    "(default for units), lasso, glm")
+               help="classifiers: logistic (the default for a column), svm (linear); "
+                    "regressors: ridge (for units), lasso, glm")
     add_cv_args(g)
     add_option(p, "out", type=output_path, required=True, metavar="DIR", help="output directory")
     add_option(p, "no-plot", action="store_true", help="write no figure")

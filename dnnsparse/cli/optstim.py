@@ -23,6 +23,7 @@ example: db_optstim -net efficientnet_lite0 -target fc:class=goldfish fc:class=d
 example: db_optstim -net alexnet -target conv5:12 -param pixel -tv 0.5 -blur-every 4 -patience 20 -out opt/
 """
 from ..errors import InputError
+from ..utils.validation import finite_float
 from ._common import (add_device_args, add_force_arg, add_lesion_args, add_model_args,
                       add_option, cli_main, dnn_from_args, make_parser,
                       manipulate_from_args, output_path, parse_device)
@@ -48,30 +49,30 @@ def get_parser():
                help="optimise a decorrelated Fourier spectrum or the pixels")
     add_option(o, "no-decorrelate", action="store_true",
                help="no colour decorrelation before the sigmoid")
-    add_option(o, "decay", type=float, default=1.0, metavar="X",
+    add_option(o, "decay", type=finite_float, default=1.0, metavar="X",
                help="1/frequency^X scaling of the Fourier spectrum")
     add_option(o, "steps", type=int, default=256, metavar="N", help="(most) Adam steps")
-    add_option(o, "lr", type=float, default=0.05, metavar="X", help="Adam's learning rate")
-    add_option(o, "l1", type=float, default=0.0, metavar="W",
+    add_option(o, "lr", type=finite_float, default=0.05, metavar="X", help="Adam's learning rate")
+    add_option(o, "l1", type=finite_float, default=0.0, metavar="W",
                help="weight of the L1 penalty (mean |pixel - 0.5|, pixels in [0, 1])")
-    add_option(o, "l2", type=float, default=0.0, metavar="W",
+    add_option(o, "l2", type=finite_float, default=0.0, metavar="W",
                help="weight of the L2 penalty (mean (pixel - 0.5)^2)")
-    add_option(o, "tv", type=float, default=0.0, metavar="W",
+    add_option(o, "tv", type=finite_float, default=0.0, metavar="W",
                help="weight of the total-variation penalty (mean |neighbour difference|)")
     add_option(o, "blur-every", type=int, default=0, metavar="K",
                help="Gaussian blur of the image every K steps (0: never)")
-    add_option(o, "blur-sigma", type=float, default=0.5, metavar="PX",
+    add_option(o, "blur-sigma", type=finite_float, default=0.5, metavar="PX",
                help="standard deviation of that blur, pixels")
     add_option(o, "jitter", type=int, default=8, metavar="PX",
                help="random shift each step, up to PX pixels (0: none)")
     add_option(o, "scale", default="0.95,1.05", metavar="LO,HI",
                help="random scale each step, uniform in [LO, HI] (1,1: none)")
-    add_option(o, "rotate", type=float, default=5.0, metavar="DEG",
+    add_option(o, "rotate", type=finite_float, default=5.0, metavar="DEG",
                help="random rotation each step, within +-DEG degrees (0: none)")
     add_option(o, "patience", type=int, default=None, metavar="N",
                help="stop a target once its activation has not improved for N steps "
                     "(default: run all -steps)")
-    add_option(o, "min-delta", type=float, default=0.0, metavar="X",
+    add_option(o, "min-delta", type=finite_float, default=0.0, metavar="X",
                help="the least increase that counts as an improvement (with -patience)")
     add_option(p, "out", type=output_path, required=True, metavar="DIR",
                help="output directory")

@@ -25,6 +25,7 @@ import os
 import sys
 
 from ..errors import InputError
+from ..utils.validation import finite_float
 from ._args import add_roi_args, rois_from_args
 from ._common import (add_force_arg, add_option, check_writable, cli_main, make_parser,
                       output_path)
@@ -56,8 +57,8 @@ def get_parser():
                help="confounds TSV/CSV (e.g. fMRIPrep's), one row per sample, regressed out")
     add_option(g, "confound-cols", metavar="A,B,C",
                help="columns of -confounds to use (default: all)")
-    add_option(g, "high-pass", type=float, metavar="HZ", help="high-pass cut-off (Hz)")
-    add_option(g, "t-r", type=float, metavar="S",
+    add_option(g, "high-pass", type=finite_float, metavar="HZ", help="high-pass cut-off (Hz)")
+    add_option(g, "t-r", type=finite_float, metavar="S",
                help="seconds between volumes for -high-pass (default: from the header)")
     add_force_arg(p)
     return p

@@ -59,7 +59,7 @@ class VideoDNN(DNN):
     >>> import torchvision
     >>> dnn = VideoDNN(torchvision.models.video.r3d_18(), clip_len=4, input_size=(32, 32))
     >>> dnn.layer_shapes(["layer4"])["layer4"]
-    (512, 1, 1)
+    (512, 2, 2)
     """
 
     def __init__(self, module, *, clip_len=16, clip_stride=1, min_clip_len=1, **kwargs):

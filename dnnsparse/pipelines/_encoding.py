@@ -75,7 +75,7 @@ _AXES = ("chn", "row", "col")
 
 # ---------------------------------------------------------------- DNN features
 def layer_mask(act, *, layers=None, chn=None, dmask=None):
-    """The layers and units to use: ``-layer L.. [-chn N..]`` and/or ``-dmask FILE``.
+    """The layers and units to use: ``-layer L [-chn N]`` and/or ``-dmask FILE``.
 
     Parameters
     ----------

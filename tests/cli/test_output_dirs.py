@@ -109,7 +109,7 @@ def test_force_replaces_an_earlier_output_as_a_whole(run_cli, files):
     assert (out / "similarity.csv").is_file()
     # --force: the DNN-only result replaces the folder, no file of the first run stays
     status, _, err = run_cli(db_rsa.main, "-act", files / "a.act.h5", "-layer", "fc",
-                             "-out", out, "-q", "--force")
+                             "-out", out, "-q", "--force", "-no-plot")
     assert status == 0, err
     assert sorted(p.name for p in out.iterdir()) == [MARKER, "dnn.rdm.h5"]
     assert list(read_rdm_file(out / "dnn.rdm.h5")[1]) == ["fc"]

@@ -391,7 +391,7 @@ def _run_estimator(job, rows):
 
 
 def best_units(Xtr, Ytr, fit_intercept):
-    """Unit of largest |correlation| with each target, and its least-squares fit.
+    """Unit of largest absolute correlation with each target, and its least-squares fit.
 
     One matrix product gives the correlations of all units with all targets.
     Returns ``(units, slope, x_mean, y_mean)``, each of shape (n_targets,).

@@ -184,8 +184,17 @@ def mds_embedding(rdm, *, n_components=2, seed=0):
         # scikit-learn >= 1.8: metric= names the dissimilarity, dissimilarity= is deprecated
         mds = MDS(n_components=n_components, metric="precomputed", init="classical_mds",
                   n_init=1, random_state=seed)
+        try:
+            coords = mds.fit_transform(square)
+        except ValueError:
+            # the classical start takes square roots of the leading eigenvalues; with
+            # fewer positive ones than components (e.g. 3 items) it is NaN: start from
+            # seeded random configurations instead
+            mds = MDS(n_components=n_components, metric="precomputed", init="random",
+                      n_init=4, random_state=seed)
+            coords = mds.fit_transform(square)
     else:
         mds = MDS(n_components=n_components, dissimilarity="precomputed", n_init=4,
                   random_state=seed)
-    coords = mds.fit_transform(square)
+        coords = mds.fit_transform(square)
     return coords, float(mds.stress_)
