@@ -16,6 +16,7 @@ import sys
 
 from ..errors import DnnsparseError
 from ..utils.signals import sigterm_as_interrupt
+from ..utils.validation import nonnegative_int, positive_int
 
 __all__ = [
     "add_option", "make_parser", "cli_main",
@@ -159,8 +160,9 @@ def add_device_args(parser):
     add_option(g, "device", default=None, metavar="DEV",
                help="'cpu', 'cuda' or 'cuda:N' (default: cpu, or cuda with -cuda)")
     add_option(g, "cuda", action="store_true", help="same as -device cuda (DNNBrain spelling)")
-    add_option(g, "batch-size", type=int, default=32, metavar="N", help="images per forward pass")
-    add_option(g, "workers", type=int, default=None, metavar="N",
+    add_option(g, "batch-size", type=positive_int, default=32, metavar="N",
+               help="images per forward pass")
+    add_option(g, "workers", type=nonnegative_int, default=None, metavar="N",
                help="image-decoding worker processes running beside the network (0: "
                     "threads decode each batch between forward passes, faster when the "
                     "network runs on the CPU; default: 0 on a CPU, 4 on a GPU)")

@@ -11,7 +11,10 @@ and columns of the brain RDM permuted together; -n-perm), the CI from a
 bootstrap over stimuli (-n-boot). -zscore standardises the patterns before the
 RDM: "pattern" (the default of a bare -zscore) z-scores each stimulus's pattern
 across its features, as DNNBrain's brain_rsa -zscore (scipy zscore(X, axis=1),
-before -cate averaging); "unit" z-scores each unit/voxel across stimuli.
+before -cate averaging); "unit" z-scores each unit/voxel across stimuli. An audio
+activation file (one row per 0.96 s example, ID#k) is averaged over each
+stimulus's examples (RDM rows = rows of -stim, as the brain data); with -cate over
+each category's examples.
 
 Model RDMs (-model-rdm [NAME=]FILE|SIM ...): .rdm.h5, .npy or CSV/TSV (square, with
 optional item names, or one row/column of the upper triangle), or simulated:
@@ -65,9 +68,9 @@ def get_parser():
     g = p.add_argument_group("DNN")
     add_option(g, "act", metavar="FILE", help=".act.h5 activation file (db_act)")
     add_option(g, "layer", nargs="+", metavar="L", help="layers; default: all in the file")
-    add_option(g, "iteraxis", choices=[a for a in ITER_AXES if a],
+    add_option(g, "iteraxis", choices=[a for a in ITER_AXES if a] + ["row_col"],
                help="one RDM per channel or per (row, col) position instead of the "
-                    "whole layer")
+                    "whole layer (row_col: DNNBrain's name for position)")
     add_option(g, "act2", metavar="FILE",
                help="a second network's .act.h5 (same stimuli): its layers are compared "
                     "with those of -act")
@@ -111,6 +114,8 @@ def get_parser():
 
 
 def _check_args(args):
+    if args.iteraxis == "row_col":
+        args.iteraxis = "position"
     if not args.act and not args.nif:
         raise InputError("give -act (DNN), -nif (brain) or both.")
     if args.iteraxis and not args.act:

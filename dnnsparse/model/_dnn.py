@@ -102,6 +102,11 @@ class DNN:
         UnknownLayerError
             Listing the valid names.
         """
+        if not layer.partition("#")[0].strip():
+            # "" is the root module's path: never what a user meant by a layer
+            raise UnknownLayerError(
+                f"empty layer name {layer!r} for {self.name}; valid layers: "
+                f"{', '.join(self.layers)}")
         ref = self.layer_map.get(layer)
         if ref is None and layer.partition("#")[0] in self._modules:
             ref = layer          # a raw module path (also for zoo networks)

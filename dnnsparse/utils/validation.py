@@ -19,6 +19,8 @@ __all__ = [
     "check_random_state",
     "check_scalar",
     "finite_float",
+    "nonnegative_int",
+    "positive_int",
 ]
 
 
@@ -192,3 +194,41 @@ def finite_float(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; give a value "
                                          f"such as 0.5.")
     return value
+
+
+def _int_at_least(text, low):
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give a value "
+                                         f"such as {max(low, 1) * 4}.") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{text!r} is below {low}; give a whole number "
+                                         f">= {low}.")
+    return value
+
+
+def positive_int(text):
+    """``argparse`` type: a whole number >= 1 (a batch size, a count of steps).
+
+    Examples
+    --------
+    >>> positive_int("8")
+    8
+    >>> positive_int("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: '0' is below 1; give a whole number >= 1.
+    """
+    return _int_at_least(text, 1)
+
+
+def nonnegative_int(text):
+    """``argparse`` type: a whole number >= 0 (worker processes, permutations).
+
+    Examples
+    --------
+    >>> nonnegative_int("0")
+    0
+    """
+    return _int_at_least(text, 0)
