@@ -4,7 +4,16 @@ For the intact network and for every layer set x fraction, Top-K keeps that frac
 of each channel's positions (largest |activation|) at all layers of the set, the
 network's class scores are computed once for the stimuli, and the cue-conflict shape
 bias (with a bootstrap CI) and the accuracy are written to DIR/topk.csv, the
-per-category values to DIR/per_category.csv, and a figure to DIR/topk.png.
+per-category values to DIR/per_category.csv, and two figures: DIR/topk.png (shape bias
+and accuracy against the fraction, one line per layer set) and DIR/per_category.png
+(shape bias of each of the 16 categories for every setting, categories down the y
+axis, each setting's overall shape bias as a vertical line: the paper's Fig. 5).
+
+-reference FILE.csv draws published values beside the sweep: a CSV with the columns
+name,shape_bias and optionally category (one of the 16; empty for an overall value),
+e.g. the lines "name,shape_bias,category", "humans,0.96,", "humans,0.98,bottle".
+Overall values become labelled lines in both figures, per-category values markers in
+per_category.png.
 
 The stimulus table needs 'shape' and 'texture' columns, or image names
 '<shape><n>-<texture><m>.png' (the cue-conflict benchmark's). Accuracy is top-1
@@ -16,6 +25,7 @@ accuracy_kind says which; -accuracy overrides).
 adds another.
 
 example: db_topk -net alexnet -stim cue-conflict.stim.csv -layer-set conv5_relu -layer-set conv4_relu,conv5_relu -fraction 0.05 0.1 0.2 -out alexnet_topk
+example: db_topk -net vgg16 -stim cue-conflict.stim.csv -layer conv5_3_relu -fraction 0.05 0.1 0.2 -reference published.csv -out vgg16_topk
 """
 from ..utils.validation import finite_float
 from ._common import (add_device_args, add_force_arg, add_model_args, add_option, add_out_arg,
@@ -47,8 +57,12 @@ def get_parser():
     add_option(g, "n-boot", type=int, default=1000, metavar="N",
                help="bootstrap replicates of the shape-bias CI (0: none)")
     add_option(g, "seed", type=int, default=0, metavar="N", help="seed of the bootstrap")
+    add_option(g, "reference", metavar="FILE",
+               help="CSV of published shape-bias values (name,shape_bias[,category]) "
+                    "drawn beside the sweep in both figures")
     add_stim_arg(p)
-    add_out_arg(p, help="output directory (topk.csv, per_category.csv, topk.png)")
+    add_out_arg(p, help="output directory (topk.csv, per_category.csv, topk.png, "
+                        "per_category.png)")
     add_device_args(p)
     add_force_arg(p)
     add_scheduler_arg(p, what="Top-K settings (layer sets x fractions)")
@@ -73,8 +87,9 @@ def _layer_sets(args):
 @cli_main(get_parser)
 def main(args):
     from ..errors import InputError
-    from ..viz import plot_shape_bias_sweep
-    from ..pipelines import check_fractions, check_layer_sets, cue_conflict_categories, topk_sweep
+    from ..viz import plot_shape_bias_per_category, plot_shape_bias_sweep
+    from ..pipelines import (check_fractions, check_layer_sets, cue_conflict_categories,
+                             read_shape_bias_reference, topk_sweep)
     from ..base.stimulus import Stimulus
     from ..io import atomic_output_dir, check_output_dir
     from ..io.table import write_table
@@ -85,6 +100,7 @@ def main(args):
         raise InputError(f"-n-boot {args.n_boot}: give 0 (no CI) or more replicates.")
     device = parse_device(args)
     out = check_output_dir(args.out, force=args.force)    # refuse before any work
+    reference = read_shape_bias_reference(args.reference) if args.reference else None
     stim = Stimulus.load(args.stim)
     cue_conflict_categories(stim)              # fail before loading the network
     stim.check_files()
@@ -99,9 +115,13 @@ def main(args):
     with atomic_output_dir(out, force=args.force) as tmp:     # the folder as a whole
         write_table(tmp / "topk.csv", result.table, force=True)
         write_table(tmp / "per_category.csv", result.per_category, force=True)
-        plot_shape_bias_sweep(tmp / "topk.png", result.table, force=True,
-                              title=f"{dnn.name} ({dnn.weights}), Top-K mode {args.mode}")
+        title = f"{dnn.name} ({dnn.weights}), Top-K mode {args.mode}"
+        plot_shape_bias_sweep(tmp / "topk.png", result.table, reference=reference,
+                              force=True, title=title)
+        plot_shape_bias_per_category(tmp / "per_category.png", result.per_category,
+                                     table=result.table, reference=reference, force=True,
+                                     title=f"{title}: shape bias per category")
     t = result.table
     print(f"wrote {out}/topk.csv ({len(t['layers'])} settings, {t['n_images'][0]} images; "
           f"intact shape bias {t['shape_bias'][0]:.3f}, {t['accuracy_kind'][0]} "
-          f"{t['accuracy'][0]:.3f}), per_category.csv, topk.png")
+          f"{t['accuracy'][0]:.3f}), per_category.csv, topk.png, per_category.png")

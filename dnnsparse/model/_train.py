@@ -30,6 +30,16 @@ command around it. What it does:
   -weights`` when K equals the network's original number of outputs (a custom
   net built with K outputs, or 1000 ImageNet classes); otherwise use
   :func:`load_finetuned`.
+- **Snapshots** (optional): a ``snapshot(dnn, epoch, folder)`` callable runs once
+  before the first epoch (``epoch=0``, the initial network) and after every
+  epoch's validation, *before* that epoch's checkpoint is written, with the
+  network in evaluation mode and the run's Top-K active; ``folder`` is the run's
+  output folder (a temporary one until the first checkpoint). A run interrupted
+  between a snapshot and its checkpoint redoes that epoch on resume and writes
+  the same snapshot again, so every checkpointed epoch has its snapshot.
+  ``db_train -snapshot-topk`` saves the Top-K masks of chosen layers this way
+  (:mod:`dnnsparse.pipelines`' ``TopKSnapshots``). Snapshots do not change the
+  training: they run with the random state saved and restored.
 
 Reproducibility
 ---------------
@@ -355,7 +365,7 @@ def train_classifier(dnn, train_stim, *, out, val_stim=None, val_fraction=0.2, e
                      lr=0.01, optimizer="sgd", momentum=0.9, weight_decay=0.0, batch_size=32,
                      freeze=(), topk=None, topk_mode="keep", augment="crop-flip", seed=0,
                      resume=False, force=False, device="cpu", workers=None, callback=None,
-                     show_progress=True):
+                     snapshot=None, show_progress=True):
     """Fine-tune ``dnn`` on a labelled stimulus table; write checkpoints and weights.
 
     Parameters
@@ -398,6 +408,11 @@ def train_classifier(dnn, train_stim, *, out, val_stim=None, val_fraction=0.2, e
     callback : callable, optional
         ``callback(record)`` after each epoch's checkpoint is written, with that
         epoch's history row (a dict); may raise to stop (e.g. early stopping).
+    snapshot : callable, optional
+        ``snapshot(dnn, epoch, folder)`` for ``epoch = 0`` (new runs only) and after
+        every epoch, before its checkpoint (see the module docstring). Its
+        ``settings`` attribute (a JSON-able dict), when present, is recorded with
+        the run's settings, so that ``resume`` refuses other snapshot settings.
     show_progress : bool, default=True
 
     Returns
@@ -472,14 +487,17 @@ def train_classifier(dnn, train_stim, *, out, val_stim=None, val_fraction=0.2, e
                 "lr": float(lr), "optimizer": optimizer, "momentum": float(momentum),
                 "weight_decay": float(weight_decay), "batch_size": int(batch_size),
                 "freeze": list(freeze), "topk": dict(topk or {}), "topk_mode": topk_mode,
-                "augment": augment, "seed": int(seed), "class_names": class_names}
+                "augment": augment, "seed": int(seed), "class_names": class_names,
+                "snapshot": (getattr(snapshot, "settings", None) if snapshot is not None
+                             else None)}
     # the per-epoch seeding below must not change the caller's random state
     rng_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices):
         start, history = _fit(dnn, out, settings, opt, sched, train_stim, val_stim, y_train,
                               y_val, frozen=frozen, resume=resume, force=force,
                               batch_size=batch_size, workers=workers, device=device,
-                              callback=callback, show_progress=show_progress)
+                              callback=callback, snapshot=snapshot,
+                              show_progress=show_progress)
 
     with atomic_output(out / WEIGHTS, force=True) as tmp:
         torch.save(dnn.module.state_dict(), tmp)
@@ -494,7 +512,8 @@ def train_classifier(dnn, train_stim, *, out, val_stim=None, val_fraction=0.2, e
 
 
 def _fit(dnn, out, settings, opt, sched, train_stim, val_stim, y_train, y_val, *, frozen,
-         resume, force, batch_size, workers, device, callback, show_progress):
+         resume, force, batch_size, workers, device, callback, snapshot=None,
+         show_progress):
     """The epochs of :func:`train_classifier`; returns (first epoch run, history)."""
     from ._topk import insert_topk
     seed, epochs = settings["seed"], settings["epochs"]
@@ -517,6 +536,8 @@ def _fit(dnn, out, settings, opt, sched, train_stim, val_stim, y_train, y_val, *
     with contextlib.ExitStack() as staging:
         where = out if resume else staging.enter_context(atomic_output_dir(out, force=force))
         try:
+            if snapshot is not None and start == 0:
+                _take_snapshot(snapshot, dnn, 0, where, device)
             for epoch in range(start, epochs):
                 # per-epoch seeds: a resumed run draws exactly what an uninterrupted one does
                 epoch_seed = _epoch_seed(seed, epoch)
@@ -539,6 +560,8 @@ def _fit(dnn, out, settings, opt, sched, train_stim, val_stim, y_train, y_val, *
                           "n_val": len(val_stim)}
                 for k, v in record.items():
                     history.setdefault(k, []).append(v)
+                if snapshot is not None:
+                    _take_snapshot(snapshot, dnn, epoch + 1, where, device)
                 _save_checkpoint(where / CHECKPOINT, settings, dnn, opt, sched, epoch + 1,
                                  history)
                 write_table(where / HISTORY, history, force=True)
@@ -553,6 +576,15 @@ def _fit(dnn, out, settings, opt, sched, train_stim, val_stim, y_train, y_val, *
             if handle is not None:
                 handle.remove()
     return start, history
+
+
+def _take_snapshot(snapshot, dnn, epoch, folder, device):
+    """``snapshot(dnn, epoch, folder)`` in evaluation mode, the random state kept."""
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices):
+        dnn.module.eval()
+        snapshot(dnn, epoch, Path(folder))
+    dnn.module.eval()
 
 
 def _portable_net(name):

@@ -21,7 +21,15 @@ column (ImageNet class indices 0-999). ``"shape_decision"``: the fraction of
 (also those whose shape and texture coincide). ``accuracy="auto"`` takes the
 first when the table has a ``label`` column within 0-999 and the network has
 1000 outputs, the second otherwise.
+
+Reference values
+----------------
+:func:`read_shape_bias_reference` reads a CSV of published shape-bias values
+(other models, humans) that a user supplies, to draw beside the sweep
+(``db_topk -reference``): columns ``name,shape_bias`` and optionally
+``category`` (one of the 16; empty for an overall value).
 """
+import math
 import logging
 import numbers
 from dataclasses import dataclass, field
@@ -30,7 +38,8 @@ import numpy as np
 import torch
 from scipy.special import softmax
 
-from ..errors import InputError
+from ..errors import FileFormatError, InputError
+from ..io.table import csv_rows, read_text_lines
 from ..utils.progress import progress
 from ..utils.validation import check_choice, check_scalar
 from ..algo.shape_bias import (CATEGORIES, check_category_names, cue_conflict_shape_bias,
@@ -39,7 +48,7 @@ from ..model import MODES, insert_topk
 
 __all__ = ["ACCURACY_KINDS", "SweepResult", "check_fractions", "check_layer_sets",
            "cue_conflict_categories", "evaluate_scores", "network_output_layer",
-           "stimulus_scores", "topk_sweep"]
+           "read_shape_bias_reference", "stimulus_scores", "topk_sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -432,3 +441,90 @@ def _append(columns, row):
 def _append_columns(columns, block):
     for k, v in block.items():
         columns.setdefault(k, []).extend(v)
+
+
+def read_shape_bias_reference(path):
+    """Read a table of reference shape-bias values (published models, humans).
+
+    The CSV has a header line with the columns ``name`` and ``shape_bias``, and
+    optionally ``category``; further columns (e.g. a citation) are ignored. Each
+    row is one value: with an empty (or no) ``category`` the overall shape bias
+    of ``name``, with a category (one of the 16 cue-conflict categories) its
+    shape bias on that category. Blank lines are skipped.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    dict of lists
+        ``name`` (str), ``category`` (lower-case category, ``""`` for overall
+        values), ``shape_bias`` (float in [0, 1]), in file order.
+
+    Raises
+    ------
+    MissingFileError
+        When the file does not exist.
+    FileFormatError
+        Naming the file and line: a missing column, an empty name, a value that
+        is not a number in [0, 1], an unknown category, a (name, category) pair
+        given twice, or no rows.
+
+    Examples
+    --------
+    A file with the lines ``name,shape_bias,category``, ``humans,0.96,``,
+    ``humans,0.98,bottle``, ``ResNet-50,0.21,``::
+
+        ref = read_shape_bias_reference("published.csv")
+        ref["name"]                # ['humans', 'humans', 'ResNet-50']
+        ref["category"]            # ['', 'bottle', '']
+    """
+    path, lines = read_text_lines(path, "shape-bias reference table")
+    rows = [(n, r) for n, r in csv_rows(lines, first_line=1, where=str(path))
+            if any(v.strip() for v in r)]
+    if not rows:
+        raise FileFormatError(f"{path}: empty file; write a header line name,shape_bias "
+                              f"(and optionally category), then one row per value.")
+    header = [h.strip().lower() for h in rows[0][1]]
+    missing = [c for c in ("name", "shape_bias") if c not in header]
+    if missing:
+        raise FileFormatError(f"{path}, line {rows[0][0]}: no {' or '.join(missing)} column "
+                              f"(header: {','.join(rows[0][1])}); the header needs name,"
+                              f"shape_bias and optionally category.")
+    col = {c: header.index(c) for c in ("name", "shape_bias", "category") if c in header}
+    out = {"name": [], "category": [], "shape_bias": []}
+    seen = {}
+    for n, r in rows[1:]:
+        if len(r) != len(header):
+            raise FileFormatError(f"{path}, line {n}: {len(r)} fields, expected "
+                                  f"{len(header)} ({','.join(header)}).")
+        name = r[col["name"]].strip()
+        if not name:
+            raise FileFormatError(f"{path}, line {n}: empty name; give the model or "
+                                  f"observer the value belongs to.")
+        text = r[col["shape_bias"]].strip()
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and 0 <= value <= 1):
+            raise FileFormatError(f"{path}, line {n}: shape_bias {text!r} is not a number "
+                                  f"in [0, 1].")
+        cat = r[col["category"]].strip().lower() if "category" in col else ""
+        if cat and cat not in CATEGORIES:
+            raise FileFormatError(f"{path}, line {n}: category {cat!r} is not one of the "
+                                  f"16 cue-conflict categories ({', '.join(CATEGORIES)}); "
+                                  f"leave it empty for an overall value.")
+        if (name, cat) in seen:
+            what = f"category {cat}" if cat else "the overall value"
+            raise FileFormatError(f"{path}, line {n}: {name} has {what} already on line "
+                                  f"{seen[(name, cat)]}; give each value once.")
+        seen[(name, cat)] = n
+        out["name"].append(name)
+        out["category"].append(cat)
+        out["shape_bias"].append(value)
+    if not out["name"]:
+        raise FileFormatError(f"{path}: no rows after the header; add one row per value "
+                              f"(name,shape_bias[,category]).")
+    return out
