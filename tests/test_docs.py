@@ -84,3 +84,19 @@ def test_the_command_index_collects_the_generated_pages():
 def test_user_guide_includes_the_markdown_pages(page):
     assert (ROOT / "docs" / f"{page}.md").is_file()
     assert f"   ../{page}\n" in (ROOT / "docs" / "user_guide" / "index.rst").read_text()
+
+
+def test_help_of_the_package_names_the_entry_points():
+    import dnnsparse
+    import dnnsparse.base
+    import dnnsparse.model
+
+    doc = dnnsparse.__doc__
+    for name in ("Stimulus.from_folder", "load_dnn", "DNN.extract", "population_sparseness",
+                 "db_demo", "sphinx"):
+        assert name in doc, name
+    # the names it points to exist
+    assert callable(dnnsparse.base.Stimulus.from_folder)
+    assert callable(dnnsparse.model.load_dnn) and callable(dnnsparse.model.DNN.extract)
+    from dnnsparse.algo.sparseness import population_sparseness
+    assert callable(population_sparseness)
