@@ -24,6 +24,7 @@ Examples
 >>> scores.shape
 (1, 48)
 """
+import functools
 import logging
 
 import numpy as np
@@ -427,9 +428,22 @@ def _chunk_size(n_stim, width):
                       _CHUNK_ELEMENTS // max(n_stim * width, 1)))
 
 
+def _chunk_scores(shared, chunk):
+    """Scores (c, n_models) and feature counts (c,) of one chunk of centres (a pure task)."""
+    members = shared["searchlight"].members(chunk)
+    counts = (members >= 0).sum(axis=1)
+    remap = shared["remap"]
+    if remap is not None:
+        members = np.where(members >= 0, remap[members], -1)
+    D, n = _rdm_blocks(shared["DT"], members, shared["metric"])
+    scores = _compare(_condensed(D, n), shared["models"], shared["Mn"], shared["method"])
+    scores[counts < shared["min_features"]] = np.nan
+    return scores, counts
+
+
 def searchlight_scores(data, searchlight, models, *, metric="correlation",
                        method="pearson", min_features=2, centres=None, chunk_size=None,
-                       n_jobs=1, show_progress=False, return_counts=False):
+                       n_jobs=1, show_progress=False, return_counts=False, engine=None):
     """RDM-comparison score of every searchlight with every model RDM.
 
     Parameters
@@ -458,6 +472,11 @@ def searchlight_scores(data, searchlight, models, *, metric="correlation",
     show_progress : bool, default=False
     return_counts : bool, default=False
         Also return the number of features of each neighbourhood.
+    engine : Engine, optional
+        :func:`~dnnsparse.utils.engine.open_engine`: one task per chunk there (the
+        patterns, models and searchlight are sent to the workers once); the same
+        chunks as here, so the same scores, byte for byte. ``n_jobs`` is then unused
+        (a joblib backend's engine: the chunks run there, ``n_jobs`` of them at once).
 
     Returns
     -------
@@ -492,26 +511,27 @@ def searchlight_scores(data, searchlight, models, *, metric="correlation",
         DT = _padded(data[:, needed])
     else:
         DT = _padded(data)
-    Mn = _normalised_models(models, method)
-
-    def run(chunk):
-        members = searchlight.members(chunk)
-        counts = (members >= 0).sum(axis=1)
-        if remap is not None:
-            members = np.where(members >= 0, remap[members], -1)
-        D, n = _rdm_blocks(DT, members, metric)
-        scores = _compare(_condensed(D, n), models, Mn, method)
-        scores[counts < min_features] = np.nan
-        return scores, counts
-
-    batch = max(1, 4 * n_jobs)
+    shared = {"DT": DT, "searchlight": searchlight, "remap": remap, "metric": metric,
+              "method": method, "models": models, "Mn": _normalised_models(models, method),
+              "min_features": min_features}
     results = []
     bar = progress(total=len(centres), desc="searchlight", unit="centre",
                    enabled=show_progress)
-    for b in range(0, len(chunks), batch):
-        part = chunks[b:b + batch]
-        results += parallel_map(run, part, n_jobs=n_jobs)
-        bar.update(sum(len(c) for c in part))
+    if engine is not None and engine.distributed:
+        held = engine.put(shared)                      # sent to the workers once
+        pending = [engine.submit(_chunk_scores, held, chunk) for chunk in chunks]
+        for chunk, handle in zip(chunks, pending):     # in order, as they finish
+            results += engine.gather([handle])
+            bar.update(len(chunk))
+    else:
+        run = functools.partial(_chunk_scores, shared)
+        fan_out = (engine.map if engine is not None and engine.backend is not None
+                   else functools.partial(parallel_map, n_jobs=n_jobs))    # joblib / threads
+        batch = max(1, 4 * n_jobs)
+        for b in range(0, len(chunks), batch):
+            part = chunks[b:b + batch]
+            results += fan_out(run, part)
+            bar.update(sum(len(c) for c in part))
     bar.close()
     scores = (np.concatenate([r[0] for r in results]) if results
               else np.empty((0, len(models))))

@@ -18,10 +18,16 @@ folders gives it). Written to DIR: ablate.csv (one row per ablation, with the ef
 and rank given by -rank-by), per_category.csv (per 'label' category, or per category
 name with 16class) and, for -ablate, per_image.csv (every stimulus and target).
 
+-scheduler local:N (or tcp://host:port, slurm:CONFIG.yaml) runs the sweep on Dask, one
+task per batch of -batch-size images: the network is sent to every worker once, each
+worker decodes its batches' images (the files must be readable there) and sends back
+per-image summaries; the table is byte-identical to the run in one process.
+
 example: db_ablate -net alexnet -sweep conv5 -target fc3:class=goldfish -stim imgs.stim.csv -out alexnet_conv5_sweep
 """
 from ._common import (add_device_args, add_force_arg, add_model_args, add_option, add_out_arg,
-                      add_stim_arg, cli_main, dnn_from_args, make_parser, parse_device)
+                      add_scheduler_arg, add_stim_arg, cli_main, dnn_from_args, make_parser,
+                      open_scheduler, parse_device)
 
 
 def get_parser():
@@ -51,6 +57,7 @@ def get_parser():
     add_stim_arg(p)
     add_out_arg(p, help="output directory (ablate.csv, per_category.csv, per_image.csv)")
     add_device_args(p)
+    add_scheduler_arg(p, what="sweep's batches of images (-sweep)")
     add_force_arg(p)
     return p
 
@@ -62,19 +69,26 @@ def main(args):
     from ..io import atomic_output_dir, check_output_dir
     from ..io.table import write_table
     from ..pipelines import ablation_effects
+    from ..utils.engine import check_scheduler
 
     if bool(args.ablate) == bool(args.sweep):
         raise InputError("give either -ablate SPEC... (one ablation) or -sweep LAYER.")
+    if args.scheduler is not None and not args.sweep:
+        raise InputError(f"-scheduler {args.scheduler}: runs the batches of a -sweep; one "
+                         "-ablate runs in this process (drop -scheduler).")
+    check_scheduler(args.scheduler)                      # the spelling, before any work
     device = parse_device(args)
     out = check_output_dir(args.out, force=args.force)    # refuse before any work
     stim = Stimulus.load(args.stim)
     stim.check_files()
     dnn = dnn_from_args(args)
-    result = ablation_effects(dnn, stim, ablate_specs=args.ablate, sweep=args.sweep,
-                              mode=args.mode, targets=args.target,
-                              output_layer=args.output_layer, accuracy=args.accuracy,
-                              rank_by=args.rank_by, batch_size=args.batch_size, device=device,
-                              workers=args.workers, show_progress=not args.quiet)
+    with open_scheduler(args) as engine:
+        result = ablation_effects(dnn, stim, ablate_specs=args.ablate, sweep=args.sweep,
+                                  mode=args.mode, targets=args.target,
+                                  output_layer=args.output_layer, accuracy=args.accuracy,
+                                  rank_by=args.rank_by, batch_size=args.batch_size,
+                                  device=device, workers=args.workers,
+                                  show_progress=not args.quiet, engine=engine)
     with atomic_output_dir(out, force=args.force) as tmp:     # the folder as a whole
         write_table(tmp / "ablate.csv", result.table, force=True)
         if result.per_category:

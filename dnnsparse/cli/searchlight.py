@@ -16,12 +16,17 @@ Outputs in -out DIR:
   n_features.*     voxels / vertices in each searchlight
   searchlight.csv  layer, n_centres, n_scored, mean_score, max_score, peak
 
+-scheduler local:N (or tcp://host:port, slurm:CONFIG.yaml) computes the chunks of
+-chunk-size centres as Dask tasks (the patterns and layer RDMs are sent to every worker
+once); the maps are byte-identical to the run in one process.
+
 example: db_searchlight -act alexnet.act.h5 -nif beta.nii.gz -mask brain.nii.gz -radius 6 -method spearman -out sl/
 """
 from ..errors import InputError
 from ..utils.validation import finite_float
 from ._args import METHODS
-from ._common import add_force_arg, add_option, cli_main, make_parser, output_path
+from ._common import (add_force_arg, add_option, add_scheduler_arg, cli_main, make_parser,
+                      open_scheduler, output_path)
 
 
 def get_parser():
@@ -63,6 +68,7 @@ def get_parser():
                help="chunks computed in parallel threads")
     add_option(p, "out", type=output_path, required=True, metavar="DIR",
                help="output directory")
+    add_scheduler_arg(p, what="chunks of centres")
     add_force_arg(p)
     return p
 
@@ -78,6 +84,13 @@ def _check_options(args):
         raise InputError(f"-n-jobs {args.n_jobs}: give 1 or more threads.")
     if args.structure and not args.surf:
         raise InputError("-structure picks a CIFTI surface: give its mesh with -surf.")
+    from ..utils.engine import check_scheduler
+
+    kind, _ = check_scheduler(args.scheduler)             # the spelling, before any work
+    if kind not in (None, "joblib") and args.n_jobs != 1:
+        raise InputError(f"-n-jobs {args.n_jobs} is for threads in this process; with "
+                         f"-scheduler {args.scheduler} the workers compute the chunks "
+                         "(drop -n-jobs).")
 
 
 @cli_main(get_parser)
@@ -108,10 +121,12 @@ def main(args):
     layers = args.layer or act.layers
     rdms = dnn_rdms(act, layers, metric=args.metric, labels=items.act_group,
                     show_progress=not args.quiet)
-    result = searchlight_maps(brain, searchlight, rdms, labels=brain_group,
-                              metric=args.metric, method=args.method,
-                              min_features=args.min_voxels, chunk_size=args.chunk_size,
-                              n_jobs=args.n_jobs, show_progress=not args.quiet)
+    with open_scheduler(args, n_jobs=args.n_jobs) as engine:
+        result = searchlight_maps(brain, searchlight, rdms, labels=brain_group,
+                                  metric=args.metric, method=args.method,
+                                  min_features=args.min_voxels, chunk_size=args.chunk_size,
+                                  n_jobs=args.n_jobs, show_progress=not args.quiet,
+                                  engine=engine)
     with atomic_output_dir(out, force=args.force) as tmp:     # the folder as a whole
         written = write_searchlight_outputs(tmp, result)
     table = result.table()

@@ -106,22 +106,37 @@ class _Sums:
         self.hits_before = np.zeros((n_cat, n_metrics))
         self.hits_after = np.zeros((n_cond, n_cat, n_metrics))
 
-    def add(self, cats, before, after, truth):
-        """``before = (values (n, T), output (n, K))``, ``after = (C, n, T), (C, n, K)``."""
-        bv, bo = (t.double().cpu().numpy() for t in before)
-        av, ao = (t.double().cpu().numpy() for t in after)
-        rms = np.sqrt(np.mean((ao - bo[None]) ** 2, axis=2))              # (C, n)
+    def add(self, cats, summary):
+        """Add one batch's :func:`_summaries` for the images of categories ``cats``."""
+        bv, hits_before, av, rms, hits_after = summary
         np.add.at(self.n, cats, 1)
         np.add.at(self.before, cats, bv)
         np.add.at(self.after.swapaxes(0, 1), cats, av.swapaxes(0, 1))
         np.add.at(self.change.T, cats, rms.T)
         if self.kind is not None:
-            hits = _HITS[self.kind]
-            np.add.at(self.hits_before, cats, hits(bo, truth))
-            n_cond, n = ao.shape[:2]
-            after_hits = hits(ao.reshape(n_cond * n, -1), np.tile(truth, n_cond))
-            np.add.at(self.hits_after.swapaxes(0, 1), cats,
-                      after_hits.reshape(n_cond, n, -1).swapaxes(0, 1))
+            np.add.at(self.hits_before, cats, hits_before)
+            np.add.at(self.hits_after.swapaxes(0, 1), cats, hits_after.swapaxes(0, 1))
+
+
+def _summaries(before, after, truth, kind):
+    """What the sums need of one batch, per image (float64, small).
+
+    ``before = (values (n, T), output (n, K))``, ``after = (C, n, T), (C, n, K)`` ->
+    ``(values (n, T), hits (n, M), values after (C, n, T), output change (C, n), hits
+    after (C, n, M))``; the output layer is reduced to its root mean square change and
+    the accuracy hits here, so a task sends back kilobytes, not the outputs.
+    """
+    bv, bo = (t.double().cpu().numpy() for t in before)
+    av, ao = (t.double().cpu().numpy() for t in after)
+    rms = np.sqrt(np.mean((ao - bo[None]) ** 2, axis=2))              # (C, n)
+    hits_before = hits_after = None
+    if kind is not None:
+        hits = _HITS[kind]
+        hits_before = hits(bo, truth)
+        n_cond, n = ao.shape[:2]
+        hits_after = hits(ao.reshape(n_cond * n, -1),
+                          np.tile(truth, n_cond)).reshape(n_cond, n, -1)
+    return bv, hits_before, av, rms, hits_after
 
 
 def _topk_hits(scores, labels):
@@ -173,7 +188,8 @@ def _effect(col, rank_by):
 
 def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights", targets=(),
                      output_layer=None, accuracy="auto", rank_by=None, batch_size=32,
-                     device="cpu", workers=None, max_rows=512, show_progress=True):
+                     device="cpu", workers=None, max_rows=512, show_progress=True,
+                     engine=None):
     """Effects of silencing channels or units on targets, accuracy and the output.
 
     Parameters
@@ -203,6 +219,11 @@ def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights"
     max_rows : int, default=512
         Copies per forward pass in a sweep (channels x images).
     show_progress : bool, default=True
+    engine : Engine, optional
+        :func:`~dnnsparse.utils.engine.open_engine`: where a sweep's batches run (one
+        task per batch of ``batch_size`` images; the network is sent to the workers
+        once, each worker decodes its batches' images). The table is byte-identical to
+        the run in this process. A single ablation runs here.
 
     Returns
     -------
@@ -227,6 +248,7 @@ def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights"
     targets = resolve_targets(targets, dnn) if targets else []
     choices = list(_METRICS.get(kind, ())) + ["output"] + [t.name for t in targets]
     rank_by = check_choice(rank_by or choices[0], choices, name="rank_by")
+    point = n_chn = plan = None
     if sweep:
         n_chn = shapes[sweep][0]
         point = sweep_point(dnn, sweep, mode)
@@ -245,39 +267,110 @@ def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights"
     cats = np.asarray(cats).ravel()
     sums = _Sums(len(names), max(1, len(codes)), len(targets), kind)
     per_image = {"stimID": [], "target": [], "before": [], "after": [], "change": []}
-    dnn.to(device)
-    dataset = ImageDataset(stim.paths, dnn.image_transform())
-    state = {}
-    bar = progress(total=len(dataset), desc=f"{dnn.name} ablation", unit="img",
+    distributed = sweep and engine is not None and engine.distributed
+    bar = progress(total=len(stim.paths), desc=f"{dnn.name} ablation", unit="img",
                    enabled=show_progress)
     try:
-        for idx, xb, errors in image_batches(dataset, batch_size, workers=workers,
-                                             device=device):
-            if errors:
-                i, msg = errors[0]
-                raise FileFormatError(f"cannot read image {stim.paths[i]} (row {i + 1} of "
-                                      f"the stimulus table): {msg}. Fix or remove it.")
-            idx = np.asarray(idx)
-            x = dnn.normalize(xb.to(device))
-            with torch.inference_mode():
-                if sweep:
-                    before, after = sweep_batch(dnn, x, point, n_chn, targets, output_layer,
-                                                max_rows=max_rows, state=state)
-                else:
-                    before = target_outputs(dnn, x, targets, output_layer)
-                    handle = ablate(dnn, plan, mode=mode)
-                    try:
-                        got = target_outputs(dnn, x, targets, output_layer)
-                    finally:
-                        handle.remove()
-                    after = (got[0][None], got[1][None])
-                    _per_image(per_image, stim, idx, targets, before[0], got[0])
-            sums.add(cats[idx], before, after, None if kind is None else truth[idx])
+        if distributed:
+            batches = _sweep_on_engine(engine, dnn, stim, point, n_chn, targets,
+                                       output_layer, truth, kind, batch_size, device,
+                                       max_rows)
+        else:
+            dnn.to(device)
+            batches = _batches_here(dnn, stim, sweep, point, n_chn, plan, mode, targets,
+                                    output_layer, truth, kind, batch_size, device, workers,
+                                    max_rows, per_image)
+        for idx, summary in batches:
+            sums.add(cats[idx], summary)
             bar.update(len(idx))
     finally:
         bar.close()
     return _result(sums, names, layer_col, chn_col, mode, targets, kind, codes, rank_by,
                    per_image if not sweep else {})
+
+
+def _image_error(stim, i, msg):
+    return FileFormatError(f"cannot read image {stim.paths[i]} (row {i + 1} of the stimulus "
+                           f"table): {msg}. Fix or remove it.")
+
+
+def _batches_here(dnn, stim, sweep, point, n_chn, plan, mode, targets, output_layer, truth,
+                  kind, batch_size, device, workers, max_rows, per_image):
+    """``(indices, summary)`` of each batch, computed in this process."""
+    dataset = ImageDataset(stim.paths, dnn.image_transform())
+    state = {}
+    for idx, xb, errors in image_batches(dataset, batch_size, workers=workers,
+                                         device=device):
+        if errors:
+            raise _image_error(stim, *errors[0])
+        idx = np.asarray(idx)
+        x = dnn.normalize(xb.to(device))
+        with torch.inference_mode():
+            if sweep:
+                before, after = sweep_batch(dnn, x, point, n_chn, targets, output_layer,
+                                            max_rows=max_rows, state=state)
+            else:
+                before = target_outputs(dnn, x, targets, output_layer)
+                handle = ablate(dnn, plan, mode=mode)
+                try:
+                    got = target_outputs(dnn, x, targets, output_layer)
+                finally:
+                    handle.remove()
+                after = (got[0][None], got[1][None])
+                _per_image(per_image, stim, idx, targets, before[0], got[0])
+        yield idx, _summaries(before, after, None if kind is None else truth[idx], kind)
+
+
+def _sweep_on_engine(engine, dnn, stim, point, n_chn, targets, output_layer, truth, kind,
+                     batch_size, device, max_rows):
+    """``(indices, summary)`` of each batch, one task per batch on ``engine``.
+
+    The network is sent to the workers once; each task decodes its batch's images
+    (the files must be readable there), runs :func:`sweep_batch` with the forward
+    passes of a run in one process (the same images and channels in each pass, so the
+    same numbers) and sends back the per-image :func:`_summaries`. Results are taken
+    in batch order, so the sums add up in the same order as in one process.
+    """
+    net = engine.put(dnn)
+    paths = [str(p) for p in stim.paths]
+    pending = []
+    for start in range(0, len(paths), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(paths)))
+        pending.append((idx, engine.submit(
+            _sweep_task, net, paths[start:idx[-1] + 1], point, n_chn, targets, output_layer,
+            None if kind is None else truth[idx], kind, device, max_rows)))
+    for idx, handle in pending:
+        summary, error = engine.gather([handle])[0]
+        if error is not None:
+            raise _image_error(stim, idx[0] + error[0], error[1])
+        yield idx, summary
+
+
+def _sweep_task(dnn, paths, point, n_chn, targets, output_layer, truth, kind, device,
+                max_rows):
+    """One batch of a sweep as a pure task: ``(summary, None)`` or ``(None, (i, msg))``
+    for an unreadable image ``i`` of the batch.
+
+    A private copy of the network (a worker keeps one for its tasks; hooks of one task
+    never reach another), one torch thread (a worker shares its machine's cores).
+    """
+    import copy
+
+    dnn = copy.deepcopy(dnn).to(device)
+    dataset = ImageDataset(paths, dnn.image_transform())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _, xb, errors in image_batches(dataset, len(paths), workers=0, device=device):
+            if errors:
+                return None, errors[0]
+            x = dnn.normalize(xb.to(device))
+            with torch.inference_mode():
+                before, after = sweep_batch(dnn, x, point, n_chn, targets, output_layer,
+                                            max_rows=max_rows, state={})
+            return _summaries(before, after, truth, kind), None
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _per_image(table, stim, idx, targets, before, after):

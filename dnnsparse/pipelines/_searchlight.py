@@ -235,7 +235,7 @@ class SearchlightResult:
 
 def searchlight_maps(brain, searchlight, layer_rdms, *, labels=None, metric="correlation",
                      method="pearson", min_features=2, chunk_size=None, n_jobs=1,
-                     show_progress=False):
+                     show_progress=False, engine=None):
     """Compare every layer's RDM with every searchlight's RDM.
 
     Parameters
@@ -247,8 +247,9 @@ def searchlight_maps(brain, searchlight, layer_rdms, *, labels=None, metric="cor
         One condensed RDM per layer (``dnn_rdms``).
     labels : array, optional
         Average the brain samples within each label first (``Items.group``).
-    metric, method, min_features, chunk_size, n_jobs, show_progress
-        As :func:`~dnnsparse.algo.searchlight.searchlight_scores`.
+    metric, method, min_features, chunk_size, n_jobs, show_progress, engine
+        As :func:`~dnnsparse.algo.searchlight.searchlight_scores` (``engine``: one
+        task per chunk of centres on a Dask cluster, the same maps byte for byte).
 
     Returns
     -------
@@ -262,7 +263,8 @@ def searchlight_maps(brain, searchlight, layer_rdms, *, labels=None, metric="cor
     scores, counts = searchlight_scores(data, searchlight, models, metric=metric,
                                         method=method, min_features=min_features,
                                         chunk_size=chunk_size, n_jobs=n_jobs,
-                                        show_progress=show_progress, return_counts=True)
+                                        show_progress=show_progress, return_counts=True,
+                                        engine=engine)
     n_nan = np.isnan(scores).all(axis=0).sum()
     if n_nan:
         log.warning("%d of %d centres have no score (fewer than %d features, or constant "
