@@ -20,7 +20,8 @@ from ..io.stim import (STIM_TYPES, looks_like_stim, read_plain_table, read_stim,
 from ..utils.registry import Registry
 from ..utils.validation import check_choice
 
-__all__ = ["Stimulus", "IMAGE_EXTENSIONS", "STIMULUS_TYPES", "StimulusType"]
+__all__ = ["Stimulus", "AUDIO_EXTENSIONS", "IMAGE_EXTENSIONS", "STIMULUS_TYPES",
+           "StimulusType", "VIDEO_EXTENSIONS"]
 
 
 class StimulusType(NamedTuple):
@@ -57,6 +58,16 @@ _FRAME_NUMBER = re.compile(r"\+?\d+(\.0*)?")
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+#: Movie files :meth:`Stimulus.from_folder` collects for ``type="video_clip"`` (PyAV).
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg",
+                    ".ogv")
+#: Audio files :meth:`Stimulus.from_folder` collects for ``type="audio"`` (libsndfile).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au",
+                    ".caf")
+#: ``type=`` -> (extensions, plural noun) of a folder of stimulus files.
+_FOLDER_FILES = {"image": (IMAGE_EXTENSIONS, "images"),
+                 "video_clip": (VIDEO_EXTENSIONS, "movie clips"),
+                 "audio": (AUDIO_EXTENSIONS, "audio files")}
 _N_LISTED = 5          # missing files named in an error message
 
 
@@ -319,31 +330,42 @@ class Stimulus:
                    columns={"onset": onsets, "duration": durations})
 
     @classmethod
-    def from_folder(cls, folder, *, extensions=IMAGE_EXTENSIONS):
-        """Build a table from an image folder whose sub-folders are categories.
+    def from_folder(cls, folder, *, extensions=None, type="image"):
+        """Build a table from a folder of stimulus files whose sub-folders are categories.
 
         Each sub-folder is one category: stimID is ``"sub/file.ext"`` (files in
         deeper folders keep their relative path), ``label`` numbers the
         categories 0..K-1 in sorted folder-name order and ``condition`` holds
-        the folder name. A folder of images without sub-folders gives a table
+        the folder name. A folder of files without sub-folders gives a table
         without label. Hidden files and folders (``.name``) are skipped;
         extensions match case-insensitively; the order is sorted and therefore
-        the same on every machine.
+        the same on every machine. Files are found by name only: whether they
+        can be read is for the caller to check (db_stim does).
 
         Parameters
         ----------
         folder : str or Path
-        extensions : tuple of str
-            Image file extensions to include.
+        extensions : tuple of str, optional
+            File extensions to include; default those of ``type``
+            (:data:`IMAGE_EXTENSIONS`, :data:`VIDEO_EXTENSIONS`,
+            :data:`AUDIO_EXTENSIONS`).
+        type : {"image", "video_clip", "audio"}, default="image"
+            The table's ``type=``: images, one movie clip per row, or one audio file
+            per row.
 
         Examples
         --------
         >>> stim = Stimulus.from_folder("images")             # doctest: +SKIP
+        >>> clips = Stimulus.from_folder("clips", type="video_clip")  # doctest: +SKIP
         """
+        type = check_choice(type, _FOLDER_FILES, name="folder stimulus type")
+        default, noun = _FOLDER_FILES[type]
         folder = Path(folder)
         if not folder.is_dir():
-            raise MissingFileError(f"image folder not found: {folder}.")
-        extensions = tuple(e.lower() for e in extensions)
+            raise MissingFileError(f"image folder not found: {folder}." if type == "image"
+                                   else f"folder of {noun} not found: {folder}.")
+        extensions = tuple(e.lower() for e in (default if extensions is None else
+                                               extensions))
         loose = _images_in(folder, folder, extensions, recursive=False)
         categories = sorted(p.name for p in folder.iterdir()
                             if p.is_dir() and not p.name.startswith("."))
@@ -351,20 +373,20 @@ class Stimulus:
                         for c in categories}
         empty = [c for c in categories if not per_category[c]]
         if empty:
-            log.warning("skipping %d sub-folder(s) without images: %s", len(empty),
+            log.warning("skipping %d sub-folder(s) without %s: %s", len(empty), noun,
                         ", ".join(empty[:_N_LISTED]))
         categories = [c for c in categories if per_category[c]]
         if categories and loose:
-            raise InputError(f"{folder} holds {len(loose)} image(s) next to category "
+            raise InputError(f"{folder} holds {len(loose)} {noun[:-1]}(s) next to category "
                              f"sub-folders (e.g. {loose[0]}); move them into a sub-folder "
                              f"or out of {folder}.")
         if loose:
-            return cls(loose, root=folder)
+            return cls(loose, root=folder, type=type)
         if not categories:
-            raise InputError(f"no images ({', '.join(extensions)}) found in {folder}.")
+            raise InputError(f"no {noun} ({', '.join(extensions)}) found in {folder}.")
         ids = [i for c in categories for i in per_category[c]]
         counts = [len(per_category[c]) for c in categories]
-        return cls(ids, root=folder, columns={
+        return cls(ids, root=folder, type=type, columns={
             "label": np.repeat(np.arange(len(categories), dtype=np.int64), counts),
             "condition": np.repeat(np.array(categories, dtype=str), counts)})
 

@@ -9,7 +9,9 @@ the confusion matrix and per-class accuracy; regressors (ridge, lasso, glm)
 Pearson r and R^2 of the held-out predictions. Features are standardised inside
 every training fold; folds are stratified for classifiers and keep -groups
 whole; -n-perm N label permutations (same folds, model refitted) give p. With an
-int -seed every layer / ROI gets the same folds and permutations.
+int -seed every layer / ROI gets the same folds and permutations. An audio
+activation file (one row per 0.96 s example, ID#k) is averaged over each
+stimulus's examples first: one sample per row of -stim, as the target and -resp.
 
 DNN units from brain (DNNBrain's db_decode direction): give both -resp (the
 features: brain ROIs, .roi.h5 signals or table columns) and -act (the targets):

@@ -1,8 +1,13 @@
-"""Build a stimulus table (.stim.csv) from an image folder or a plain CSV/TSV table.
+"""Build a stimulus table (.stim.csv) from a folder of stimuli or a plain CSV/TSV table.
 
 With -folder, every sub-folder of DIR is one category: stimID is "sub/file.ext",
 label numbers the categories 0..K-1 in sorted folder-name order and condition
 holds the folder name (a folder without sub-folders gives no label column).
+-type says what the files are: image (the default), video_clip (one movie clip
+per row, for clip networks: .mp4 .m4v .mov .mkv .webm .avi .mpg .mpeg .ogv) or
+audio (one sound per row, cut into 0.96 s examples by db_act: .wav .flac .ogg
+.oga .mp3 .aif .aiff .au .caf). Every clip's packets are read with PyAV and every
+sound decoded with soundfile first: an unreadable file is named, nothing written.
 With -table, a CSV/TSV whose first line names the columns, one of them stimID
 or path (image paths relative to the table's folder, or absolute), is converted.
 With -video, a type=video table of one movie: a row per frame (stimID = frame
@@ -19,6 +24,7 @@ The path= line is written relative to the output's folder when the images lie
 inside it, absolute otherwise.
 
 example: db_stim -folder images/ -out objects.stim.csv
+example: db_stim -folder clips/ -type video_clip -out actions.stim.csv
 example: db_stim -video movie.mp4 -fps 2 -out movie.stim.csv
 example: db_stim -events func/sub-01_task-x_run-1_events.tsv func/sub-01_task-x_run-2_events.tsv -root stimuli -out x.stim.csv
 """
@@ -31,6 +37,9 @@ from ..utils.validation import finite_float
 from ._common import add_force_arg, add_option, add_out_arg, cli_main, make_parser
 
 log = logging.getLogger(__name__)
+
+#: -type values of -folder.
+FOLDER_TYPES = ("image", "video_clip", "audio")
 
 
 def get_parser():
@@ -50,6 +59,9 @@ def get_parser():
     add_option(p, "root", metavar="DIR",
                help="with -events: folder the stimulus names are relative to (BIDS "
                     "stimuli/); default: the current folder")
+    add_option(p, "type", choices=FOLDER_TYPES, metavar="TYPE",
+               help="with -folder: what its files are, one of " + ", ".join(FOLDER_TYPES)
+                    + " (default image)")
     add_option(p, "fps", type=finite_float, metavar="R",
                help="with -video: a row every 1/R seconds (the frame shown then)")
     add_out_arg(p, help="output stimulus table (.stim.csv)")
@@ -63,6 +75,9 @@ def main(args):
         raise InputError("-fps samples a movie; give it with -video MOVIE.")
     if args.fps is not None and args.fps <= 0:
         raise InputError(f"-fps {args.fps:g}: give a rate > 0 frames per second.")
+    if args.type is not None and args.folder is None:
+        raise InputError(f"-type {args.type} says what the files of a folder are; give it "
+                         "with -folder DIR.")
     if args.events is None and (args.events_col is not None or args.root is not None):
         raise InputError("-events-col and -root describe events files; give -events TSV.")
     if args.events is not None:
@@ -87,7 +102,10 @@ def main(args):
         print(f"{args.out}: {len(stim)} frames of {args.video} ({span:g} s)")
         return 0
     if args.folder is not None:
-        stim = Stimulus.from_folder(args.folder)
+        from ..io import check_output_path
+        check_output_path(args.out, force=args.force)
+        stim = Stimulus.from_folder(args.folder, type=args.type or "image")
+        _check_readable(stim)
     else:
         stim = Stimulus.load(args.table)
         try:
@@ -100,3 +118,16 @@ def main(args):
     categories = f"{n_cat} categories" if n_cat else "no categories (no label column)"
     print(f"{args.out}: {len(stim)} stimuli, {categories}")
     return 0
+
+
+def _check_readable(stim):
+    """Refuse the first clip PyAV cannot demux or sound soundfile cannot decode."""
+    if stim.type == "video_clip":
+        from ..io.video import probe_video as check
+    elif stim.type == "audio":
+        from ..io.audio import check_audio as check
+    else:
+        return
+    for path in stim.paths:
+        check(path)
+    log.info("%d %s files read.", len(stim), stim.type)

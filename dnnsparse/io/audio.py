@@ -20,7 +20,8 @@ import numpy as np
 from ..errors import FileFormatError, InputError
 from ._files import check_input_file
 
-__all__ = ["AUDIO_EXTRA", "AudioInfo", "probe_audio", "read_audio", "require_soundfile"]
+__all__ = ["AUDIO_EXTRA", "AudioInfo", "check_audio", "probe_audio", "read_audio",
+           "require_soundfile"]
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +135,44 @@ def read_audio(info, start=0, n=None):
                               f"{info.frames} frames but only {start + len(data)} could be "
                               f"read; re-export it.")
     return data.mean(axis=1)
+
+
+def check_audio(path, *, block=1 << 16):
+    """:func:`probe_audio` of ``path``, after decoding every sample once, block by block.
+
+    For building tables (db_stim): a file whose header reads but whose samples do not
+    (a cut FLAC or MP3) is refused now, naming it, rather than when activations are
+    extracted. At most ``block`` frames are in memory.
+
+    Returns
+    -------
+    AudioInfo
+
+    Raises
+    ------
+    FileFormatError
+        As :func:`probe_audio` and :func:`read_audio`.
+
+    Examples
+    --------
+    >>> check_audio("sweep.wav").frames        # doctest: +SKIP
+    44100
+    """
+    sf = require_soundfile()
+    info = probe_audio(path)
+    read = 0
+    try:
+        with sf.SoundFile(str(info.path)) as f:
+            while True:
+                n = len(f.read(block, dtype="float32", always_2d=True))
+                read += n
+                if n < block:
+                    break
+    except Exception as exc:
+        raise FileFormatError(f"cannot decode audio file {info.path} ({_message(exc)}); "
+                              f"the file is damaged or truncated.") from None
+    if read != info.frames:
+        raise FileFormatError(f"audio file {info.path} is truncated: its header says "
+                              f"{info.frames} frames but only {read} could be read; "
+                              f"re-export it.")
+    return info

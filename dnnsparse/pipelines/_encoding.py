@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import InputError
 from ..utils.progress import progress as progress_bar
 from ..utils.validation import check_choice
-from ._align import activation_order
+from ._align import activation_rows, example_rows
 from ._decoding import decode_sources, decoding_tables
 from ._hrf import convolve_activation
 from ._responses import Responses, count_samples, load_responses
@@ -674,7 +674,9 @@ def layer_sources(act, *, n_stim, stim, layers=None, chn=None, dmask=None, stim_
         As :func:`layer_mask`.
     stim_ids : sequence of str, optional
         The table's stimulus IDs: the file's rows are put in their order (by ID, see
-        :func:`~dnnsparse.pipelines.activation_order`), or refused when they differ.
+        :func:`~dnnsparse.pipelines.activation_order`), or refused when they differ; the
+        0.96 s examples ``ID#k`` of an audio file are averaged per row (one sample per
+        stimulus, as the target; :func:`~dnnsparse.pipelines.activation_rows`).
     coords : bool, default=False
         ``read()`` also returns every unit's 1-based (channel, row, column), shape
         (n_units, 3), in the order of ``data.reshape(n_stim, -1)``.
@@ -689,16 +691,18 @@ def layer_sources(act, *, n_stim, stim, layers=None, chn=None, dmask=None, stim_
     from ..base.activation import Activation
 
     act_path, act = act, Activation.load(act)
-    if act.n_stim != n_stim:
+    names = {"stim_path": str(stim), "act_path": str(act_path)}
+    if act.n_stim != n_stim and (stim_ids is None or
+                                 example_rows(act, stim_ids, **names) is None):
         raise InputError(f"{act_path} has {act.n_stim} stimuli but {stim} has "
                          f"{n_stim}; give the table the activation was made from.")
     mask = layer_mask(act, layers=layers, chn=chn, dmask=dmask)
-    order = (None if stim_ids is None else
-             activation_order(act, stim_ids, stim_path=str(stim), act_path=str(act_path)))
+    # reordered by ID; the examples ID#k of an audio file averaged per row
+    rows = None if stim_ids is None else activation_rows(act, stim_ids, **names)
 
     def read(layer):
         features = LayerFeatures(act, layer, mask=mask)
-        data = features.data if order is None else features.data[order]
+        data = features.data if rows is None else rows(features.data)
         return (data, features.blocks()[0][2]) if coords else data
 
     return [(layer, lambda layer=layer: read(layer)) for layer in mask.layers]

@@ -15,7 +15,7 @@ import logging
 import numpy as np
 
 from ..errors import InputError
-from ._align import align_stimuli
+from ._align import align_stimuli, example_rows
 from ._mapping import brain_rdms, layer_psi, roi_psi, row_grouping
 
 __all__ = ["Items", "load_rsa_inputs", "mapping_sparseness", "read_psi_summary",
@@ -90,7 +90,12 @@ class Items:
             act.n_stim if act is not None and not per_cat_act else None)
         self.reference = str(stim_path if stim is not None else act_path)
         self.act_group = None
-        if act is not None and not per_cat_act:
+        rows = (None if act is None or per_cat_act or stim is None else
+                example_rows(act, stim.ids, stim_path=stim_path, act_path=act_path))
+        if rows is not None:           # audio examples ID#k: averaged per row (-cate: label)
+            self.act_group = (self.group(act.n_stim, act_path, labels=self.labels[rows])
+                              if self.by_category else rows)
+        elif act is not None and not per_cat_act:
             act_labels = self.labels
             if stim is not None and act.n_stim == len(stim):
                 aligned = align_stimuli(stim, act, stim_path=stim_path, act_path=act_path)
