@@ -8,6 +8,13 @@ arguments: every block gets the same int seed, so folds and permutations are tho
 a single :func:`~dnnsparse.algo.encoding.encode` call, whichever worker runs it and
 however often it is re-run after a worker died.
 
+Every task runs with one BLAS thread, here as on a worker: OpenBLAS's ``syevd`` and
+``dgemm`` round differently with 2 threads than with 1 (at the 1e-15 level, from ~200
+features), so a thread count left to the process made one process's tables differ from
+the workers'.  Here the limit is set once around all of a layer's tasks (threads of
+``n_jobs`` share it: a per-task limit is process-wide and would race); use ``n_jobs``
+(db_encode ``-n-jobs``) for the cores.
+
 Voxel batches (``voxel_batch``) split the targets; each batch is fitted with the same
 folds and permutations, so the per-target scores and ``p`` are those of one call on
 all targets, and ``p_fwer`` is recomputed from the maximum over batches of every
@@ -19,6 +26,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 __all__ = ["PendingLayer", "finish_layer", "submit_layer", "voxel_batches"]
 
@@ -103,8 +111,10 @@ def submit_layer(engine, blocks, Y, *, encode_args, encoder_args, model, analysi
         from ..utils.engine import _Done
 
         pairs = [(X, cols) for _, X, _ in blocks for cols in batches]
-        done = iter(_Done(r) for r in engine.map(
-            lambda pair: _encode_task(pair[0], Y, pair[1], encode_args), pairs))
+        with threadpool_limits(limits=1, user_api="blas"):       # as on a Dask worker
+            found = engine.map(lambda pair: _encode_task(pair[0], Y, pair[1], encode_args),
+                               pairs)
+        done = iter(_Done(r) for r in found)
         handles = [[next(done) for _ in batches] for _ in blocks]
     for i, (_, X, _) in enumerate(blocks):
         x = engine.put(X) if engine.distributed else X
