@@ -245,7 +245,8 @@ def plot_shape_bias_per_category(path, per_category, *, table=None, reference=No
     ax.set_xlabel("shape bias (shape / (shape + texture decisions))")
     ax.set_ylabel("cue-conflict category (shape)")
     ax.grid(alpha=0.3, axis="x")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="Top-K setting",
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1),
+              title="Top-K setting\n(dashed: overall)",
               title_fontsize=7)
     ax.set_title(title or "Shape bias per category")
     return save_figure(fig, path, force=force)

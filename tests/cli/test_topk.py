@@ -1,5 +1,6 @@
 """db_topk end to end on a random-weight ResNet-18, against plain torchvision with
-topk_sparsify hooks; every user mistake -> exit 2 with one line."""
+topk_sparsify hooks; the per-category shape bias against a slow loop; the reference
+table; every user mistake -> exit 2 with one line."""
 from functools import partial
 
 import numpy as np
@@ -10,11 +11,12 @@ from PIL import Image
 from scipy.special import softmax
 
 from dnnsparse.algo.shape_bias import (CATEGORIES, cue_conflict_shape_bias, decision_accuracy,
-                                       decisions_16)
+                                       decisions_16, imagenet16_categories)
 from dnnsparse.model import topk_sparsify
 from dnnsparse.base.stimulus import Stimulus
 from dnnsparse.cli import topk as db_topk
 from dnnsparse.io.table import read_table
+from dnnsparse.pipelines import read_shape_bias_reference
 
 # friendly ResNet layer -> torchvision module path
 PATHS = {"layer1": "layer1", "layer2": "layer2", "layer3_2": "layer3.1"}
@@ -191,3 +193,100 @@ def test_db_topk_user_errors(cli_error, resnet, cue_images, image_stim, tmp_path
     msg = error(*base, "-stim", stim, "-layer", "layer1", "-fraction", "0.1", *out)
     assert "--force" in msg
     assert not (tmp_path / "o" / "topk.csv").exists()
+
+
+def _slow_per_category(logits, names):
+    """Shape bias per shape category by loops: softmax, mean probability over each
+    category's ImageNet classes, first largest mean decides, conflict images only."""
+    groups = imagenet16_categories()
+    counts = {c: [0, 0] for c in CATEGORIES}
+    for row, name in zip(logits, names):
+        p = np.exp(row - row.max())
+        p = p / p.sum()
+        means = [sum(p[i] for i in groups[c]) / len(groups[c]) for c in CATEGORIES]
+        decision = CATEGORIES[max(range(16), key=lambda j: (means[j], -j))]
+        shape, texture = (part.rstrip("0123456789") for part in
+                          name.rsplit(".", 1)[0].split("-"))
+        if shape == texture:
+            continue
+        counts[shape][0] += decision == shape
+        counts[shape][1] += decision == texture
+    return [s / (s + t) if s + t else np.nan for s, t in counts.values()]
+
+
+def test_db_topk_per_category_figure_and_reference(run_cli, resnet, cue_images, tmp_path):
+    weights, net = resnet
+    folder, files = cue_images
+    stim = tmp_path / "cue.stim.csv"
+    Stimulus([f.name for f in files], root=folder).save(stim)
+    ref = tmp_path / "published.csv"
+    ref.write_text("name,shape_bias,category,source\nhumans,0.96,,Geirhos 2019\n"
+                   "humans,0.98,Bottle,Geirhos 2019\nResNet-50,0.21,,\n\n")
+    out = tmp_path / "sweep"
+    status, stdout, err = run_cli(db_topk.main, "-net", "resnet18", "-weights", weights,
+                                  "-stim", stim, "-layer", "layer1", "layer3_2", "-fraction",
+                                  "0.05", "-n-boot", "0", "-workers", "0", "-reference", ref,
+                                  "-out", out, "-q")
+    assert status == 0, err
+    assert "per_category.png" in stdout
+    for fig in ("topk.png", "per_category.png"):
+        assert (out / fig).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    per_cat = _table(out / "per_category.csv")
+    names = [f.name for f in files]
+    for i, spec in enumerate((None, {"layer1": 0.05, "layer3_2": 0.05})):
+        rows = slice(16 * i, 16 * (i + 1))
+        assert per_cat["category"][rows] == list(CATEGORIES)
+        np.testing.assert_allclose(per_cat["shape_bias"][rows],
+                                   _slow_per_category(direct_logits(net, files, spec), names),
+                                   equal_nan=True)
+    assert np.isfinite(per_cat["shape_bias"]).sum() >= 4      # a non-trivial comparison
+
+
+def test_read_shape_bias_reference(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("Name, shape_bias ,category\nhumans,0.96,\nhumans,0.98, Bottle\n"
+                    "vit,0.5,\n")
+    assert read_shape_bias_reference(path) == {
+        "name": ["humans", "humans", "vit"], "category": ["", "bottle", ""],
+        "shape_bias": [0.96, 0.98, 0.5]}
+    path.write_text("name,shape_bias\nhumans,1\n")
+    assert read_shape_bias_reference(path)["category"] == [""]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("model,shape_bias\nhumans,0.9\n", "no name column"),
+    ("name,bias\nhumans,0.9\n", "no shape_bias column"),
+    ("name,shape_bias\nhumans,1.2\n", "line 2: shape_bias '1.2' is not a number in [0, 1]"),
+    ("name,shape_bias\nhumans,nan\n", "line 2: shape_bias 'nan'"),
+    ("name,shape_bias\nhumans,high\n", "line 2: shape_bias 'high'"),
+    ("name,shape_bias,category\nhumans,0.9,\nhumans,0.5,zebra\n", "line 3: category 'zebra'"),
+    ("name,shape_bias\nhumans,0.9\nhumans,0.8\n", "line 3: humans has the overall value "
+                                                  "already on line 2"),
+    ("name,shape_bias\n,0.9\n", "line 2: empty name"),
+    ("name,shape_bias\nhumans,0.9,x\n", "line 2: 3 fields"),
+    ("name,shape_bias\n", "no rows after the header"),
+    ("", "is empty"),
+])
+def test_db_topk_reference_errors(cli_error, resnet, cue_images, tmp_path, text, expected):
+    weights, _ = resnet
+    folder, files = cue_images
+    stim = tmp_path / "cue.stim.csv"
+    Stimulus([f.name for f in files], root=folder).save(stim)
+    ref = tmp_path / "ref.csv"
+    ref.write_text(text)
+    msg = cli_error(db_topk.main, "-net", "resnet18", "-weights", weights, "-stim", stim,
+                    "-layer", "layer1", "-fraction", "0.1", "-reference", ref, "-workers",
+                    "0", "-out", tmp_path / "o", "-q")
+    assert "ref.csv" in msg and expected in msg
+    assert not (tmp_path / "o").exists()
+
+
+def test_db_topk_missing_reference(cli_error, resnet, cue_images, tmp_path):
+    weights, _ = resnet
+    folder, files = cue_images
+    stim = tmp_path / "cue.stim.csv"
+    Stimulus([f.name for f in files], root=folder).save(stim)
+    msg = cli_error(db_topk.main, "-net", "resnet18", "-weights", weights, "-stim", stim,
+                    "-layer", "layer1", "-fraction", "0.1", "-reference",
+                    tmp_path / "nope.csv", "-out", tmp_path / "o", "-q")
+    assert "nope.csv" in msg and "not found" in msg

@@ -1,12 +1,13 @@
 """The training loop: classifier replacement, split, freezing, Top-K during training,
-exact resume, and rebuilding the trained network."""
+exact resume, rebuilding the trained network, per-epoch snapshots and the Top-K masks they
+record."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torch import nn
 
-from dnnsparse.model import topk_count
+from dnnsparse.model import insert_topk, layer_topk_masks, topk_count, topk_mask, topk_sparsify
 from dnnsparse.base.stimulus import Stimulus
 from dnnsparse.errors import InputError, OutputExistsError, UnknownLayerError
 from dnnsparse.model import (finetuned_info, find_classifier, load_finetuned, replace_classifier,
@@ -214,3 +215,61 @@ def test_training_input_errors(colour_stim, tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         train_classifier(tiny_dnn(), colour_stim, out=tmp_path / "g", resume=True,
                          show_progress=False)
+
+
+# ---------------------------------------------------------------- snapshots
+def test_snapshot_runs_per_epoch_before_the_checkpoint_without_changing_training(
+        colour_stim, tmp_path):
+    kwargs = dict(epochs=2, lr=0.05, batch_size=5, topk={"2": 0.5}, seed=3,
+                  show_progress=False)
+    plain = train_classifier(tiny_dnn(), colour_stim, out=tmp_path / "plain", **kwargs)
+    calls = []
+
+    def snapshot(dnn, epoch, folder):
+        ckpt = folder / "checkpoint.pth"
+        on_disk = torch.load(ckpt, weights_only=True)["epoch"] if ckpt.is_file() else None
+        calls.append((epoch, on_disk, dnn.module.training, dict(dnn.topk),
+                      _state(dnn.module)))
+        torch.rand(100)                      # draws from the RNG the training uses
+    snapshot.settings = {"probe": "x"}
+    res = train_classifier(tiny_dnn(), colour_stim, out=tmp_path / "snap", snapshot=snapshot,
+                           **kwargs)
+    assert [(e, d, t) for e, d, t, _, _ in calls] == [(0, None, False), (1, None, False),
+                                                      (2, 1, False)]
+    assert all(topk == {"2": (0.5, "keep")} for _, _, _, topk, _ in calls)
+    assert res.history == plain.history
+    end = torch.load(tmp_path / "snap" / "weights.pth", weights_only=True)
+    assert all(torch.equal(end[k], calls[-1][4][k]) for k in end)
+    assert all(torch.equal(end[k], v) for k, v in
+               torch.load(tmp_path / "plain" / "weights.pth", weights_only=True).items())
+    ckpt = torch.load(tmp_path / "snap" / "checkpoint.pth", weights_only=True)
+    assert ckpt["settings"]["snapshot"] == {"probe": "x"}
+    snapshot.settings = {"probe": "y"}
+    with pytest.raises(InputError, match="snapshot"):
+        train_classifier(tiny_dnn(), colour_stim, out=tmp_path / "snap", resume=True,
+                         snapshot=snapshot, **kwargs)
+
+
+def test_layer_topk_masks_reads_the_output_before_its_own_topk(colour_stim):
+    stim = colour_stim[[0, 9, 17]]
+    dnn = tiny_dnn()
+    x = torch.stack([torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1)
+                     for p in stim.paths]).float().div(255)
+    x = (x - torch.tensor(dnn.mean)[:, None, None]) / torch.tensor(dnn.std)[:, None, None]
+    net = dnn.module
+    with torch.no_grad():
+        conv = net[0](x)
+        relu = net[2](net[1](topk_sparsify(conv, 0.25)))     # Top-K at "0" feeds "2"
+    with insert_topk(dnn, {"0": 0.25, "2": 0.1}):
+        masks, images = layer_topk_masks(dnn, stim, {"0": 0.25, "2": 0.3}, batch_size=2,
+                                         return_images=True)
+    np.testing.assert_array_equal(masks["0"], topk_mask(conv, 0.25).numpy())
+    np.testing.assert_array_equal(masks["2"], topk_mask(relu, 0.3).numpy())
+    assert masks["2"].shape == (3, 6, SIZE, SIZE)
+    assert (masks["0"].sum(axis=(2, 3)) == topk_count(0.25, SIZE * SIZE)).all()
+    assert images.dtype == np.uint8 and images.shape == (3, 3, SIZE, SIZE)
+    np.testing.assert_array_equal(images[1], np.array(Image.open(stim.paths[1])).transpose(2, 0, 1))
+    with pytest.raises(InputError, match=r"\(n, C, H, W\)"):
+        layer_topk_masks(dnn, stim, {"5": 0.5})
+    with pytest.raises(UnknownLayerError):
+        layer_topk_masks(dnn, stim, {"conv9": 0.5})
