@@ -15,6 +15,8 @@ through a Top-K, non-Top-K, identity or random mask), on the one image optimiser
 - :func:`reconstruction_objective` -- ``images -> (n,)``: ``||X(I) - M X(T)||^2 / ||M X(T)||^2``
   (the paper's §3.3 objective: the whole activation of the image is driven towards
   the masked target).
+- :class:`StyleObjective` -- Gatys et al.'s style transfer: a content loss at one
+  layer plus weighted Gram losses of a style image (``db_synth stylise``).
 - :func:`synthesize` -- the run (seeded noise → :func:`optimize`) for either objective.
 """
 import logging
@@ -31,7 +33,7 @@ from ._optimize import (OPTIMIZE_METHODS, PARAMETERISATIONS, frozen_parameters,
 from ._optstim import check_image_size, network_input
 from ._topk import topk_count, topk_mask
 
-__all__ = ["RECONSTRUCTION_MASKS", "SynthRun", "check_synth_options", "gram_matrix",
+__all__ = ["RECONSTRUCTION_MASKS", "StyleObjective", "SynthRun", "check_synth_options", "gram_matrix",
            "layer_features", "reconstruction_mask", "reconstruction_objective", "synthesize",
            "texture_objective"]
 
@@ -77,6 +79,23 @@ def layer_features(dnn, images, layers):
     return captured
 
 
+def _gram_targets(dnn, layers, source, what="source"):
+    """``({layer: Gram of source}, {layer: ||Gram||_F^2})``, refusing all-zero layers."""
+    with torch.no_grad():
+        targets = {l: gram_matrix(v) for l, v in layer_features(dnn, source, layers).items()}
+    norms = {l: float(g.double().square().sum()) for l, g in targets.items()}
+    empty = [l for l, v in norms.items() if not v > 0]
+    if empty:
+        raise InputError(f"the {what}'s activations at {', '.join(empty)} are all zero "
+                         f"(after Top-K): nothing to match; choose other layers.")
+    return targets, norms
+
+
+def _gram_loss(feats, targets, norms):
+    return sum((gram_matrix(feats[l]) - targets[l]).square().sum(dim=(1, 2)) / norms[l]
+               for l in targets)
+
+
 def texture_objective(dnn, layers, source):
     """The Gram loss ``images (n, 3, H, W) -> (n,)`` against ``source`` ``(1, 3, H', W')``.
 
@@ -89,19 +108,61 @@ def texture_objective(dnn, layers, source):
     InputError
         When a layer's Gram matrix of the source is all zero (nothing to match).
     """
-    with torch.no_grad():
-        targets = {l: gram_matrix(v) for l, v in layer_features(dnn, source, layers).items()}
-    norms = {l: float(g.double().square().sum()) for l, g in targets.items()}
-    empty = [l for l, v in norms.items() if not v > 0]
-    if empty:
-        raise InputError(f"the source's activations at {', '.join(empty)} are all zero "
-                         f"(after Top-K): nothing to match; choose other layers.")
+    targets, norms = _gram_targets(dnn, layers, source)
 
     def objective(images):
-        feats = layer_features(dnn, images, layers)
-        return sum((gram_matrix(feats[l]) - targets[l]).square().sum(dim=(1, 2)) / norms[l]
-                   for l in targets)
+        return _gram_loss(layer_features(dnn, images, layers), targets, norms)
     return objective
+
+
+class StyleObjective:
+    """Gatys et al.'s (2016) style-transfer loss, ``images (n, 3, H, W) -> (n,)``.
+
+    ``loss = content + style_weight * style`` with ``content = ||X_c(I) - X_c(C)||^2 /
+    ||X_c(C)||^2`` at ``content_layer`` and ``style`` the Gram loss of
+    :func:`texture_objective` against the style image at ``style_layers``; one
+    forward pass computes both.
+
+    Parameters
+    ----------
+    dnn : DNN
+    content, style : tensor of shape (1, 3, H, W) in [0, 1]
+        The style image may have another size.
+    content_layer : str
+    style_layers : list of str
+    style_weight : float, default=1.0
+
+    Examples
+    --------
+    >>> obj = StyleObjective(dnn, content=c, style=s, content_layer="conv4_relu",
+    ...                      style_layers=["conv1_relu", "conv2_relu"])  # doctest: +SKIP
+    >>> content_loss, style_loss = obj.parts(images)                       # doctest: +SKIP
+    """
+
+    def __init__(self, dnn, *, content, style, content_layer, style_layers, style_weight=1.0):
+        check_scalar(style_weight, name="-style-weight", min_val=0)
+        if not np.isfinite(style_weight):
+            raise InputError(f"-style-weight {style_weight}: give a finite number.")
+        self.dnn, self.style_weight = dnn, float(style_weight)
+        self.content_layer, self.style_layers = content_layer, list(style_layers)
+        self.layers = list(dict.fromkeys([content_layer, *self.style_layers]))
+        self.targets, self.norms = _gram_targets(dnn, self.style_layers, style, "style image")
+        with torch.no_grad():
+            self.content = layer_features(dnn, content, [content_layer])[content_layer]
+        self.content_norm = float(self.content.double().square().sum())
+        if not self.content_norm > 0:
+            raise InputError(f"the content image's activations at {content_layer} are all "
+                             f"zero: nothing to keep; choose another -content-layer.")
+
+    def parts(self, images):
+        """``(content loss (n,), style loss (n,))``."""
+        feats = layer_features(self.dnn, images, self.layers)
+        content = (feats[self.content_layer] - self.content).square().sum(dim=(1, 2, 3))
+        return content / self.content_norm, _gram_loss(feats, self.targets, self.norms)
+
+    def __call__(self, images):
+        content, style = self.parts(images)
+        return content + self.style_weight * style
 
 
 def _topk_positions(x, fraction):
@@ -220,8 +281,9 @@ def check_synth_options(*, steps, lr, method, param, seed, noise_sd):
 
 
 def synthesize(dnn, objective, *, size, steps=100, lr=1.0, method="lbfgs", param="pixel",
-               noise_sd=1.0, seed=0, device="cpu", show_progress=True, desc="synthesising"):
-    """Minimise ``objective`` from seeded noise; return :class:`SynthRun`.
+               noise_sd=1.0, seed=0, init=None, device="cpu", show_progress=True,
+               desc="synthesising"):
+    """Minimise ``objective`` from seeded noise (or ``init``); return :class:`SynthRun`.
 
     Parameters
     ----------
@@ -237,6 +299,8 @@ def synthesize(dnn, objective, *, size, steps=100, lr=1.0, method="lbfgs", param
     noise_sd : float, default=1.0
         Start noise in raw (pre-sigmoid) space, seeded by ``seed``.
     seed : int, default=0
+    init : tensor of shape (1, 3, H, W) in [0, 1], optional
+        Start image instead of noise (e.g. the content image of a style transfer).
 
     Examples
     --------
@@ -248,8 +312,13 @@ def synthesize(dnn, objective, *, size, steps=100, lr=1.0, method="lbfgs", param
     size = check_image_size(size)
     device = torch.device(device)
     dnn.to(device)
-    p = make_image_param(param, n=1, size=size, sd=float(noise_sd), device=device,
-                         generator=torch.Generator().manual_seed(int(seed)))
+    if init is None:
+        p = make_image_param(param, n=1, size=size, sd=float(noise_sd), device=device,
+                             generator=torch.Generator().manual_seed(int(seed)))
+    else:
+        if tuple(init.shape[2:]) != size:
+            raise InputError(f"start image of size {tuple(init.shape[2:])}; expected {size}.")
+        p = make_image_param(param, init=init, device=device)
     with frozen_parameters(dnn.module):
         with torch.no_grad():
             initial = float(objective(p())[0])
@@ -260,7 +329,8 @@ def synthesize(dnn, objective, *, size, steps=100, lr=1.0, method="lbfgs", param
             final = float(objective((saved.float() / 255).to(device))[0])
     params = {"net": dnn.name, "weights": dnn.weights, "weights_sha256": dnn.weights_sha256,
               "lesion": "; ".join(dnn.lesions), **dnn.topk_attrs(), "size": list(size),
-              "init": "noise", "param": param, "noise_sd": float(noise_sd),
+              "init": "noise" if init is None else "image", "param": param,
+              "noise_sd": float(noise_sd),
               "steps": int(steps), "lr": float(lr), "optimizer": method, "seed": int(seed),
               "device": str(device), "torch": torch.__version__}
     return SynthRun(saved[0].permute(1, 2, 0).numpy(), result.objective[:, 0], initial,

@@ -5,23 +5,33 @@
   (``keep``: Gram matrices of the Top-K positions; ``inverse``: of the rest).
 - :func:`reconstruct_image` -- an image whose activations at one layer match a masked
   target activation (:func:`dnnsparse.model.reconstruction_mask`).
+- :func:`stylise_pairs`, :func:`stylise_stimuli` -- stylised copies of a stimulus
+  table (the Top-K paper's Fig. 6): every content row with a style row, by Gatys et
+  al.'s optimisation (:class:`dnnsparse.model.StyleObjective`) or AdaIN
+  (:class:`dnnsparse.model.AdaIN`), written as a new image stimulus table.
 - :func:`write_synth_outputs` -- ``<stem>.png`` (the parameters in its PNG text chunk
   ``dnnsparse``), ``<stem>.json`` (the same, sidecar), ``<stem>_loss.csv`` (loss per
   step) and, with figures, ``<stem>_loss.png``.
 """
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
 
+from ..base import Stimulus
+from ..errors import InputError
 from ..io import atomic_output_dir
 from ..io.table import write_table
-from ..model import (check_image_size, layer_features, reconstruction_mask,
+from ..model import (StyleObjective, check_image_size, layer_features, reconstruction_mask,
                      reconstruction_objective, synthesize, texture_objective)
+from ..utils.progress import progress
 from ..viz import plot_activation_curve
 from ._optstim import _write_json, _write_png, load_init_image
+from ._topstim import run_provenance
 
-__all__ = ["reconstruct_image", "synthesize_texture", "write_synth_outputs"]
+__all__ = ["PAIRINGS", "reconstruct_image", "stylise_pairs", "stylise_stimuli",
+           "synthesize_texture", "write_synth_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -136,3 +146,214 @@ def write_synth_outputs(run, out_dir, *, stem, figures=True, force=False):
                 references={"saved image": run.final},
                 title=f"{run.params.get('net', '')} {what}: loss per step", force=True))
     return [Path(out_dir) / Path(p).relative_to(tmp) for p in written]
+
+
+#: How content rows meet style rows in :func:`stylise_pairs`.
+PAIRINGS = ("cycle", "all", "random")
+
+
+def stylise_pairs(n_content, n_style, pairing="cycle", *, seed=0):
+    """``[(content row, style row), ...]`` of a stylised set.
+
+    ``cycle``: content row ``i`` with style row ``i mod n_style``; ``all``: every
+    content row with every style row (content-major); ``random``: each content row
+    with a style row drawn uniformly with ``seed``.
+
+    Examples
+    --------
+    >>> stylise_pairs(3, 2)
+    [(0, 0), (1, 1), (2, 0)]
+    >>> stylise_pairs(2, 2, "all")
+    [(0, 0), (0, 1), (1, 0), (1, 1)]
+    """
+    if pairing not in PAIRINGS:
+        raise InputError(f"-pairing {pairing!r}: choose {', '.join(PAIRINGS)}.")
+    if n_content < 1 or n_style < 1:
+        raise InputError("stylising needs at least one content and one style stimulus.")
+    if pairing == "cycle":
+        return [(i, i % n_style) for i in range(n_content)]
+    if pairing == "all":
+        return [(i, j) for i in range(n_content) for j in range(n_style)]
+    draws = np.random.default_rng(int(seed)).integers(0, n_style, n_content)
+    return [(i, int(j)) for i, j in enumerate(draws)]
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def _stem(stim_id):
+    return _UNSAFE.sub("_", Path(str(stim_id)).stem)[:40] or "x"
+
+
+def _image_batch(uint8):
+    import torch
+    return torch.from_numpy(np.ascontiguousarray(uint8)).permute(2, 0, 1)[None] \
+        .to(torch.float32) / 255
+
+
+def _to_uint8(images):
+    import torch
+    return torch.round(images[0].detach().cpu().clamp(0, 1) * 255).to(torch.uint8) \
+        .permute(1, 2, 0).numpy()
+
+
+def stylise_stimuli(content, style, out_dir, *, dnn=None, content_layer=None,
+                    style_layers=(), style_weight=1e3, method="gatys", adain=None,
+                    alpha=1.0, pairing="cycle", seed=0, size=224, init="noise",
+                    force=False, show_progress=True, command=None, files=None,
+                    **options):
+    """Stylised copies of the ``content`` stimuli with the ``style`` stimuli's styles.
+
+    Parameters
+    ----------
+    content, style : Stimulus
+        Image tables (:meth:`Stimulus.check_files` is called first).
+    out_dir : path
+        Written as a whole (:func:`~dnnsparse.io.atomic_output_dir`):
+        ``images/NNNNN_<content>_<style>.png``; ``stylised.stim.csv`` (``path=images``,
+        the content rows' columns plus ``content_stim`` and ``style_stim``);
+        ``stylise_losses.csv`` (per image: start and final content and style losses,
+        measured in ``dnn``; NaN where not measured) and ``stylise.json``
+        (:func:`run_provenance`).
+    dnn : DNN, optional
+        The network whose features define (``gatys``) or measure (``adain``) the
+        losses; required for ``gatys``.
+    content_layer : str
+    style_layers : list of str
+    style_weight : float, default=1e3
+        Of :class:`dnnsparse.model.StyleObjective`.
+    method : {"gatys", "adain"}
+    adain : AdaIN, optional
+        Required for ``adain`` (:func:`dnnsparse.model.load_adain`).
+    alpha : float in [0, 1], default=1.0
+        AdaIN's style strength.
+    pairing : {"cycle", "all", "random"}
+        :func:`stylise_pairs` (``random`` seeded by ``seed``).
+    seed : int
+        Also the start noise of ``init="noise"``.
+    size : int or (int, int)
+        Every image is squashed to it.
+    init : {"noise", "content"}, default="noise"
+        Start of the optimisation: seeded noise (Gatys et al.) or the content image.
+    **options
+        Of :func:`dnnsparse.model.synthesize` (``steps``, ``lr``, ``method`` is
+        ``optimizer`` here, ``param``, ``noise_sd``, ``device``).
+
+    Returns
+    -------
+    dict
+        ``table`` (Path of the stimulus table), ``losses`` (dict of arrays), ``n``.
+    """
+    import torch
+    if method not in ("gatys", "adain"):
+        raise InputError(f"-method {method!r}: choose gatys or adain.")
+    if method == "gatys" and dnn is None:
+        raise InputError("-method gatys needs a network (-net).")
+    if method == "adain" and adain is None:
+        raise InputError("-method adain needs the AdaIN weights (load_adain).")
+    if init not in ("content", "noise"):
+        raise InputError(f"-init {init!r}: choose content or noise.")
+    size = check_image_size(size)
+    measure = dnn is not None
+    if measure:
+        for layer in [content_layer, *style_layers]:
+            dnn.resolve(layer)
+        if not style_layers:
+            raise InputError("give at least one -style-layers layer.")
+    for table, what in ((content, "-content"), (style, "-style")):
+        if table.type != "image":
+            raise InputError(f"{what} table is of type={table.type}; give an image table.")
+        table.check_files()
+    pairs = stylise_pairs(len(content), len(style), pairing, seed=seed)
+    device = torch.device(options.pop("device", "cpu"))
+    optimizer = options.pop("optimizer", "lbfgs")
+    if dnn is not None:
+        dnn.to(device)
+    if adain is not None:
+        adain.to(device)
+    c_paths, s_paths = content.paths, style.paths
+    cache = {}
+
+    def load(kind, i):
+        key = (kind, i)
+        if key not in cache:
+            path = (c_paths if kind == "c" else s_paths)[i]
+            what = f"{'content' if kind == 'c' else 'style'} image {path.name}"
+            cache[key] = load_init_image(path, size, what=what).to(device)
+        return cache[key]
+
+    cols = {k: [] for k in ("image", "content_stim", "style_stim", "content_start",
+                            "content_final", "style_start", "style_final")}
+    ids, rows = [], []
+    params = {}
+    with atomic_output_dir(out_dir, force=force) as tmp:
+        (tmp / "images").mkdir()
+        with progress(total=len(pairs), desc="stylising", unit="image",
+                      enabled=show_progress) as bar:
+            for n, (ci, si) in enumerate(pairs):
+                c_img, s_img = load("c", ci), load("s", si)
+                obj = (StyleObjective(dnn, content=c_img, style=s_img,
+                                      content_layer=content_layer, style_layers=style_layers,
+                                      style_weight=style_weight) if measure else None)
+                if method == "gatys":
+                    run = synthesize(dnn, obj, size=size, seed=seed, method=optimizer,
+                                     init=c_img if init == "content" else None,
+                                     device=device, show_progress=False, **options)
+                    image, params = run.image, run.params
+                else:
+                    image = _to_uint8(adain.stylise(c_img, s_img, alpha))
+                name = f"{n + 1:05d}_{_stem(content.ids[ci])}_{_stem(style.ids[si])}.png"
+                _write_png(tmp / "images" / name, image,
+                           {"content": str(content.ids[ci]), "style": str(style.ids[si]),
+                            "method": method}, software="dnnsparse db_synth stylise")
+                losses = [np.nan] * 4
+                if measure:
+                    with torch.no_grad():
+                        first = (c_img if init == "content" or method == "adain" else
+                                 _start_noise(size, seed, options, device))
+                        c0, s0 = obj.parts(first) if method == "gatys" else (np.nan, np.nan)
+                        c1, s1 = obj.parts(_image_batch(image).to(device))
+                    losses = [float(c0), float(c1), float(s0), float(s1)]
+                for key, value in zip(("image", "content_stim", "style_stim", "content_start",
+                                       "content_final", "style_start", "style_final"),
+                                      (name, content.ids[ci], style.ids[si], *losses)):
+                    cols[key].append(value)
+                ids.append(name)
+                rows.append(ci)
+                bar.update(1)
+        columns = {k: v[rows] for k, v in content.columns.items()}
+        for extra in ("content_stim", "style_stim"):
+            if extra in columns:
+                raise InputError(f"the -content table already has a column {extra!r}, "
+                                 f"which the stylised table adds; rename it.")
+            columns[extra] = np.asarray(cols[extra], dtype=str)
+        header = dict(content.header)
+        header["stylised"] = f"{method} style from {len(style)} stimuli, pairing {pairing}"
+        Stimulus(ids, root=tmp / "images", type="image", columns=columns,
+                 header=header).save(tmp / "stylised.stim.csv")
+        losses = {k: np.asarray(v, dtype=np.float64) for k, v in cols.items()
+                  if k.endswith(("_start", "_final"))}
+        write_table(tmp / "stylise_losses.csv",
+                    {"image": np.asarray(cols["image"], dtype=str), **losses}, force=True)
+        attrs = {"source": "network", "net": dnn.name if dnn is not None else None,
+                 "weights": dnn.weights if dnn is not None else None}
+        request = dict(method=method, pairing=pairing, seed=int(seed), size=list(size),
+                       content_layer=content_layer, style_layers=list(style_layers),
+                       style_weight=float(style_weight), n_images=len(pairs))
+        if method == "gatys":
+            request.update(init=init, optimisation=params)
+        else:
+            request.update(alpha=float(alpha))
+        _write_json(tmp / "stylise.json",
+                    run_provenance(attrs, command=command, files=files, **request))
+    return {"table": Path(out_dir) / "stylised.stim.csv", "losses": losses, "n": len(pairs)}
+
+
+def _start_noise(size, seed, options, device):
+    """The start image :func:`synthesize` draws for ``seed`` (noise start)."""
+    import torch
+    from ..model import make_image_param
+    p = make_image_param(options.get("param", "pixel"), n=1, size=size,
+                         sd=float(options.get("noise_sd", 1.0)), device=device,
+                         generator=torch.Generator().manual_seed(int(seed)))
+    return p()
