@@ -181,6 +181,65 @@ class Stimulus:
         """The ``label`` column as an int array, or None when there is none."""
         return self.columns.get("label")
 
+    def with_label_column(self, column):
+        """A copy whose categories (``label``) come from another column.
+
+        DNNBrain tables group by ``label``; others (the PSI authors' ImageNet and
+        Caltech-256 tables) by e.g. a ``category`` column of names. Names become the
+        codes 0, 1, ... in sorted order and become the ``condition`` column (the
+        category names of tables and figures); whole numbers (also written as
+        ``3.0``) are used as they are, and a ``condition`` column that does not name
+        them one to one is dropped.
+
+        Parameters
+        ----------
+        column : str
+            A column of the table; ``"label"`` returns the table unchanged.
+
+        Returns
+        -------
+        Stimulus
+            Same stimuli and columns, ``label`` replaced.
+
+        Examples
+        --------
+        >>> stim = Stimulus(["a.png", "b.png", "c.png"],
+        ...                 columns={"category": ["owl", "cat", "owl"]})
+        >>> relabelled = stim.with_label_column("category")
+        >>> relabelled.labels.tolist(), relabelled.columns["condition"].tolist()
+        ([1, 0, 1], ['owl', 'cat', 'owl'])
+        """
+        if column == "label" and "label" in self.columns:
+            return self
+        if column not in self.columns:
+            raise InputError(f"the stimulus table has no column {column!r} for the "
+                             f"categories; its columns: "
+                             f"{', '.join(self.columns) or '(none)'}.")
+        values = self.columns[column]
+        columns = dict(self.columns)
+        if values.dtype.kind in "iu":
+            codes = values.astype(np.int64)
+        elif values.dtype.kind == "f":
+            whole = np.isfinite(values) & (values == np.round(values))
+            if not whole.all():
+                row = int(np.flatnonzero(~whole)[0])
+                raise InputError(f"column {column!r} holds {values[row].item()!r} for stimulus "
+                                 f"{self.ids[row]}; categories need names or whole "
+                                 f"numbers.")
+            codes = values.astype(np.int64)
+        else:
+            names, codes = np.unique(values.astype(str), return_inverse=True)
+            codes = codes.astype(np.int64)
+            columns["condition"] = values.astype(str)
+        if column != "condition" and "condition" in columns and values.dtype.kind in "iuf":
+            # the names must still name the new categories, one name per code
+            pairs = {(int(c), str(n)) for c, n in zip(codes, columns["condition"])}
+            if len(pairs) != len(set(codes.tolist())):
+                del columns["condition"]
+        columns["label"] = codes
+        return type(self)(self.ids, root=self.root, type=self.type, columns=columns,
+                          header=self.header)
+
     @property
     def layout(self):
         """``"files"`` (a file per row) or ``"stream"`` (rows of one file), by type

@@ -138,6 +138,16 @@ def add_stim_arg(parser, *, required=True):
                help="stimulus table (.stim.csv, or a CSV/TSV with a stimID or path column)")
 
 
+def add_label_col_arg(parser):
+    """``-label-col COL``: the stimulus-table column whose values are the categories.
+
+    Apply it with ``Stimulus.load(path).with_label_column(args.label_col)``.
+    """
+    add_option(parser, "label-col", default="label", metavar="COL",
+               help="stimulus-table column holding the categories, names or whole numbers "
+                    "(e.g. 'category' in the PSI authors' tables)")
+
+
 def add_model_args(parser, *, net_required=True):
     g = parser.add_argument_group("network")
     add_option(g, "net", required=net_required, metavar="NAME",

@@ -22,9 +22,9 @@ onsets are stored in the file for db_hrf.
 example: db_act -net alexnet -layer conv5_relu fc2_relu -stim imgs.stim.csv -pool mean -out alexnet.act.h5
 """
 from ..errors import InputError
-from ._common import (add_device_args, add_force_arg, add_lesion_args, add_model_args,
-                      add_option, add_out_arg, add_stim_arg, cli_main, dnn_from_args,
-                      make_parser, manipulate_from_args, parse_device)
+from ._common import (add_device_args, add_force_arg, add_label_col_arg, add_lesion_args,
+                      add_model_args, add_option, add_out_arg, add_stim_arg, cli_main,
+                      dnn_from_args, make_parser, manipulate_from_args, parse_device)
 
 
 def get_parser():
@@ -41,7 +41,8 @@ def get_parser():
     add_option(g, "pool", type=str.lower, choices=["mean", "max", "median", "l1", "l2"],
                help="spatial pooling per channel (l1/l2: element-wise norms)")
     add_option(g, "aggregate", choices=["label"],
-               help="store per-category means of the 'label' column instead of per image")
+               help="store per-category means (categories: -label-col) instead of per image")
+    add_label_col_arg(g)
     add_option(g, "shard", metavar="I/N",
                help="extract only the I-th (1-based) of N contiguous ranges of the stimulus "
                     "table (numpy.array_split); db_merge joins the N files")
@@ -78,6 +79,11 @@ def main(args):
     device = parse_device(args)                 # an unusable -device fails before any work
     check_output_path(args.out, force=args.force)
     stim = Stimulus.load(args.stim)
+    if args.aggregate:
+        stim = stim.with_label_column(args.label_col)
+    elif args.label_col != "label":
+        raise InputError("-label-col names the categories of -aggregate label; give "
+                         "-aggregate label too.")
     attrs = {"stim_file": str(args.stim)}
     if shard:
         stim, more = shard_stimuli(stim, shard)  # its provenance: rows, whole table's hash

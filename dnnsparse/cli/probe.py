@@ -11,7 +11,8 @@ category, n, accuracy) feeds db_psi -accuracy.
 example: db_probe -act alexnet.act.h5 -stim imgs.stim.csv -layer fc2_relu -cv 2 -out acc.csv
 """
 from ..errors import InputError
-from ._common import add_force_arg, add_option, add_out_arg, add_stim_arg, cli_main, make_parser
+from ._common import (add_force_arg, add_label_col_arg, add_option, add_out_arg, add_stim_arg,
+                      cli_main, make_parser)
 
 CLASSIFIERS = ("logistic", "svm")
 
@@ -21,6 +22,7 @@ def get_parser():
     add_option(p, "act", required=True, metavar="FILE", help="activation file (.act.h5), "
                "one row per stimulus")
     add_stim_arg(p)
+    add_label_col_arg(p)
     add_option(p, "layer", required=True, metavar="L", help="layer to decode from")
     g = p.add_argument_group("decoding")
     add_option(g, "model", default="logistic", choices=CLASSIFIERS,
@@ -41,9 +43,7 @@ def main(args):
     from ..io.table import write_table
 
     check_output_path(args.out, force=args.force)
-    stim = Stimulus.load(args.stim)
-    if stim.labels is None:
-        raise InputError(f"{args.stim} has no 'label' column to decode.")
+    stim = Stimulus.load(args.stim).with_label_column(args.label_col)
     with Activation.load(args.act) as act:
         if act.category_labels is not None:
             raise InputError(f"{args.act} holds per-category means (-aggregate label); "
