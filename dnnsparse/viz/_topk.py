@@ -342,7 +342,7 @@ def plot_topk_snapshot(path, images, masks, *, stim_ids=None, fractions=None, n_
     ax.set_title(title or "Top-K masks", fontsize=10)
     ax.set_xlabel("share: fraction of the layer's channels keeping each position (bright = "
                   "many); channel: its Top-K positions in cyan", fontsize=7)
-    return save_figure(fig, path, force=force)
+    return save_figure(fig, path, force=force, dpi=110)   # drawn every epoch
 
 
 def plot_topk_changes(path, table, *, title=None, force=False):
@@ -377,4 +377,4 @@ def plot_topk_changes(path, table, *, title=None, force=False):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, title="layer", title_fontsize=8)
     ax.set_title(title or "Top-K mask change per epoch")
-    return save_figure(fig, path, force=force)
+    return save_figure(fig, path, force=force, dpi=100)
