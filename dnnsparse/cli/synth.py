@@ -36,7 +36,7 @@ repeatable on the CPU.
 
 example: db_synth texture -net vgg16 -source bark.png -layers conv1_relu conv2_relu conv4_relu -topk conv4_relu=0.1 -topk-mode inverse -steps 100 -out tex/
 example: db_synth reconstruct -net alexnet -image cat.png -layer conv3_relu -mask topk -fraction 0.1 -out rec/
-example: db_synth stylise -net efficientnet_lite0 -content test.stim.csv -style paintings.stim.csv -pairing random -seed 1 -content-layer blocks.5 -style-layers blocks.0 blocks.1 blocks.2 blocks.3 -style-weight 1000 -steps 100 -size 224 -out stylised/
+example: db_synth stylise -net efficientnet_lite0 -content test.stim.csv -style paintings.stim.csv -pairing random -seed 1 -content-layer block10 -style-layers stem_relu block2 block4 block7 -style-weight 1000 -steps 100 -size 224 -out stylised/
 example: db_synth stylise -method adain -adain-encoder vgg_normalised.pth -adain-decoder decoder.pth -content test.stim.csv -style paintings.stim.csv -out stylised/
 """
 import argparse

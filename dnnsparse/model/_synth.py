@@ -33,9 +33,9 @@ from ._optimize import (OPTIMIZE_METHODS, PARAMETERISATIONS, frozen_parameters,
 from ._optstim import check_image_size, network_input
 from ._topk import topk_count, topk_mask
 
-__all__ = ["RECONSTRUCTION_MASKS", "StyleObjective", "SynthRun", "check_synth_options", "gram_matrix",
-           "layer_features", "reconstruction_mask", "reconstruction_objective", "synthesize",
-           "texture_objective"]
+__all__ = ["RECONSTRUCTION_MASKS", "StyleObjective", "SynthRun", "check_synth_options",
+           "gram_matrix", "layer_features", "reconstruction_mask", "reconstruction_objective",
+           "synthesize", "texture_objective"]
 
 log = logging.getLogger(__name__)
 
