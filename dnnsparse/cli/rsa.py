@@ -54,8 +54,9 @@ import numpy as np
 from ..errors import InputError
 from ..utils.validation import finite_float
 from ._args import METHODS, add_plot_arg, add_roi_args, add_rsa_args, build_rois
-from ._common import (add_force_arg, add_linalg_device_args, add_option, add_scheduler_arg,
-                      cli_main, make_parser, open_scheduler, output_path, parse_linalg_device)
+from ._common import (add_force_arg, add_label_col_arg, add_linalg_device_args, add_option,
+                      add_scheduler_arg, cli_main, make_parser, open_scheduler, output_path,
+                      parse_linalg_device)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def get_parser():
     add_roi_args(p, title="ROIs (-roi or -bmask; default: all data as one ROI 'all')")
     add_option(p, "stim", metavar="FILE",
                help="stimulus table (needed for -cate; checks that inputs match it)")
+    add_label_col_arg(p)
     g = add_rsa_args(p, methods=METHODS + ("cka",))
     add_option(g, "n-boot", type=int, default=0, metavar="N",
                help="bootstrap samples over stimuli for the CI (0: none)")
@@ -175,7 +177,8 @@ def main(args):
     _check_args(args)
     args.device = parse_linalg_device(args)
     out = check_output_dir(args.out, force=args.force)      # refuse early, before compute
-    stim, act = load_rsa_inputs(args.stim, args.act, layers=args.layer)
+    stim, act = load_rsa_inputs(args.stim, args.act, layers=args.layer,
+                                label_col=args.label_col)
     for column in (args.groups, args.sort_by):
         if column:
             stim[column]                       # InputError names the table's columns

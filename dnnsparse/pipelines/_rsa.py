@@ -30,7 +30,7 @@ _MAP_SUFFIXES = {"volume": (None, None),
 
 
 # -- lining up stimuli, categories, layers and brain samples ----------------------
-def load_rsa_inputs(stim=None, act=None, *, layers=None):
+def load_rsa_inputs(stim=None, act=None, *, layers=None, label_col="label"):
     """Stimulus table and activation (either may be None) from their paths.
 
     Parameters
@@ -39,6 +39,10 @@ def load_rsa_inputs(stim=None, act=None, *, layers=None):
         Stimulus table, ``.act.h5`` file.
     layers : list of str, optional
         Checked against the activation's layers (:class:`UnknownLayerError` names them).
+    label_col : str
+        The table's column of categories (``-label-col``;
+        :meth:`~dnnsparse.base.Stimulus.with_label_column`); ``"label"`` keeps the
+        table as it is, also when it has no label column.
 
     Returns
     -------
@@ -48,6 +52,8 @@ def load_rsa_inputs(stim=None, act=None, *, layers=None):
     from ..base.stimulus import Stimulus
 
     stim = Stimulus.load(stim) if stim else None
+    if stim is not None and label_col != "label":
+        stim = stim.with_label_column(label_col)
     act = Activation.load(act) if act else None
     if act is not None and layers:
         for layer in layers:

@@ -109,3 +109,22 @@ def test_names_become_sorted_codes_and_conditions():
     mixed = Stimulus(["a", "b", "c"], columns={"code": [3.0, 1.0, 3.0],
                                                "condition": ["p", "q", "r"]})
     assert "condition" not in mixed.with_label_column("code").columns
+
+
+def test_rsa_cate_by_a_category_column_equals_the_label_column(run_cli, tables):
+    from dnnsparse.cli import rsa as db_rsa
+    from dnnsparse.io.rdm import read_rdm_file
+
+    status, _, err = run_cli(db_act.main, *_act(tables, "dnnbrain.stim.csv", "a.act.h5",
+                                                "-pool", "mean"))
+    assert status == 0, err
+    rdms = []
+    for table, extra in (("dnnbrain.stim.csv", []),
+                         ("authors.stim.csv", ["-label-col", "category"])):
+        status, _, err = run_cli(db_rsa.main, "-act", tables / "a.act.h5", "-stim",
+                                 tables / table, "-cate", "-out", tables / f"rsa_{table}",
+                                 "-q", "-no-plot", *extra)
+        assert status == 0, err
+        rdms.append(read_rdm_file(tables / f"rsa_{table}" / "dnn.rdm.h5"))
+    assert list(rdms[0][2]["items"]) == list(rdms[1][2]["items"]) == [0, 1, 2]
+    np.testing.assert_array_equal(rdms[0][1]["1"], rdms[1][1]["1"])
