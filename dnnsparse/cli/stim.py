@@ -130,4 +130,4 @@ def _check_readable(stim):
         return
     for path in stim.paths:
         check(path)
-    log.info("%d %s files read.", len(stim), stim.type)
+    log.debug("%d %s files read.", len(stim), stim.type)

@@ -19,6 +19,8 @@ returns their batches (:class:`Rows`): image files, frames of a movie (image
 networks) or clips (clip networks, :mod:`._video`).
 """
 import logging
+import queue
+import threading
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -164,17 +166,85 @@ class _Layout:
 
 
 class _FileSink(ActWriter):
-    """Rows streamed into an ``.act.h5`` file (written atomically, see ActWriter)."""
+    """Rows streamed into an ``.act.h5`` file (written atomically, see ActWriter).
 
-    def __init__(self, path, layout, *, compression, force, batch_rows):
+    The rows are compressed and written by a writer thread while the network runs
+    the next batch (HDF5's filters and h5py's writes release the GIL, as torch does),
+    at most ``_IN_FLIGHT`` batches behind; the same writes in the same order as
+    without it, so the file's values are the same. An error of the writer thread (a
+    full disk) is raised in the caller's thread at its next :meth:`write`, at
+    :meth:`finish` or on leaving the ``with`` block; the file is then removed as
+    after any error. ``background=False`` writes in the caller's thread.
+    """
+
+    _IN_FLIGHT = 2
+    #: Default of ``background`` (benchmarks/video.py times both).
+    BACKGROUND = True
+
+    def __init__(self, path, layout, *, compression, force, batch_rows, background=None):
         super().__init__(path, layout.shapes, layout.n_rows, attrs=layout.attrs,
                          layer_attrs=layout.layer_attrs, stim_ids=layout.row_ids,
                          compression=compression, force=force, dtype=layout.dtype,
                          batch_rows=batch_rows)
         self.layout = layout
+        self._background = self.BACKGROUND if background is None else background
+        self._thread = self._queue = self._error = None
+        self._discard = False
+
+    def __enter__(self):
+        super().__enter__()
+        if self._background:
+            self._queue = queue.Queue(maxsize=self._IN_FLIGHT * max(len(self.shapes), 1))
+            self._thread = threading.Thread(target=self._drain, name="act-writer",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def _drain(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None and not self._discard:
+                try:
+                    ActWriter.write(self, *item)
+                except BaseException as exc:        # raised in the caller's thread
+                    self._error = exc
+
+    def _raise_error(self):
+        if self._error is not None:
+            raise self._error
+
+    def write(self, layer, start, data):
+        if self._thread is None:
+            return super().write(layer, start, data)
+        self._raise_error()
+        self._queue.put((layer, start, data))
+
+    def _stop(self, *, discard=False):
+        """Let the writer thread write (or, with ``discard``, drop) what it holds."""
+        if self._thread is not None:
+            self._discard = discard
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def write_meta(self, name, values):
+        self._stop()
+        self._raise_error()
+        super().write_meta(name, values)
 
     def finish(self):
-        pass
+        self._stop()
+        self._raise_error()
+
+    def __exit__(self, exc_type, exc, tb):
+        self._stop(discard=exc_type is not None)
+        if exc_type is None and self._error is not None:
+            error = self._error
+            super().__exit__(type(error), error, error.__traceback__)
+            raise error
+        return super().__exit__(exc_type, exc, tb)
 
     def result(self):
         """The written file, opened lazily."""

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch.overrides import TorchFunctionMode
 
+from ..errors import InputError
 from ._hooks import LayerCapture, as_4d
 
 __all__ = ["RFGeometry", "theoretical_rf"]
@@ -340,6 +341,10 @@ def theoretical_rf(dnn, layers=None):
     >>> rf["conv13_maxpool"][0].size                                    # doctest: +SKIP
     (212, 212)
     """
+    if getattr(dnn, "clip_len", None):      # VideoDNN: (n, 3, T, H, W) input, 3-D kernels
+        raise InputError(f"{dnn.name} is a clip network (3-D convolutions over time and "
+                         "space); the theoretical receptive field is computed for image "
+                         "networks only.")
     layers = dnn.layers if layers is None else list(layers)
 
     def reduce(output):
