@@ -3,29 +3,38 @@
 Same data and the same tasks (a layer of ``n_units`` float32 units, ``n_stim`` stimuli,
 ``n_vox`` voxels split into ``voxel_batch``-voxel tasks; ridge with inner-CV alphas):
 
-- one process, 1 BLAS thread (the tasks one after another);
-- one process, BLAS threads left at their default (all cores);
+- one process, ``n_jobs=1``: the tasks one after another, 1 BLAS thread (db_encode runs
+  its tasks with 1 BLAS thread so that its tables do not depend on the thread count);
+- one process, ``n_jobs=2``: 2 threads over the tasks, 1 BLAS thread each
+  (``db_encode -n-jobs 2``);
+- one process, the same tasks called directly with 2 BLAS threads (what multithreaded
+  BLAS would give; its tables differ in the last bits, which is why db_encode does not
+  do this);
 - ``local:2``: a LocalCluster of 2 worker processes, 1 thread and 1 BLAS thread each
-  (OMP/MKL/OPENBLAS_NUM_THREADS=1 in the workers, threadpoolctl in every task); the
-  cluster's start-up is timed separately and not counted.
+  (OMP/MKL/OPENBLAS_NUM_THREADS=1 in the workers, threadpoolctl in every task, both
+  printed as the workers report them); the cluster's start-up is timed separately.
 
-Prints wall times, the speed-up of local:2 over each baseline, whether the tables are
-byte-identical, the load average (the machine may be shared), the measured time per
-task and a paper estimate for 100k voxels x 8 layers x 1,000 permutations on 20 SLURM
-nodes from it.
+Prints wall times, the speed-up of local:2 over each baseline (goal >= 1.7x on a
+2-core machine), whether the tables are byte-identical, the load average (the machine
+may be shared), the measured time of one task without and with permutations, and a
+paper estimate for 100k voxels x 8 layers x 1,000 permutations on 20 SLURM nodes.
 
-usage: python benchmarks/scale.py [--quick]
+usage: python benchmarks/scale.py [--quick] [--n-vox N]
+(full: about 8 min on an idle 2-core machine; --quick: about 1 min)
 """
 import argparse
 import os
+import tempfile
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 FULL = dict(n_stim=2000, n_units=256, n_vox=20000, voxel_batch=2500, cv=5, inner_cv=3)
-QUICK = dict(n_stim=300, n_units=64, n_vox=2000, voxel_batch=250, cv=3, inner_cv=3)
+QUICK = dict(n_stim=400, n_units=256, n_vox=2000, voxel_batch=500, cv=5, inner_cv=3)
 ALPHAS = [1.0, 100.0, 10000.0]
+N_PERM_TIMED = 2              # permutations of the one task timed for the estimate
+NODES, CORES = 20, 32         # the paper estimate's SLURM allocation
 
 
 def make_data(n_stim, n_units, n_vox, seed=0):
@@ -36,17 +45,47 @@ def make_data(n_stim, n_units, n_vox, seed=0):
     X = rng.standard_normal((n_stim, n_units)).astype(np.float32)
     W = rng.standard_normal((n_units, n_vox)).astype(np.float32) / np.sqrt(n_units)
     Y = X @ W + rng.standard_normal((n_stim, n_vox)).astype(np.float32)
-    return Activation({"fc": X}), Responses(Y, source="synthetic")
+    return Activation({"fc": X}), Responses(Y, source="synthetic"), X, Y
 
 
-def run(act, resp, cfg, out, engine=None):
+def run(act, resp, cfg, out, engine=None, n_jobs=1):
     from dnnsparse.pipelines import layer_mask, run_encoding
 
     t0 = time.perf_counter()
     res = run_encoding(act, layer_mask(act), resp, out=out, save_models=False,
                        alphas=ALPHAS, cv=cfg["cv"], inner_cv=cfg["inner_cv"], seed=0,
-                       engine=engine, voxel_batch=cfg["voxel_batch"])
+                       engine=engine, n_jobs=n_jobs, voxel_batch=cfg["voxel_batch"])
     return time.perf_counter() - t0, res.scores
+
+
+def run_blas2(X, Y, cfg):
+    """The same tasks, called directly with 2 BLAS threads; r per voxel."""
+    from dnnsparse.algo.encoding import encode
+    from dnnsparse.pipelines._encoding_tasks import voxel_batches
+
+    t0 = time.perf_counter()
+    r = []
+    with threadpool_limits(limits=2, user_api="blas"):
+        for a, b in voxel_batches(Y.shape[1], cfg["voxel_batch"]):
+            r.append(encode(X, np.asfortranarray(Y[:, a:b]), alphas=ALPHAS, cv=cfg["cv"],
+                            inner_cv=cfg["inner_cv"], seed=0).r)
+    return time.perf_counter() - t0, np.concatenate(r)
+
+
+def time_one_task(X, Y, cfg, n_perm, repeats=2):
+    """Seconds of one voxel batch's task with 1 BLAS thread (as on a worker); the best
+    of ``repeats`` runs (the least disturbed by other processes)."""
+    from dnnsparse.algo.encoding import encode
+
+    y = np.asfortranarray(Y[:, :cfg["voxel_batch"]])
+    best = np.inf
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            encode(X, y, alphas=ALPHAS, cv=cfg["cv"], inner_cv=cfg["inner_cv"], seed=0,
+                   n_perm=n_perm)
+            best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def same(a, b):
@@ -54,46 +93,81 @@ def same(a, b):
                                           for k in a)
 
 
-def main():
-    import tempfile
+def _blas_threads():
+    """BLAS libraries and their thread counts, as seen by the caller (a worker's task)."""
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                          "MKL_NUM_THREADS")}
+    libs = {os.path.basename(i["filepath"]).split("-")[0]: i["num_threads"]
+            for i in threadpool_info() if i["user_api"] == "blas"}
+    return env, libs
 
+
+def load():
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main():
     from dnnsparse.utils.engine import open_engine
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true")
-    cfg = QUICK if p.parse_args().quick else FULL
-    act, resp = make_data(cfg["n_stim"], cfg["n_units"], cfg["n_vox"])
+    p.add_argument("--quick", action="store_true", help="a small configuration (~1 min)")
+    p.add_argument("--n-vox", type=int, help="voxels (default 20000, quick 2000)")
+    args = p.parse_args()
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.n_vox:
+        cfg["n_vox"] = args.n_vox
+    act, resp, X, Y = make_data(cfg["n_stim"], cfg["n_units"], cfg["n_vox"])
     n_tasks = -(-cfg["n_vox"] // cfg["voxel_batch"])
-    print(f"db_encode: {cfg['n_stim']} stimuli x {cfg['n_units']} units -> {cfg['n_vox']} "
-          f"voxels, ridge ({len(ALPHAS)} alphas, {cfg['inner_cv']}-fold inner CV), "
-          f"{cfg['cv']} outer folds, {n_tasks} tasks of {cfg['voxel_batch']} voxels")
-    print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
+    print(f"db_encode: {cfg['n_stim']} stimuli x {cfg['n_units']} float32 units -> "
+          f"{cfg['n_vox']} voxels, ridge ({len(ALPHAS)} alphas, {cfg['inner_cv']}-fold "
+          f"inner CV), {cfg['cv']} outer folds, {n_tasks} tasks of {cfg['voxel_batch']} "
+          f"voxels")
+    print(f"machine: {os.cpu_count()} cores; load average (1/5/15 min) before: {load()}")
+    print(f"this process's BLAS threads by default: {_blas_threads()[1]}")
     with tempfile.TemporaryDirectory() as out:
-        with threadpool_limits(limits=1):
-            t1, ref = run(act, resp, cfg, out)
-        print(f"one process, 1 BLAS thread:        {t1:8.2f} s")
-        td, ref_d = run(act, resp, cfg, out)
-        print(f"one process, default BLAS threads: {td:8.2f} s")
+        t1, ref = run(act, resp, cfg, out)
+        print(f"one process, n_jobs=1, 1 BLAS thread:         {t1:8.2f} s")
+        tj, ref_j = run(act, resp, cfg, out, n_jobs=2)
+        print(f"one process, n_jobs=2 threads, 1 BLAS thread: {tj:8.2f} s")
+        tb, r_b = run_blas2(X, Y, cfg)
+        print(f"one process, tasks with 2 BLAS threads:       {tb:8.2f} s")
         t0 = time.perf_counter()
         engine = open_engine("local:2")
-        print(f"local:2 start-up (not counted):    {time.perf_counter() - t0:8.2f} s")
+        print(f"local:2 start-up (not counted):               "
+              f"{time.perf_counter() - t0:8.2f} s")
         with engine:
+            env, libs = engine.gather([engine.submit(_blas_threads)])[0]
+            print(f"local:2 worker: 1 thread; environment {env}; BLAS threads inside a "
+                  f"task {libs}")
             t2, got = run(act, resp, cfg, out, engine=engine)
-        print(f"local:2 (2 workers x 1 BLAS thread): {t2:6.2f} s")
-    print(f"speed-up local:2 vs 1 process 1 thread: {t1 / t2:.2f}x; vs default threads: "
-          f"{td / t2:.2f}x (goal >= 1.7x)")
-    print(f"tables byte-identical to one process (1 thread): {same(ref, got)}; "
-          f"default threads: {same(ref_d, got)}")
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
-    per_task = t1 / n_tasks                  # seconds per task on one core
-    per_vox = per_task / cfg["voxel_batch"]
-    # paper estimate: a refit per permutation (the same folds), 8 layers of this size
-    core_s = per_vox * 100_000 * 8 * 1001
-    cores = 20 * 32
-    print(f"per task (1 core): {per_task:.2f} s = {per_vox * 1e3:.3f} ms per voxel; "
-          f"paper estimate for 100k voxels x 8 layers x 1,000 permutations: "
-          f"{core_s / 3600:.0f} core-hours = {core_s / cores / 3600:.1f} h on 20 SLURM "
-          f"nodes x 32 cores (ideal scaling, {cfg['voxel_batch']} voxels per task)")
+        print(f"local:2 (2 workers x 1 BLAS thread):          {t2:8.2f} s")
+    print(f"speed-up of local:2: {t1 / t2:.2f}x vs one process n_jobs=1; {tj / t2:.2f}x vs "
+          f"n_jobs=2; {tb / t2:.2f}x vs 2 BLAS threads (goal >= 1.7x vs one process)")
+    r_ref = np.asarray(ref["r"], dtype=np.float64)
+    print(f"tables byte-identical to one process n_jobs=1: local:2 {same(ref, got)}, "
+          f"n_jobs=2 {same(ref, ref_j)}; 2 BLAS threads: r identical "
+          f"{np.array_equal(r_b.astype(np.float64), r_ref)}, max |dr| "
+          f"{np.abs(r_b - r_ref).max():.2g}")
+    print(f"load average after: {load()}")
+
+    # paper estimate from the time of one task (1 core), without and with permutations
+    t_fit = time_one_task(X, Y, cfg, 0)
+    t_perm = (time_one_task(X, Y, cfg, N_PERM_TIMED) - t_fit) / N_PERM_TIMED
+    vb = cfg["voxel_batch"]
+    tasks = -(-100_000 // vb) * 8
+    core_s = tasks * (t_fit + 1000 * t_perm)
+    print(f"one task of {vb} voxels on 1 core: {t_fit:.2f} s fit + {t_perm:.2f} s per "
+          f"permutation (best of 2 runs with 0 and {N_PERM_TIMED} permutations)")
+    if t_perm <= 0.05 * t_fit:       # a loaded machine: the difference is noise
+        t_perm = t_fit
+        print("  (the per-permutation time was not measurable here: the estimate counts "
+              "a full fit per permutation, an upper bound)")
+    print(f"paper estimate, 100k voxels x 8 layers x 1,000 permutations "
+          f"({cfg['n_stim']} stimuli x {cfg['n_units']} units, {cfg['cv']} folds): "
+          f"{tasks} tasks x ({t_fit:.1f} + 1000 x {t_perm:.2f}) s = "
+          f"{core_s / 3600:.0f} core-hours = {core_s / (NODES * CORES) / 3600:.1f} h on "
+          f"{NODES} SLURM nodes x {CORES} cores (ideal scaling: {tasks} tasks for "
+          f"{NODES * CORES} workers; more, smaller tasks balance better)")
 
 
 if __name__ == "__main__":

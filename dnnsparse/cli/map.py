@@ -22,13 +22,15 @@ Outputs in -out DIR:
 Where ROIs overlap, the later ROI's value is shown on the shared voxels.
 
 example: db_map -act alexnet.act.h5 -stim imgs.stim.csv -nif beta.nii.gz -roi atlas.nii.gz -lut atlas.tsv -merge VTC=V8+FFC -n-perm 1000 -out map/
+         db_map ... -n-perm 10000 -scheduler slurm:cluster.yaml -out map/
 """
 import numpy as np
 
 from ..errors import InputError
 from ..utils.validation import finite_float
 from ._args import add_plot_arg, add_roi_args, add_rsa_args, build_rois
-from ._common import add_force_arg, add_option, cli_main, make_parser, output_path
+from ._common import (add_force_arg, add_option, add_scheduler_arg, cli_main, make_parser,
+                      open_scheduler, output_path)
 
 
 def get_parser():
@@ -57,6 +59,7 @@ def get_parser():
                help="a layer's units for PSI -- " + UNIT_MODES.describe())
     add_option(p, "out", type=output_path, required=True, metavar="DIR", help="output directory")
     add_plot_arg(p)
+    add_scheduler_arg(p, what="ROIs' permutation tests (one task per ROI, all layers)")
     add_force_arg(p)
     return p
 
@@ -69,6 +72,7 @@ def main(args):
     from ..base.brain import BrainData
     from ..io import atomic_output_dir, check_output_dir
     from ..io.table import write_table
+    from ..utils.engine import check_scheduler
 
     if not 0 < args.alpha < 1:
         raise InputError(f"-alpha {args.alpha}: give a level between 0 and 1.")
@@ -76,6 +80,7 @@ def main(args):
         raise InputError(f"-n-perm {args.n_perm}: give 0 (no test) or more permutations.")
     if not args.roi and not args.bmask:
         raise InputError("give the ROIs: -roi ATLAS or -bmask MASK [MASK ...].")
+    check_scheduler(args.scheduler)                        # a bad spec: before any work
     out = check_output_dir(args.out, force=args.force)      # refuse before any work
     stim, act = load_rsa_inputs(args.stim, args.act, layers=args.layer)
     items = Items(stim, args.stim, act, args.act, cate=args.cate)
@@ -93,8 +98,10 @@ def main(args):
                                             brain_group=brain_group, psi_layer=psi_layer,
                                             unit=args.unit, stim_path=args.stim,
                                             show_progress=not args.quiet)
-    result = map_layers(dnn, bdm, method=args.method, n_perm=args.n_perm, seed=args.seed,
-                        psi_layer=psi_layer, psi_roi=psi_roi, show_progress=not args.quiet)
+    with open_scheduler(args) as engine:
+        result = map_layers(dnn, bdm, method=args.method, n_perm=args.n_perm,
+                            seed=args.seed, psi_layer=psi_layer, psi_roi=psi_roi,
+                            show_progress=not args.quiet, engine=engine)
 
     with atomic_output_dir(out, force=args.force) as tmp:     # the folder as a whole
         write_table(tmp / "mapping.csv", result.table(), force=True)

@@ -36,10 +36,12 @@ outputs are written and a warning says so.
 
 example: db_psi -act alexnet.act.h5 -stim imgs.stim.csv -out psi/ -accuracy acc.csv
          db_psi -act norelu.act.h5 -stim imgs.stim.csv -abs -out psi_abs/
+         db_psi -act big.act.h5 -stim imgs.stim.csv -out psi/ -scheduler local:2
 """
 from ..errors import InputError
 from ..utils.validation import finite_float
-from ._common import add_force_arg, add_option, cli_main, make_parser, output_path
+from ._common import (add_force_arg, add_option, add_scheduler_arg, cli_main, make_parser,
+                      open_scheduler, output_path)
 
 
 def get_parser():
@@ -89,6 +91,7 @@ def get_parser():
     add_option(p, "out", required=True, metavar="DIR", type=output_path,
                help="output directory")
     add_option(p, "no-figures", action="store_true", help="write the tables only")
+    add_scheduler_arg(p, what="layers of -act (one task per layer, read by the worker)")
     add_force_arg(p)
     return p
 
@@ -101,6 +104,7 @@ def main(args):
     from ._args import build_rois
     from ..io import check_input_file, check_output_dir
     from ..io.table import read_table
+    from ..utils.engine import check_scheduler
     from ..utils.validation import check_scalar
 
     given = [o for o in ("act", "roi_file", "nif") if getattr(args, o)]
@@ -113,16 +117,18 @@ def main(args):
     check_scalar(args.permutations, name="-permutations", min_val=1)
     if args.accuracy:
         check_input_file(args.accuracy, what="accuracy table")
+    check_scheduler(args.scheduler)                        # a bad spec: before any work
     check_output_dir(args.out, force=args.force)          # refuse early, before computing
+    if args.layer and not args.act:
+        raise InputError("-layer applies to -act; select ROIs with -select.")
     stim, names = load_grouping_stimuli(args.stim)
     if args.act:
-        result = activation_file_sparseness(
-            args.act, stim, stim_path=args.stim, names=names, layers=args.layer,
-            measure=args.measure, unit=args.unit, absolute=args.abs,
-            show_progress=not args.quiet)
+        with open_scheduler(args) as engine:
+            result = activation_file_sparseness(
+                args.act, stim, stim_path=args.stim, names=names, layers=args.layer,
+                measure=args.measure, unit=args.unit, absolute=args.abs,
+                show_progress=not args.quiet, engine=engine)
     else:
-        if args.layer:
-            raise InputError("-layer applies to -act; select ROIs with -select.")
         result = brain_file_sparseness(
             args.roi_file or args.nif, lambda space: build_rois(args, space), stim,
             stim_path=args.stim, names=names, roi_file=bool(args.roi_file),

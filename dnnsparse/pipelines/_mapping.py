@@ -566,8 +566,14 @@ class LayerMapping:
                 "psi_roi": self.psi_roi.tolist()}
 
 
+def _roi_task(brain_rdm, models, method, n_perm, seed):
+    """Score and p of one ROI against every layer (:func:`map_layers`); pure."""
+    return _similarity(brain_rdm, models, method=method, n_perm=n_perm, n_boot=0, ci=0.95,
+                       seed=seed)[:2]
+
+
 def map_layers(dnn, brain, *, method="pearson", n_perm=1000, seed=None, psi_layer=None,
-               psi_roi=None, show_progress=False):
+               psi_roi=None, show_progress=False, engine=None):
     """Which layer each ROI resembles: RSA scores, p, FDR and the best layer.
 
     Parameters
@@ -586,6 +592,11 @@ def map_layers(dnn, brain, *, method="pearson", n_perm=1000, seed=None, psi_laye
     psi_roi : array, shape (n_roi,), optional
         Median PSI of each ROI (:func:`roi_psi`); NaN when not given.
     show_progress : bool, default=False
+    engine : Engine, optional
+        :func:`~dnnsparse.utils.engine.open_engine`: where the ROIs are tested (default
+        here).  One task per ROI scores it against every layer with its permutations;
+        every task gets the same int seed (a Generator gives one draw), so the table
+        is the same on one process and on a cluster.
 
     Returns
     -------
@@ -603,13 +614,20 @@ def map_layers(dnn, brain, *, method="pearson", n_perm=1000, seed=None, psi_laye
     _check_pairs(stacks, brain)
     layers, rois = list(stacks), list(brain)
     models = np.concatenate([stacks[l] for l in layers])         # (n_layers, n_pairs)
+    if isinstance(seed, np.random.Generator):      # one int seed, the same for every ROI
+        seed = int(seed.integers(2 ** 63))
     score = np.empty((len(layers), len(rois)))
     p = np.empty_like(score)
-    for j, roi in enumerate(progress(rois, desc="layer x ROI", unit="roi",
-                                     enabled=show_progress)):
-        score[:, j], p[:, j], _, _ = _similarity(brain[roi], models, method=method,
-                                                 n_perm=n_perm, n_boot=0, ci=0.95,
-                                                 seed=seed)
+    if engine is not None and engine.distributed:
+        shared = engine.put(models)                           # sent once, not per ROI
+        found = engine.gather([engine.submit(_roi_task, brain[roi], shared, method, n_perm,
+                                             seed) for roi in rois])
+    else:
+        found = (_roi_task(brain[roi], models, method, n_perm, seed)
+                 for roi in progress(rois, desc="layer x ROI", unit="roi",
+                                     enabled=show_progress))
+    for j, (roi_score, roi_p) in enumerate(found):
+        score[:, j], p[:, j] = roi_score, roi_p
     nan_l, nan_r = np.full(len(layers), np.nan), np.full(len(rois), np.nan)
     psi_layer = nan_l if psi_layer is None else np.asarray(psi_layer, dtype=np.float64)
     psi_roi = nan_r if psi_roi is None else np.asarray(psi_roi, dtype=np.float64)

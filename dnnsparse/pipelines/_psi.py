@@ -393,9 +393,18 @@ def _layer_values(act, layer, row_labels, unit, absolute, measure, options):
         raise InputError(f"{where}layer {layer!r}: {exc}") from None
 
 
+def _layer_task(path, layer, row_labels, unit, absolute, measure, options):
+    """One layer of :func:`activation_sparseness`, read from the file at ``path`` (a
+    pure task for a Dask worker: it opens the file itself and writes nothing)."""
+    from ..base.activation import Activation
+
+    with Activation.load(path) as act:
+        return _layer_values(act, layer, row_labels, unit, absolute, measure, options)
+
+
 def activation_sparseness(act, labels=None, *, names=None, layers=None, measure="psi",
                           unit="channel", absolute=False, measure_options=None,
-                          show_progress=False):
+                          show_progress=False, engine=None):
     """Sparseness of every category in every layer of an activation.
 
     Parameters
@@ -427,6 +436,11 @@ def activation_sparseness(act, labels=None, *, names=None, layers=None, measure=
     measure_options : dict, optional
     show_progress : bool or str, default=False
         Show a progress bar over the layers; a string is the bar's label.
+    engine : Engine, optional
+        :func:`~dnnsparse.utils.engine.open_engine`: with a Dask cluster every layer is
+        one task that reads its layer from ``act.path`` (the workers must see the
+        file); the values are those of this process (nothing random here).  Default,
+        or an activation held in memory: the layers are read here, one at a time.
 
     Returns
     -------
@@ -467,9 +481,16 @@ def activation_sparseness(act, labels=None, *, names=None, layers=None, measure=
     names = names or {}
     values, n_units, n_dead, ids = [], [], [], []
     desc = show_progress if isinstance(show_progress, str) else f"{measure} per layer"
-    for layer in progress(layers, desc=desc, unit="layer", enabled=bool(show_progress)):
-        v, n, d = _layer_values(act, layer, row_labels, unit, absolute, measure,
-                                measure_options)
+    if engine is not None and engine.distributed and act.path is not None:
+        found = engine.gather([engine.submit(_layer_task, str(act.path), layer, row_labels,
+                                             unit, absolute, measure, measure_options)
+                               for layer in layers])
+    else:
+        found = (_layer_values(act, layer, row_labels, unit, absolute, measure,
+                               measure_options)
+                 for layer in progress(layers, desc=desc, unit="layer",
+                                       enabled=bool(show_progress)))
+    for layer, (v, n, d) in zip(layers, found):
         values.append(v)
         n_units.append(n)
         n_dead.append(d)

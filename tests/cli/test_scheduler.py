@@ -1,6 +1,7 @@
 """-scheduler on a real dask.distributed.LocalCluster (2 worker processes): the tables of
-db_encode (and db_rsa, db_topk) are byte-identical to one process, a SIGKILLed worker's
-tasks are re-run, and bad -scheduler values are one line, exit 2."""
+db_encode (and db_rsa, db_topk, db_decode, db_psi, db_map) are byte-identical to one
+process, a SIGKILLed worker's tasks are re-run, and bad -scheduler values are one line,
+exit 2."""
 import os
 import signal
 import subprocess
@@ -76,17 +77,28 @@ def test_db_encode_tables_byte_identical_on_local_cluster(cluster, data, tmp_pat
             assert np.array_equal(a[k], b[k])
 
 
-def test_without_scheduler_dask_is_not_imported(data, tmp_path):
+def test_without_scheduler_dask_is_not_imported(data, brain_files, tmp_path):
+    """db_encode, db_psi and db_map without -scheduler (one subprocess: imports are slow)."""
+    d = brain_files
     code = ("import sys; from dnnsparse.cli.encode import main; "
+            "from dnnsparse.cli.psi import main as psi; "
+            "from dnnsparse.cli.map import main as map_; "
             f"rc = main(['-act', '{data / 'a.act.h5'}', '-layer', 'fc', '-resp', "
             f"'{data / 'resp.csv'}', '-no-plot', '-q', '-out', '{tmp_path / 'o'}']); "
             "assert rc == 0; "
+            f"assert psi(['-act', '{d / 'a.act.h5'}', '-stim', '{d / 's.stim.csv'}', "
+            f"'-no-figures', '-q', '-out', '{tmp_path / 'p'}']) == 0; "
+            f"assert map_(['-act', '{d / 'a.act.h5'}', '-stim', '{d / 's.stim.csv'}', "
+            f"'-nif', '{d / 'bold.nii.gz'}', '-roi', '{d / 'atlas.nii.gz'}', '-lut', "
+            f"'{d / 'lut.csv'}', '-n-perm', '5', '-no-plot', '-q', '-out', "
+            f"'{tmp_path / 'm'}']) == 0; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('dask', 'distributed', 'dask_jobqueue')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "p" / "psi.csv").is_file() and (tmp_path / "m" / "mapping.csv").is_file()
 
 
 @pytest.mark.parametrize("spec, words", [
@@ -221,3 +233,111 @@ def test_db_decode_tables_byte_identical_on_local_cluster(cluster, data, tmp_pat
         return {p.name: p.read_bytes() for p in sorted((tmp_path / out).iterdir())}
 
     assert run("one") == run("two", "-scheduler", cluster.scheduler.address)
+
+
+@pytest.fixture(scope="module")
+def brain_files(tmp_path_factory):
+    """A 3-layer activation file, a labelled stimulus table, a NIfTI series and an atlas
+    of 3 ROIs (db_psi, db_map)."""
+    import nibabel as nib
+    from dnnsparse.base.stimulus import Stimulus
+
+    d = tmp_path_factory.mktemp("brain")
+    rng = np.random.default_rng(7)
+    n, shape = 16, (4, 4, 3)
+    labels = np.tile([1, 2, 3, 4], 4)
+    ids = [f"c{lab}/{i}.png" for i, lab in enumerate(labels)]
+    Activation({"conv1": rng.gamma(2.0, size=(n, 4, 3, 3)).astype(np.float32),
+                "conv2": rng.gamma(1.0, size=(n, 6, 2, 2)).astype(np.float32),
+                "fc": np.abs(rng.standard_normal((n, 9))).astype(np.float32)},
+               stim_ids=ids).save(d / "a.act.h5")
+    Stimulus(ids, columns={"label": labels}).save(d / "s.stim.csv")
+    nib.save(nib.Nifti1Image(rng.integers(0, 4, shape).astype(np.int16), np.eye(4)),
+             str(d / "atlas.nii.gz"))
+    (d / "lut.csv").write_text("label,name\n1,V1\n2,FFA\n3,PPA\n")
+    nib.save(nib.Nifti1Image(rng.standard_normal(shape + (n,)).astype(np.float32),
+                             np.eye(4)), str(d / "bold.nii.gz"))
+    return d
+
+
+def _psi(d, out, *extra):
+    from dnnsparse.cli.psi import main as psi_main
+
+    args = ["-act", d / "a.act.h5", "-stim", d / "s.stim.csv", "-permutations", "50",
+            "-no-figures", "-q", "-out", out, *extra]
+    assert psi_main([str(a) for a in args]) == 0
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix == ".csv"}
+
+
+def _map(d, out, *extra):
+    from dnnsparse.cli.map import main as map_main
+
+    args = ["-act", d / "a.act.h5", "-stim", d / "s.stim.csv", "-nif", d / "bold.nii.gz",
+            "-roi", d / "atlas.nii.gz", "-lut", d / "lut.csv", "-n-perm", "40", "-seed",
+            "2", "-no-plot", "-q", "-out", out, *extra]
+    assert map_main([str(a) for a in args]) == 0
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix == ".csv"}
+
+
+def test_db_psi_tables_byte_identical_on_local_cluster(cluster, brain_files, tmp_path):
+    from dnnsparse.io.table import read_table
+
+    one = _psi(brain_files, tmp_path / "one")
+    two = _psi(brain_files, tmp_path / "two", "-scheduler", cluster.scheduler.address)
+    assert sorted(one) == ["psi.csv", "summary.csv", "trend.csv"]
+    assert one == two
+    summary = read_table(tmp_path / "two" / "summary.csv")
+    assert list(summary["layer"]) == ["conv1", "conv2", "fc"]
+
+
+def test_db_psi_layers_run_on_the_workers(cluster, brain_files, monkeypatch):
+    """Each layer is a task that a worker process runs (it reads the file itself)."""
+    from dnnsparse.pipelines import activation_file_sparseness, load_grouping_stimuli
+    from dnnsparse.utils.engine import Engine
+
+    ran = []
+
+    class Recording(Engine):
+        def submit(self, func, *args):
+            ran.append((func.__name__, args[1]))
+            return super().submit(func, *args)
+
+    stim, names = load_grouping_stimuli(brain_files / "s.stim.csv")
+    here = activation_file_sparseness(brain_files / "a.act.h5", stim, names=names)
+    from dask.distributed import get_task_stream
+
+    with get_task_stream(client=cluster) as stream:
+        there = activation_file_sparseness(brain_files / "a.act.h5", stim, names=names,
+                                           engine=Recording(client=cluster))
+    workers = set(cluster.scheduler_info()["workers"])
+    assert len(stream.data) == 3 and {t["worker"] for t in stream.data} <= workers
+    assert ran == [("_layer_task", "conv1"), ("_layer_task", "conv2"), ("_layer_task", "fc")]
+    for a, b in zip(here.values, there.values):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_db_map_tables_byte_identical_on_local_cluster(cluster, brain_files, tmp_path):
+    from dnnsparse.io.table import read_table
+
+    one = _map(brain_files, tmp_path / "one")
+    two = _map(brain_files, tmp_path / "two", "-scheduler", cluster.scheduler.address)
+    assert sorted(one) == ["best_layer.csv", "mapping.csv"]
+    assert one == two
+    table = read_table(tmp_path / "two" / "mapping.csv")
+    p = np.asarray(table["p"], float)
+    assert len(p) == 9 and np.all((p > 0) & (p <= 1))          # 3 layers x 3 ROIs, tested
+
+
+@pytest.mark.parametrize("command", ["psi", "map"])
+def test_db_psi_db_map_bad_scheduler_one_line_exit_2(brain_files, tmp_path, cli_error,
+                                                    command):
+    import importlib
+
+    main = importlib.import_module(f"dnnsparse.cli.{command}").main
+    d, out = brain_files, tmp_path / "o"
+    args = {"psi": ["-act", d / "a.act.h5", "-stim", d / "s.stim.csv"],
+            "map": ["-act", d / "a.act.h5", "-stim", d / "s.stim.csv", "-nif",
+                    d / "bold.nii.gz", "-roi", d / "atlas.nii.gz", "-lut", d / "lut.csv"]}
+    message = cli_error(main, *args[command], "-scheduler", "local:0", "-out", out)
+    assert "local:N with N >= 1" in message
+    assert not out.exists()
