@@ -36,7 +36,7 @@ repeatable on the CPU.
 
 example: db_synth texture -net vgg16 -source bark.png -layers conv1_relu conv2_relu conv4_relu -topk conv4_relu=0.1 -topk-mode inverse -steps 100 -out tex/
 example: db_synth reconstruct -net alexnet -image cat.png -layer conv3_relu -mask topk -fraction 0.1 -out rec/
-example: db_synth stylise -net efficientnet_lite0 -content test.stim.csv -style paintings.stim.csv -pairing random -seed 1 -content-layer block10 -style-layers stem_relu block2 block4 block7 -style-weight 1000 -steps 100 -size 224 -out stylised/
+example: db_synth stylise -net efficientnet_lite0 -content test.stim.csv -style paintings.stim.csv -pairing random -seed 1 -content-layer block10 -style-layers stem_relu block2 block4 block7 -style-weight 1 -steps 100 -size 224 -out stylised/
 example: db_synth stylise -method adain -adain-encoder vgg_normalised.pth -adain-decoder decoder.pth -content test.stim.csv -style paintings.stim.csv -out stylised/
 """
 import argparse
@@ -128,7 +128,7 @@ def get_parser():
     add_option(sty, "content-layer", metavar="LAYER", help="layer of the content loss (gatys)")
     add_option(sty, "style-layers", nargs="+", default=[], metavar="LAYER",
                help="layers whose Gram matrices give the style loss (gatys)")
-    add_option(sty, "style-weight", type=finite_float, default=1000.0, metavar="W",
+    add_option(sty, "style-weight", type=finite_float, default=1.0, metavar="W",
                help="weight of the style loss against the content loss")
     add_option(sty, "init", default="noise", choices=["noise", "content"],
                help="start of the optimisation (gatys)")

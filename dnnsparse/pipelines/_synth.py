@@ -198,7 +198,7 @@ def _to_uint8(images):
 
 
 def stylise_stimuli(content, style, out_dir, *, dnn=None, content_layer=None,
-                    style_layers=(), style_weight=1e3, method="gatys", adain=None,
+                    style_layers=(), style_weight=1.0, method="gatys", adain=None,
                     alpha=1.0, pairing="cycle", seed=0, size=224, init="noise",
                     force=False, show_progress=True, command=None, files=None,
                     **options):
@@ -220,7 +220,7 @@ def stylise_stimuli(content, style, out_dir, *, dnn=None, content_layer=None,
         losses; required for ``gatys``.
     content_layer : str
     style_layers : list of str
-    style_weight : float, default=1e3
+    style_weight : float, default=1.0
         Of :class:`dnnsparse.model.StyleObjective`.
     method : {"gatys", "adain"}
     adain : AdaIN, optional
