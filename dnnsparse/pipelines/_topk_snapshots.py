@@ -23,7 +23,6 @@ it redoes (the same values: training is repeatable) and keeps the earlier ones.
 """
 import json
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +33,8 @@ from ..io import atomic_output, open_h5
 from ..io.table import write_table
 from ..model import layer_topk_masks
 from ..utils.validation import check_scalar
-from ._merge import stimulus_digest
 from ..viz import plot_topk_changes, plot_topk_snapshot
+from ._merge import stimulus_digest
 
 __all__ = ["SNAPSHOT_DIR", "TopKSnapshots", "read_topk_snapshot", "snapshot_spec",
            "write_topk_snapshot"]
@@ -45,7 +44,6 @@ log = logging.getLogger(__name__)
 #: Folder of the snapshots inside a ``db_train`` output folder.
 SNAPSHOT_DIR = "topk_snapshots"
 _FORMAT = "dnnsparse-topk-snapshot-1"
-_NAME = re.compile(r"^epoch_(\d+)\.topk\.h5$")
 
 
 def snapshot_spec(layers=None, fraction=None, *, topk=None):
