@@ -73,6 +73,7 @@ SEED = 0          # seeds the random views, the cross-validation folds and the l
 SIZE = 112        # pixels; the network was trained at 224 (smaller is faster)
 VIEWS = 6         # random views of each photograph
 
+# sphinx_gallery_thumbnail_number = 6
 workdir = tempfile.TemporaryDirectory()
 out = Path(workdir.name)
 

@@ -85,6 +85,7 @@ from dnnsparse.pipelines import stimulus_scores, topk_sweep
 SEED = 0                 # seeds the drawings and the bootstrap of the shape bias
 SIZE = 160               # pixels (the network was trained at 224; smaller is faster)
 
+# sphinx_gallery_thumbnail_number = 2
 workdir = tempfile.TemporaryDirectory()
 out = Path(workdir.name)
 
