@@ -271,12 +271,19 @@ def stylise_stimuli(content, style, out_dir, *, dnn=None, content_layer=None,
         dnn.to(device)
     if adain is not None:
         adain.to(device)
+    for extra in ("content_stim", "style_stim"):
+        if extra in content.columns:
+            raise InputError(f"the -content table already has a column {extra!r}, which "
+                             f"the stylised table adds; rename it.")
     c_paths, s_paths = content.paths, style.paths
-    cache = {}
+    cache = {}      # the style images (they repeat) and the last content image
 
     def load(kind, i):
         key = (kind, i)
         if key not in cache:
+            if kind == "c":
+                for k in [k for k in cache if k[0] == "c"]:
+                    del cache[k]
             path = (c_paths if kind == "c" else s_paths)[i]
             what = f"{'content' if kind == 'c' else 'style'} image {path.name}"
             cache[key] = load_init_image(path, size, what=what).to(device)
@@ -323,9 +330,6 @@ def stylise_stimuli(content, style, out_dir, *, dnn=None, content_layer=None,
                 bar.update(1)
         columns = {k: v[rows] for k, v in content.columns.items()}
         for extra in ("content_stim", "style_stim"):
-            if extra in columns:
-                raise InputError(f"the -content table already has a column {extra!r}, "
-                                 f"which the stylised table adds; rename it.")
             columns[extra] = np.asarray(cols[extra], dtype=str)
         header = dict(content.header)
         header["stylised"] = f"{method} style from {len(style)} stimuli, pairing {pairing}"

@@ -214,3 +214,12 @@ def test_missing_tables_and_images(cli_error, tables, tmp_path):
 def test_help_has_a_stylise_example(run_cli):
     status, out, _ = run_cli(db_synth.main, "stylise", "--help")
     assert status == 0 and "example: db_synth stylise" in out and "-adain-encoder" in out
+
+
+def test_content_table_with_a_clashing_column(cli_error, tables, tmp_path):
+    net, _, style = tables
+    content = tmp_path / "clash.stim.csv"
+    content.write_text("type=image\npath=img\ndata=stimID,style_stim\nc0.png,x\n")
+    out = tmp_path / "bad"
+    assert "style_stim" in cli_error(db_synth.main, *_gatys(net, content, style, out))
+    assert not out.exists()
