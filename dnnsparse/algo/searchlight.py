@@ -441,6 +441,14 @@ def _chunk_scores(shared, chunk):
     return scores, counts
 
 
+def _chunk_scores_one_thread(shared, chunk):
+    """:func:`_chunk_scores` with one BLAS thread (a joblib worker process)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _chunk_scores(shared, chunk)
+
+
 def searchlight_scores(data, searchlight, models, *, metric="correlation",
                        method="pearson", min_features=2, centres=None, chunk_size=None,
                        n_jobs=1, show_progress=False, return_counts=False, engine=None):
@@ -468,7 +476,9 @@ def searchlight_scores(data, searchlight, models, *, metric="correlation",
     chunk_size : int, optional
         Centres per chunk (default: ~16 MiB of patterns and of RDMs per chunk).
     n_jobs : int, default=1
-        Chunks in parallel (threads, :func:`~dnnsparse.utils.parallel.parallel_map`).
+        Chunks in parallel (threads, :func:`~dnnsparse.utils.parallel.parallel_map`);
+        each chunk's products use one BLAS thread, here and on any scheduler, so the
+        scores do not depend on where the chunks ran.
     show_progress : bool, default=False
     return_counts : bool, default=False
         Also return the number of features of each neighbourhood.
@@ -524,14 +534,23 @@ def searchlight_scores(data, searchlight, models, *, metric="correlation",
             results += engine.gather([handle])
             bar.update(len(chunk))
     else:
-        run = functools.partial(_chunk_scores, shared)
-        fan_out = (engine.map if engine is not None and engine.backend is not None
-                   else functools.partial(parallel_map, n_jobs=n_jobs))    # joblib / threads
+        # One BLAS thread per chunk, as on a Dask worker: the same numbers (BLAS threads
+        # split the sums differently), and faster on these small products (threads
+        # over chunks: n_jobs).
+        from threadpoolctl import threadpool_limits
+
+        if engine is not None and engine.backend is not None:        # joblib
+            fan_out = engine.map
+            run = functools.partial(_chunk_scores_one_thread, shared)
+        else:
+            fan_out = functools.partial(parallel_map, n_jobs=n_jobs)
+            run = functools.partial(_chunk_scores, shared)
         batch = max(1, 4 * n_jobs)
-        for b in range(0, len(chunks), batch):
-            part = chunks[b:b + batch]
-            results += fan_out(run, part)
-            bar.update(sum(len(c) for c in part))
+        with threadpool_limits(limits=1, user_api="blas"):
+            for b in range(0, len(chunks), batch):
+                part = chunks[b:b + batch]
+                results += fan_out(run, part)
+                bar.update(sum(len(c) for c in part))
     bar.close()
     scores = (np.concatenate([r[0] for r in results]) if results
               else np.empty((0, len(models))))

@@ -51,7 +51,7 @@ from ._receptive_field import eval_mode
 from ._targets import parse_target, resolve_targets
 
 __all__ = ["ABLATION_MODES", "Ablation", "AblationHandle", "ablate", "parse_ablation",
-           "resolve_ablations", "sweep_batch", "sweep_point",
+           "resolve_ablations", "sweep_batch", "sweep_copies_at_layer", "sweep_point",
            "target_outputs"]
 
 log = logging.getLogger(__name__)
@@ -383,7 +383,8 @@ def sweep_batch(dnn, x, point, n_channels, targets, output_layer, *, max_rows=51
         Copies per forward pass (channels x images).
     state : dict, optional
         Pass the same dict for every batch: it remembers whether copying at the layer
-        works for this network.
+        works for this network (``state["at_layer"]``; set it from
+        :func:`sweep_copies_at_layer` so that the first batch does not decide).
 
     Returns
     -------
@@ -425,6 +426,30 @@ def sweep_batch(dnn, x, point, n_channels, targets, output_layer, *, max_rows=51
             vals[c0:c0 + len(chans), i0:i0 + mi] = tv.view(len(chans), mi, -1)
             outs[c0:c0 + len(chans), i0:i0 + mi] = ov.view(len(chans), mi, -1)
     return before, (vals, outs)
+
+
+def sweep_copies_at_layer(dnn, point, targets, output_layer):
+    """Whether copies of ``point``'s output pass through the rest of ``dnn``.
+
+    One forward pass of 2 blank images with 2 copies each (2 images: a network that
+    adds a tensor from before ``point`` later would broadcast a single image's copies
+    and seem to work). :func:`sweep_batch` takes the answer as ``state["at_layer"]``,
+    so that every batch, wherever it runs, takes the same path (the same numbers).
+
+    Returns
+    -------
+    bool
+    """
+    x = torch.zeros((2, 3) + tuple(dnn.input_size), device=dnn.device)
+    try:
+        with torch.inference_mode(), eval_mode(dnn.module):
+            got = target_outputs(dnn, x, targets, output_layer,
+                                 (point, _copies_hook([0, 0], 2, True)))
+    except RuntimeError as exc:
+        log.info("sweep: copies at %s do not pass through the rest of %s (%s); copying "
+                 "the inputs instead", point, dnn.name, exc)
+        return False
+    return got[1].shape[0] == 4
 
 
 def sweep_point(dnn, layer, mode):

@@ -24,6 +24,7 @@ after); ``"output"``: ``output_change``; a target's name: the absolute change of
 mean. Rank 1 is the largest effect; equal effects keep the channel order.
 """
 import logging
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,7 @@ from ..utils.progress import progress
 from ..utils.validation import check_choice
 from ..algo.shape_bias import CATEGORIES, check_category_names, label_ranks, probabilities_to_16
 from ..model import (ImageDataset, image_batches, ablate, resolve_ablations, resolve_targets,
-                     sweep_batch, sweep_point, target_outputs)
+                     sweep_batch, sweep_copies_at_layer, sweep_point, target_outputs)
 from ._topk_sweep import network_output_layer
 
 __all__ = ["ABLATION_ACCURACY", "AblationResult", "ablation_effects"]
@@ -298,7 +299,8 @@ def _batches_here(dnn, stim, sweep, point, n_chn, plan, mode, targets, output_la
                   kind, batch_size, device, workers, max_rows, per_image):
     """``(indices, summary)`` of each batch, computed in this process."""
     dataset = ImageDataset(stim.paths, dnn.image_transform())
-    state = {}
+    state = {"at_layer": sweep_copies_at_layer(dnn, point, targets, output_layer)
+             if sweep else None}
     for idx, xb, errors in image_batches(dataset, batch_size, workers=workers,
                                          device=device):
         if errors:
@@ -327,18 +329,19 @@ def _sweep_on_engine(engine, dnn, stim, point, n_chn, targets, output_layer, tru
 
     The network is sent to the workers once; each task decodes its batch's images
     (the files must be readable there), runs :func:`sweep_batch` with the forward
-    passes of a run in one process (the same images and channels in each pass, so the
-    same numbers) and sends back the per-image :func:`_summaries`. Results are taken
+    passes of a run in one process (the same images and channels in each pass, and the
+    same way through the network, :func:`sweep_copies_at_layer`: the same numbers) and sends back the per-image :func:`_summaries`. Results are taken
     in batch order, so the sums add up in the same order as in one process.
     """
+    at_layer = sweep_copies_at_layer(dnn, point, targets, output_layer)
     net = engine.put(dnn)
-    paths = [str(p) for p in stim.paths]
+    paths = [os.path.abspath(p) for p in stim.paths]    # workers may run elsewhere
     pending = []
     for start in range(0, len(paths), batch_size):
         idx = np.arange(start, min(start + batch_size, len(paths)))
         pending.append((idx, engine.submit(
             _sweep_task, net, paths[start:idx[-1] + 1], point, n_chn, targets, output_layer,
-            None if kind is None else truth[idx], kind, device, max_rows)))
+            None if kind is None else truth[idx], kind, device, max_rows, at_layer)))
     for idx, handle in pending:
         summary, error = engine.gather([handle])[0]
         if error is not None:
@@ -347,7 +350,7 @@ def _sweep_on_engine(engine, dnn, stim, point, n_chn, targets, output_layer, tru
 
 
 def _sweep_task(dnn, paths, point, n_chn, targets, output_layer, truth, kind, device,
-                max_rows):
+                max_rows, at_layer):
     """One batch of a sweep as a pure task: ``(summary, None)`` or ``(None, (i, msg))``
     for an unreadable image ``i`` of the batch.
 
@@ -367,7 +370,8 @@ def _sweep_task(dnn, paths, point, n_chn, targets, output_layer, truth, kind, de
             x = dnn.normalize(xb.to(device))
             with torch.inference_mode():
                 before, after = sweep_batch(dnn, x, point, n_chn, targets, output_layer,
-                                            max_rows=max_rows, state={})
+                                            max_rows=max_rows,
+                                            state={"at_layer": at_layer})
             return _summaries(before, after, truth, kind), None
     finally:
         torch.set_num_threads(threads)

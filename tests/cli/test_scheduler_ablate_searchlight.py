@@ -4,6 +4,7 @@ tables and maps are byte-identical to the run in one process; without -scheduler
 is not imported; misuse is one line, exit 2, nothing written."""
 import logging
 import os
+import signal
 import subprocess
 import sys
 
@@ -100,6 +101,42 @@ def test_sweep_tables_byte_identical_on_local_cluster(cluster, data, run_cli, tm
     assert len(set(np.round(table["output_change"], 12))) == 4
 
 
+def test_killed_worker_sweep_tasks_are_rerun_identical_table(cluster, data):
+    """SIGKILL the busiest worker before the first result is gathered: its tasks and
+    results are lost, the scheduler re-runs them, the table is the same."""
+    from dnnsparse.model import load_dnn
+    from dnnsparse.pipelines import ablation_effects
+    from dnnsparse.utils.engine import Engine
+
+    killed = {}
+
+    class KillOnce(Engine):
+        def gather(self, handles):
+            if not killed:
+                pids = self.client.run(os.getpid)
+                held, busy = self.client.has_what(), self.client.processing()
+                victim = max(pids, key=lambda w: len(held.get(w, ())) + len(busy.get(w, ())))
+                killed["keys"] = len(held.get(victim, ())) + len(busy.get(victim, ()))
+                os.kill(pids[victim], signal.SIGKILL)
+                killed["pid"] = pids[victim]
+            return super().gather(handles)
+
+    def run(engine):
+        dnn = load_dnn(f"{data / 'net.py'}:net", weights="random")
+        return ablation_effects(dnn, Stimulus.load(data / "images.stim.csv"),
+                                sweep="body.0", mode="hook", targets=["head.2:class=1"],
+                                accuracy="none", batch_size=2, show_progress=False,
+                                engine=engine).table
+
+    expected = run(None)
+    got = run(KillOnce(client=cluster))
+    assert killed["keys"] > 0
+    assert sorted(got) == sorted(expected)
+    for k in expected:
+        assert np.asarray(got[k]).tobytes() == np.asarray(expected[k]).tobytes(), k
+    assert killed["pid"] not in cluster.run(os.getpid).values()
+
+
 def test_sweep_task_equals_a_direct_forward_pass(data):
     """The workers' per-image summaries against the network edited by hand."""
     import copy
@@ -113,7 +150,7 @@ def test_sweep_task_equals_a_direct_forward_pass(data):
     targets = resolve_targets(["head.2:class=1"], dnn)
     paths = [str(p) for p in stim.paths[:4]]
     summary, error = _sweep_task(dnn, paths, "body.0", 4, targets, "head.2", None, None,
-                                 "cpu", 512)
+                                 "cpu", 512, False)
     assert error is None
     bv, _, av, rms, _ = summary
     images = load_images(dnn, Stimulus.load(data / "images.stim.csv"))[:4]
@@ -131,7 +168,7 @@ def test_sweep_task_equals_a_direct_forward_pass(data):
     # an unreadable image is reported by its index in the batch
     (data / "broken.png").write_bytes(b"not a png")
     assert _sweep_task(dnn, paths[:2] + [str(data / "broken.png")], "body.0", 4, targets,
-                       "head.2", None, None, "cpu", 512)[1][0] == 2
+                       "head.2", None, None, "cpu", 512, False)[1][0] == 2
 
 
 def _searchlight(run_cli, data, out, *extra):

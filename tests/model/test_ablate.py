@@ -8,7 +8,7 @@ from torch import nn
 
 from dnnsparse.errors import InputError, UnknownLayerError
 from dnnsparse.model import (DNN, ablate, resolve_ablations, resolve_targets, sweep_batch,
-                             sweep_point, target_outputs)
+                             sweep_copies_at_layer, sweep_point, target_outputs)
 
 
 def _bn_net(seed=0):
@@ -144,6 +144,15 @@ def test_sweep_equals_single_ablations(kind, mode, x):
     np.testing.assert_array_equal(bv.numpy(), ref[0].numpy())
     # copies at the layer pass through a plain chain; a skip connection needs input copies
     assert state["at_layer"] is (kind == "sequential")
+    # the probe says so before any batch, also where one image's copies would broadcast
+    point = sweep_point(dnn, layer, mode)
+    assert sweep_copies_at_layer(dnn, point, targets, out_layer) is (kind == "sequential")
+    with torch.no_grad():
+        one = sweep_batch(dnn, x[:1], point, n_chn, targets, out_layer, max_rows=8,
+                          state={})
+    if kind == "residual":             # a single image's copies broadcast over the skip
+        np.testing.assert_allclose(one[1][1].numpy(), ao[:, :1].numpy(), rtol=1e-5,
+                                   atol=1e-6)
 
 
 def test_bad_ablations():
