@@ -330,9 +330,9 @@ show(viz.plot_shape_bias_per_category(out / "per_category.png", per_category, ta
 #   on a handful of the six images of its shape. The car and truck
 #   silhouettes, which the network calls a clock on their own, get 0 in every
 #   setting (when a decision names a cue, it is the texture); bicycle, bottle
-#   and clock get 1 in the intact network. Top-K in the last two blocks turns
-#   bicycle to 0 at every K and lowers bottle and chair -- where the overall
-#   drop comes from -- while clock stays at 1.
+#   and clock get 1 in the intact network. Top-K in the last two blocks drops
+#   bicycle to 0 and lowers bottle and chair -- where the overall drop comes
+#   from -- while clock stays at 1.
 #
 # Every one of these intervals overlaps the intact one: with 42 images, of
 # which a few dozen decisions count, the sweep cannot tell these settings
