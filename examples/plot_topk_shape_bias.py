@@ -23,7 +23,7 @@ ImageNet classes, the category with the largest average is its decision, and
                             {\\#\\,\\text{shape decisions} + \\#\\,\\text{texture decisions}}
 
 over the images whose shape and texture differ (decisions for neither cue do
-not count). Humans score about 0.95, ImageNet CNNs about 0.2-0.4.
+not count). Humans score close to 1, ImageNet CNNs far lower (roughly 0.2-0.4).
 
 This tutorial sweeps Top-K fractions and layer sets of EfficientNet-Lite0 (its
 ImageNet weights ship with the package) with
@@ -316,7 +316,7 @@ show(viz.plot_shape_bias_per_category(out / "per_category.png", per_category, ta
 # already "shape-biased" -- shape bias about 0.84, CI about 0.68-0.96, with 60 %
 # of its decisions naming either cue -- because the small icons make a poor
 # texture, unlike the style-transferred textures of the benchmark, on which
-# ImageNet CNNs score 0.2-0.4.
+# ImageNet CNNs score far lower.
 #
 # * Top-K in ``block8_relu`` hardly matters: the shape bias stays at about
 #   0.85-0.88 (at K = 0.05-0.2 the logits change, but the 16-category
