@@ -16,7 +16,9 @@ db_synth stylise: stylised copies of the -content stimulus table, each with the 
 of a row of the -style table (-pairing cycle: content row i with style row i mod
 n_style; all: every pair; random: a style row drawn with -seed), as a new image
 stimulus table (the Top-K paper's Fig. 6: evaluate db_topk / db_train / db_act on it;
-labels and every other column are the content rows'). -method gatys (Gatys et al.
+labels, a shape column and every other column are the content rows', the style rows'
+columns follow as style_<name>, and a texture column of the style table is copied as
+texture, so a cue-conflict table for db_topk results). -method gatys (Gatys et al.
 2016) optimises, from seeded noise (-init noise) or the content image, loss =
 ||X(image) - X(content)||^2 / ||X(content)||^2 at -content-layer + -style-weight x the
 Gram loss of the style image at -style-layers, in the -net network's features (any

@@ -211,7 +211,10 @@ def stylise_stimuli(content, style, out_dir, *, dnn=None, content_layer=None,
     out_dir : path
         Written as a whole (:func:`~dnnsparse.io.atomic_output_dir`):
         ``images/NNNNN_<content>_<style>.png``; ``stylised.stim.csv`` (``path=images``,
-        the content rows' columns plus ``content_stim`` and ``style_stim``);
+        the content rows' columns -- labels, conditions, a ``shape`` column -- plus
+        ``content_stim``, ``style_stim``, the style rows' columns as ``style_<name>``
+        and, when the style table has one and the content table not, ``texture``: a
+        cue-conflict table ``db_topk`` reads);
         ``stylise_losses.csv`` (per image: start and final content and style losses,
         measured in ``dnn``; NaN where not measured) and ``stylise.json``
         (:func:`run_provenance`).
@@ -271,7 +274,8 @@ def stylise_stimuli(content, style, out_dir, *, dnn=None, content_layer=None,
         dnn.to(device)
     if adain is not None:
         adain.to(device)
-    for extra in ("content_stim", "style_stim"):
+    added = ["content_stim", "style_stim", *(f"style_{k}" for k in style.columns)]
+    for extra in added:
         if extra in content.columns:
             raise InputError(f"the -content table already has a column {extra!r}, which "
                              f"the stylised table adds; rename it.")
@@ -331,6 +335,11 @@ def stylise_stimuli(content, style, out_dir, *, dnn=None, content_layer=None,
         columns = {k: v[rows] for k, v in content.columns.items()}
         for extra in ("content_stim", "style_stim"):
             columns[extra] = np.asarray(cols[extra], dtype=str)
+        styles = [si for _, si in pairs]
+        for k, v in style.columns.items():
+            columns[f"style_{k}"] = v[styles]
+        if "texture" in style.columns and "texture" not in columns:
+            columns["texture"] = style.columns["texture"][styles]   # cue conflict (db_topk)
         header = dict(content.header)
         header["stylised"] = f"{method} style from {len(style)} stimuli, pairing {pairing}"
         Stimulus(ids, root=tmp / "images", type="image", columns=columns,

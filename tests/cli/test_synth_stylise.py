@@ -223,3 +223,29 @@ def test_content_table_with_a_clashing_column(cli_error, tables, tmp_path):
     out = tmp_path / "bad"
     assert "style_stim" in cli_error(db_synth.main, *_gatys(net, content, style, out))
     assert not out.exists()
+
+
+def test_cue_conflict_table_for_db_topk(run_cli, tables, tmp_path):
+    """Content shape categories + style textures: db_topk reads the stylised table."""
+    from dnnsparse.cli import topk as db_topk
+    net, _, _ = tables
+    content = tmp_path / "shapes.stim.csv"
+    content.write_text("type=image\npath=img\ndata=stimID,shape,label\n"
+                       "c0.png,cat,281\nc1.png,dog,207\nc2.png,clock,409\n")
+    style = tmp_path / "textures.stim.csv"
+    style.write_text("type=image\npath=img\ndata=stimID,texture\ns0.png,bird\ns1.png,knife\n")
+    out = tmp_path / "cue"
+    status, _, err = run_cli(db_synth.main, *_gatys(net, content, style, out, "-steps", "2"))
+    assert status == 0, err
+    cols = read_stim(out / "stylised.stim.csv")["columns"]
+    assert cols["shape"].tolist() == ["cat", "dog", "clock"]
+    assert cols["texture"].tolist() == ["bird", "knife", "bird"]
+    assert cols["style_texture"].tolist() == ["bird", "knife", "bird"]
+    assert cols["label"].tolist() == [281, 207, 409]
+    sweep = tmp_path / "sweep"
+    status, _, err = run_cli(db_topk.main, "-net", "alexnet", "-weights", "random", "-stim",
+                             out / "stylised.stim.csv", "-layer", "conv5_relu", "-fraction",
+                             "0.2", "-n-boot", "0", "-workers", "0", "-out", sweep, "-q")
+    assert status == 0, err
+    rows = read_table(sweep / "topk.csv")
+    assert list(rows["mode"]) == ["none", "keep"]
