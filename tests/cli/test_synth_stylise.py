@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from dnnsparse.cli import act as db_act
 from dnnsparse.cli import synth as db_synth
