@@ -110,6 +110,9 @@ def submit_layer(engine, blocks, Y, *, encode_args, encoder_args, model, analysi
     if not engine.distributed:      # here: n_jobs threads over all (block, batch) pairs
         from ..utils.engine import _Done
 
+        import scipy.linalg  # noqa: F401  SciPy's own BLAS, loaded before the limit:
+        # threadpoolctl limits the libraries loaded when it is called, and the first
+        # eigh would otherwise run with the default thread count
         pairs = [(X, cols) for _, X, _ in blocks for cols in batches]
         with threadpool_limits(limits=1, user_api="blas"):       # as on a Dask worker
             found = engine.map(lambda pair: _encode_task(pair[0], Y, pair[1], encode_args),

@@ -141,7 +141,12 @@ def _read_slurm_config(path, spec):
 
 
 def _one_blas_thread(func, *args):
-    """Run ``func(*args)`` with one BLAS/OpenMP thread (a worker shares its cores)."""
+    """Run ``func(*args)`` with one BLAS/OpenMP thread (a worker shares its cores).
+
+    SciPy's BLAS is loaded first: threadpoolctl limits only the libraries loaded when it
+    is called (a worker of a ``tcp://`` cluster may not have the 1-thread environment).
+    """
+    import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):

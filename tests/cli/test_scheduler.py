@@ -58,16 +58,11 @@ def test_db_encode_tables_byte_identical_on_local_cluster(cluster, data, tmp_pat
     two = _encode(data, tmp_path / "two", "-scheduler", addr)
     assert one == two
     # voxel batches (many small tasks): byte-identical to the same batches in one
-    # process; equal to the unbatched run up to float rounding (BLAS on fewer columns)
+    # process and (float64 responses) to the unbatched run: a voxel's numbers do not
+    # depend on which batch it is in
     batched = _encode(data, tmp_path / "batch", "-scheduler", addr, "-voxel-batch", "5")
     assert batched == _encode(data, tmp_path / "batch1", "-voxel-batch", "5")
-    assert batched["folds.csv"] == one["folds.csv"]
-    from dnnsparse.io.table import read_table
-    t1, tb = read_table(tmp_path / "one" / "scores.tsv"), read_table(tmp_path / "batch" /
-                                                                      "scores.tsv")
-    for col in ("r", "r2", "alpha", "p", "p_fwer"):
-        np.testing.assert_allclose(np.asarray(tb[col], float), np.asarray(t1[col], float),
-                                   rtol=1e-9, atol=1e-12)
+    assert batched == one
     # the models refitted on all stimuli were written by the client, the same bytes
     for layer in ("conv", "fc"):
         a = np.load(tmp_path / "one" / layer / "model.npz")

@@ -69,6 +69,16 @@ def _itemsize(dtype):
     return np.dtype(dtype).itemsize if isinstance(dtype, (np.dtype, type)) else dtype.itemsize
 
 
+def _two_columns(Yc):
+    """``(Yc, single)``: a lone target column doubled, so that every product with it is a
+    matrix product (GEMM).  A single column would go through GEMV, which rounds
+    differently: a target's prediction would then depend on how many targets share its
+    voxel batch and alpha (byte-identical tables for any ``voxel_batch``)."""
+    if isinstance(Yc, np.ndarray) and Yc.ndim == 2 and Yc.shape[1] == 1:
+        return np.concatenate([Yc, Yc], axis=1), True
+    return Yc, False
+
+
 def _on(index, like):
     """Host integer ``index`` (NumPy) as an index of array ``like`` (its device)."""
     if isinstance(like, np.ndarray) or isinstance(index, slice):
@@ -229,24 +239,29 @@ class FoldOperator:
     def predict_all(self, Yc):
         """Predictions for every alpha: (n_train, b) -> (n_alphas, n_test, b)."""
         Yc = _astype(Yc if not isinstance(self.R, np.ndarray) else np.asarray(Yc), self.dtype)
+        Yc, single = _two_columns(Yc)
         if self.hat_all:
             P = self.H @ Yc
         else:
             B = self.Rd @ Yc                                 # (k, b)
             P = _astype(self.Lf.reshape(-1, self.k), self.dtype) @ B
-        return P.reshape(self.n_alphas, self.n_test, -1)
+        P = P.reshape(self.n_alphas, self.n_test, -1)
+        return P[:, :, :1] if single else P
 
     def predict_one(self, index, Yc):
         """Predictions for alpha number ``index``: (n_train, b) -> (n_test, b)."""
         Yc = _astype(Yc if not isinstance(self.R, np.ndarray) else np.asarray(Yc), self.dtype)
+        Yc, single = _two_columns(Yc)
         if self.hat_one:
             if index not in self._hat:
                 if self.hat_all:
                     self._hat[index] = self.H[index * self.n_test:(index + 1) * self.n_test]
                 else:
                     self._hat[index] = _astype(self.Lf[index] @ self.R, self.dtype)
-            return self._hat[index] @ Yc
-        return _astype(self.Lf[index], self.dtype) @ (self.Rd @ Yc)
+            P = self._hat[index] @ Yc
+        else:
+            P = _astype(self.Lf[index], self.dtype) @ (self.Rd @ Yc)
+        return P[:, :1] if single else P
 
 
 def _sum_squares(err, rows=32):
@@ -429,7 +444,10 @@ def loo_alpha_scores(dec, Y, alphas, *, rows=None, fit_intercept=True, n_targets
     for start in range(0, n_targets, batch):
         b = slice(start, min(start + batch, n_targets))
         Yc, _ = _centred_block(Y, rows, b, fit_intercept, dtype)
-        fitted = (Lf @ (Rd @ Yc)).reshape(len(alphas), dec.n_train, -1)
+        Y2, single = _two_columns(Yc)
+        fitted = (Lf @ (Rd @ Y2)).reshape(len(alphas), dec.n_train, -1)
+        if single:
+            fitted = np.ascontiguousarray(fitted[:, :, :1])
         if isinstance(fitted, np.ndarray):
             np.subtract(Yc[None], fitted, out=fitted)          # residuals
         else:
