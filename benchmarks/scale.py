@@ -124,7 +124,10 @@ def main():
           f"voxels")
     print(f"machine: {os.cpu_count()} cores; load average (1/5/15 min) before: {load()}")
     print(f"this process's BLAS threads by default: {_blas_threads()[1]}")
+    warm_act, warm_resp, _, _ = make_data(cfg["n_stim"], cfg["n_units"], 64, seed=1)
+    warm_cfg = dict(cfg, voxel_batch=32)       # imports and first calls, not timed
     with tempfile.TemporaryDirectory() as out:
+        run(warm_act, warm_resp, warm_cfg, out)
         t1, ref = run(act, resp, cfg, out)
         print(f"one process, n_jobs=1, 1 BLAS thread:         {t1:8.2f} s")
         tj, ref_j = run(act, resp, cfg, out, n_jobs=2)
@@ -133,9 +136,10 @@ def main():
         print(f"one process, tasks with 2 BLAS threads:       {tb:8.2f} s")
         t0 = time.perf_counter()
         engine = open_engine("local:2")
-        print(f"local:2 start-up (not counted):               "
-              f"{time.perf_counter() - t0:8.2f} s")
+        print(f"local:2 start-up (not counted; + a warm-up run): "
+              f"{time.perf_counter() - t0:5.2f} s")
         with engine:
+            run(warm_act, warm_resp, warm_cfg, out, engine=engine)   # workers' imports
             env, libs = engine.gather([engine.submit(_blas_threads)])[0]
             print(f"local:2 worker: 1 thread; environment {env}; BLAS threads inside a "
                   f"task {libs}")
