@@ -11,6 +11,12 @@ Prints:
     counted; loading the weights, decoding, resizing, the network, writing the .act.h5
     are). For comparison, db_act on the same frames saved as PNG images (type=image),
     and the time to decode + resize the frames alone (one thread).
+(c) with ``--unpooled``, where the time goes: the bare loop; the loop with the 7 layers'
+    outputs captured by hooks (as NumPy); writing those captured outputs alone into an
+    .act.h5 file (fletcher32 on) with each ``-compression`` (lzf, the default; gzip;
+    none); and db_act with the rows written in the caller's thread (the old path,
+    ``_FileSink.BACKGROUND = False``), with the writer thread (the default), and with
+    ``-compression none``; each as a ratio to the bare loop.
 (b) peak RSS of db_act for movies of N and 2N frames (``--rss-frames``, 64 x 64 frames,
     a small convolution written unpooled, 8 x 55 x 55 per frame), each in a fresh process
     (VmHWM of that process, see benchmarks/extract.py): goal within 10%.
@@ -33,8 +39,10 @@ from extract import bare_loop, peak_rss_mb, timed  # noqa: E402
 
 from dnnsparse.base.stimulus import Stimulus
 from dnnsparse.cli import act as db_act
+from dnnsparse.io.act import ActWriter
 from dnnsparse.io.video import VideoReader, probe_video
-from dnnsparse.model import load_dnn
+from dnnsparse.model import _extract, load_dnn
+from dnnsparse.model._hooks import LayerCapture
 
 # the paper's 7 layers, pooled, as benchmarks/extract.py (a) times db_act on images
 LAYERS = ["conv1_relu", "conv2_relu", "conv3_relu", "conv4_relu", "conv5_relu",
@@ -78,6 +86,30 @@ def decoded_batches(dnn, movie, batch_size):
     return [dnn.normalize(b) for b in x.split(batch_size)]
 
 
+
+
+def captured_outputs(dnn, batches, layers):
+    """The loop with the layers' outputs captured by hooks, as db_act's sink gets them."""
+    capture = LayerCapture(dnn.register_layer_hook,
+                           {name: (lambda o: o.detach().clone()) for name in layers})
+    out = []
+    with capture, torch.inference_mode():
+        for x in batches:
+            out.append({k: v.numpy() for k, v in capture.run(dnn.module, x).items()})
+    return out
+
+
+def write_only(path, outputs, compression, batch_size):
+    """Write captured outputs into an .act.h5 file, in the caller's thread."""
+    shapes = {k: v.shape[1:] for k, v in outputs[0].items()}
+    n = sum(len(next(iter(o.values()))) for o in outputs)
+    with ActWriter(path, shapes, n, compression=compression, batch_rows=batch_size,
+                   force=True) as w:
+        start = 0
+        for o in outputs:
+            for k, v in o.items():
+                w.write(k, start, v)
+            start += len(next(iter(o.values())))
 
 
 def decode_only(dnn, movie):
@@ -148,6 +180,8 @@ def main():
                   f"frames as PNG images {t_act['png']:.2f} s (ratio "
                   f"{t_act['png'] / t_bare:.2f}); decoding + resizing alone "
                   f"{t_decode:.2f} s ({args.frames / t_decode:.0f} frames/s)")
+            if args.unpooled:
+                breakdown(args, tmp, dnn, batches, act(tmp / "movie.stim.csv"), t_bare)
         if args.skip_rss:
             return
         (tmp / "net.py").write_text(SMALL_NET)
@@ -163,6 +197,32 @@ def main():
               f"N={args.rss_frames}: {a:.0f} MB | 2N={2 * args.rss_frames}: {b:.0f} MB | "
               f"2N/N = {b / a:.3f} (goal within 10%); the 2N activations are "
               f"{2 * args.rss_frames * 8 * 55 * 55 * 4 / 2 ** 20:.0f} MB")
+
+
+def breakdown(args, tmp, dnn, batches, argv, t_bare):
+    """(c): the unpooled run's parts, each best of ``--repeats``, against the bare loop."""
+    t = {"bare": t_bare}
+    t["hooks"] = min(timed(lambda: captured_outputs(dnn, batches, LAYERS))
+                     for _ in range(args.repeats))
+    outputs = captured_outputs(dnn, batches, LAYERS)
+    mb = sum(v.nbytes for o in outputs for v in o.values()) / 2 ** 20
+    for comp in ("lzf", "gzip", "none"):
+        t[f"write {comp}"] = min(timed(lambda: write_only(tmp / "w.act.h5", outputs, comp,
+                                                          args.batch_size))
+                                 for _ in range(args.repeats))
+    del outputs
+    runs = {"db_act, writes in caller's thread": (False, argv),
+            "db_act, writer thread": (True, argv),
+            "db_act -compression none, writer thread": (True, argv + ["-compression",
+                                                                      "none"])}
+    for name, (background, a) in runs.items():
+        _extract._FileSink.BACKGROUND = background
+        t[name] = min(timed(lambda: db_act.main([str(x) for x in a]))
+                      for _ in range(args.repeats))
+    _extract._FileSink.BACKGROUND = True
+    print(f"(c) unpooled, {mb:.0f} MB of activations; seconds (ratio to the bare loop):")
+    for name, value in t.items():
+        print(f"    {name:42s} {value:6.2f} s  ({value / t_bare:.2f})")
 
 
 if __name__ == "__main__":

@@ -50,8 +50,11 @@ __all__ = ["ActWriter", "ActFile", "read_act", "write_act", "META_DATASETS"]
 META_DATASETS = ("stimID", "label", "count")
 
 _STR = h5py.string_dtype("utf-8")
+# lzf without the byte shuffle: on ReLU activations (half zeros) shuffling makes lzf
+# 1.3-1.7x slower and its files 8% larger (benchmarks/video.py (c)); deflate gains
+# from it.
 _COMPRESSION = {"gzip": dict(compression="gzip", compression_opts=1, shuffle=True),
-                "lzf": dict(compression="lzf", shuffle=True),
+                "lzf": dict(compression="lzf"),
                 "none": {}, None: {}}
 # HDF5 1.8 object headers: attributes beyond 64 kB (stimID of a large set).
 _LIBVER = ("v108", "v108")
@@ -203,7 +206,9 @@ class ActWriter:
         Per-layer attributes (``chn``/``row``/``col`` 1-based, ``raw_shape``, ``pool``).
     stim_ids : sequence of str, optional
     compression : {"gzip", "lzf", "none"}, default="lzf"
-        "lzf" is fast and built into h5py; "gzip" is readable by every HDF5 tool.
+        "lzf" is fast and built into h5py; "gzip" (level 1, byte-shuffled) is readable
+        by every HDF5 tool; "none" writes at disk speed. Every choice keeps the
+        checksum.
     checksum : bool, default=True
         Store a Fletcher-32 checksum with every chunk (a standard HDF5 filter):
         reading damaged data then fails instead of returning wrong values.
