@@ -9,7 +9,8 @@ versus one process.
   task per chunk of ``--chunk-size`` centres.
 
 Baselines in the same run: one process with torch / BLAS threads at their default (all
-cores) and with one thread. The cluster (2 worker processes, 1 thread and 1 BLAS thread
+cores; the sweep with ``threads=None``) and with one thread (the sweep's default,
+``threads=1``). The cluster (2 worker processes, 1 thread and 1 BLAS thread
 each) is started once and its start-up is timed separately, not counted; the first task
 of a fresh worker imports torch there: a warm-up sweep on 2 images runs first, not
 counted. Prints the wall times, the speed-ups, whether the
@@ -78,10 +79,10 @@ def main():
     print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads by default")
 
-    def sweep(stim, engine=None):
+    def sweep(stim, engine=None, threads=1):
         return ablation_effects(dnn, stim, sweep="conv5", mode="hook",
                                 targets=["fc3:class=1"], batch_size=args.batch_size,
-                                show_progress=False, engine=engine).table
+                                show_progress=False, engine=engine, threads=threads).table
 
     rng = np.random.default_rng(0)
     mask = np.ones((32, 32, 20), dtype=bool)
@@ -98,7 +99,7 @@ def main():
         n_tasks = -(-args.images // args.batch_size)
         print(f"sweep: AlexNet conv5 (256 channels), {args.images} images, {n_tasks} tasks "
               f"of {args.batch_size} images")
-        ref_d, td = _timed(lambda: sweep(stim))
+        ref_d, td = _timed(lambda: sweep(stim, threads=None))
         print(f"  one process, default threads: {td:8.2f} s")
         ref_1, t1 = _timed(lambda: _one_thread(lambda: sweep(stim)))
         print(f"  one process, 1 thread:        {t1:8.2f} s")

@@ -26,6 +26,7 @@ Examples
 """
 import functools
 import logging
+import warnings
 
 import numpy as np
 from scipy import sparse, stats
@@ -528,7 +529,9 @@ def searchlight_scores(data, searchlight, models, *, metric="correlation",
     bar = progress(total=len(centres), desc="searchlight", unit="centre",
                    enabled=show_progress)
     if engine is not None and engine.distributed:
-        held = engine.put(shared)                      # sent to the workers once
+        with warnings.catch_warnings():                # sent to the workers once
+            warnings.filterwarnings("ignore", message="Sending large graph")
+            held = engine.put(shared)
         pending = [engine.submit(_chunk_scores, held, chunk) for chunk in chunks]
         for chunk, handle in zip(chunks, pending):     # in order, as they finish
             results += engine.gather([handle])

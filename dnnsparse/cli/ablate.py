@@ -21,13 +21,17 @@ name with 16class) and, for -ablate, per_image.csv (every stimulus and target).
 -scheduler local:N (or tcp://host:port, slurm:CONFIG.yaml) runs the sweep on Dask, one
 task per batch of -batch-size images: the network is sent to every worker once, each
 worker decodes its batches' images (the files must be readable there) and sends back
-per-image summaries; the table is byte-identical to the run in one process.
+per-image summaries; the table is byte-identical to the run in one process. A sweep's
+forward passes use -threads torch threads, here and on every worker (some products
+round differently with another number of threads): for the cores of one machine use
+-scheduler local:N.
 
 example: db_ablate -net alexnet -sweep conv5 -target fc3:class=goldfish -stim imgs.stim.csv -out alexnet_conv5_sweep
 """
 from ._common import (add_device_args, add_force_arg, add_model_args, add_option, add_out_arg,
                       add_scheduler_arg, add_stim_arg, cli_main, dnn_from_args, make_parser,
                       open_scheduler, parse_device)
+from ..utils.validation import positive_int
 
 
 def get_parser():
@@ -57,7 +61,10 @@ def get_parser():
     add_stim_arg(p)
     add_out_arg(p, help="output directory (ablate.csv, per_category.csv, per_image.csv)")
     add_device_args(p)
-    add_scheduler_arg(p, what="sweep's batches of images (-sweep)")
+    g = add_scheduler_arg(p, what="sweep's batches of images (-sweep)")
+    add_option(g, "threads", type=positive_int, default=1, metavar="N",
+               help="torch CPU threads of a sweep's forward passes, here and on every "
+                    "worker (the same N, the same table)")
     add_force_arg(p)
     return p
 
@@ -88,7 +95,8 @@ def main(args):
                                   output_layer=args.output_layer, accuracy=args.accuracy,
                                   rank_by=args.rank_by, batch_size=args.batch_size,
                                   device=device, workers=args.workers,
-                                  show_progress=not args.quiet, engine=engine)
+                                  show_progress=not args.quiet, engine=engine,
+                                  threads=args.threads)
     with atomic_output_dir(out, force=args.force) as tmp:     # the folder as a whole
         write_table(tmp / "ablate.csv", result.table, force=True)
         if result.per_category:

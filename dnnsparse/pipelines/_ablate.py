@@ -23,8 +23,10 @@ Effects (``rank_by``): ``"top1"``/``"top5"``/``"acc16"``: the accuracy drop (bef
 after); ``"output"``: ``output_change``; a target's name: the absolute change of its
 mean. Rank 1 is the largest effect; equal effects keep the channel order.
 """
+import contextlib
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,7 +192,7 @@ def _effect(col, rank_by):
 def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights", targets=(),
                      output_layer=None, accuracy="auto", rank_by=None, batch_size=32,
                      device="cpu", workers=None, max_rows=512, show_progress=True,
-                     engine=None):
+                     engine=None, threads=1):
     """Effects of silencing channels or units on targets, accuracy and the output.
 
     Parameters
@@ -225,6 +227,12 @@ def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights"
         task per batch of ``batch_size`` images; the network is sent to the workers
         once, each worker decodes its batches' images). The table is byte-identical to
         the run in this process. A single ablation runs here.
+    threads : int or None, default=1
+        torch's CPU threads in a sweep's forward passes, here and in every task. Some
+        matrix products round differently with another number of threads (measured:
+        AlexNet conv5, one image per batch), so a table is byte-identical across
+        schedulers for the same ``threads``; use a scheduler (``local:N``) for the
+        cores of one machine. None: this process's torch setting (tasks: 1).
 
     Returns
     -------
@@ -275,15 +283,16 @@ def ablation_effects(dnn, stim, *, ablate_specs=None, sweep=None, mode="weights"
         if distributed:
             batches = _sweep_on_engine(engine, dnn, stim, point, n_chn, targets,
                                        output_layer, truth, kind, batch_size, device,
-                                       max_rows)
+                                       max_rows, threads)
         else:
             dnn.to(device)
             batches = _batches_here(dnn, stim, sweep, point, n_chn, plan, mode, targets,
                                     output_layer, truth, kind, batch_size, device, workers,
                                     max_rows, per_image)
-        for idx, summary in batches:
-            sums.add(cats[idx], summary)
-            bar.update(len(idx))
+        with _torch_threads(threads if sweep and not distributed else None):
+            for idx, summary in batches:
+                sums.add(cats[idx], summary)
+                bar.update(len(idx))
     finally:
         bar.close()
     return _result(sums, names, layer_col, chn_col, mode, targets, kind, codes, rank_by,
@@ -324,7 +333,7 @@ def _batches_here(dnn, stim, sweep, point, n_chn, plan, mode, targets, output_la
 
 
 def _sweep_on_engine(engine, dnn, stim, point, n_chn, targets, output_layer, truth, kind,
-                     batch_size, device, max_rows):
+                     batch_size, device, max_rows, threads):
     """``(indices, summary)`` of each batch, one task per batch on ``engine``.
 
     The network is sent to the workers once; each task decodes its batch's images
@@ -334,14 +343,17 @@ def _sweep_on_engine(engine, dnn, stim, point, n_chn, targets, output_layer, tru
     in batch order, so the sums add up in the same order as in one process.
     """
     at_layer = sweep_copies_at_layer(dnn, point, targets, output_layer)
-    net = engine.put(dnn)
+    with warnings.catch_warnings():      # the network, once: Dask warns of its size
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        net = engine.put(dnn)
     paths = [os.path.abspath(p) for p in stim.paths]    # workers may run elsewhere
     pending = []
     for start in range(0, len(paths), batch_size):
         idx = np.arange(start, min(start + batch_size, len(paths)))
         pending.append((idx, engine.submit(
             _sweep_task, net, paths[start:idx[-1] + 1], point, n_chn, targets, output_layer,
-            None if kind is None else truth[idx], kind, device, max_rows, at_layer)))
+            None if kind is None else truth[idx], kind, device, max_rows, at_layer,
+            threads or 1)))
     for idx, handle in pending:
         summary, error = engine.gather([handle])[0]
         if error is not None:
@@ -350,20 +362,19 @@ def _sweep_on_engine(engine, dnn, stim, point, n_chn, targets, output_layer, tru
 
 
 def _sweep_task(dnn, paths, point, n_chn, targets, output_layer, truth, kind, device,
-                max_rows, at_layer):
+                max_rows, at_layer, threads=1):
     """One batch of a sweep as a pure task: ``(summary, None)`` or ``(None, (i, msg))``
     for an unreadable image ``i`` of the batch.
 
     A private copy of the network (a worker keeps one for its tasks; hooks of one task
-    never reach another), one torch thread (a worker shares its machine's cores).
+    never reach another), ``threads`` torch threads (as in one process: the same
+    numbers).
     """
     import copy
 
     dnn = copy.deepcopy(dnn).to(device)
     dataset = ImageDataset(paths, dnn.image_transform())
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _torch_threads(threads):
         for _, xb, errors in image_batches(dataset, len(paths), workers=0, device=device):
             if errors:
                 return None, errors[0]
@@ -373,8 +384,18 @@ def _sweep_task(dnn, paths, point, n_chn, targets, output_layer, truth, kind, de
                                             max_rows=max_rows,
                                             state={"at_layer": at_layer})
             return _summaries(before, after, truth, kind), None
+
+
+@contextlib.contextmanager
+def _torch_threads(n):
+    """torch's intra-op CPU threads set to ``n`` in the block (None: unchanged)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
 
 
 def _per_image(table, stim, idx, targets, before, after):

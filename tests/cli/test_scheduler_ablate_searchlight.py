@@ -54,11 +54,14 @@ def cluster():
     lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None)
     client = Client(lc)
-    yield client
-    # the commands' log handler may hold a test's closed stderr: no INFO at closing
+    # the commands' log handler may hold an earlier test's closed stderr: no INFO or
+    # WARNING (a killed worker's restart) from the scheduler and nannies in this process
+    level = logging.getLogger("distributed").level
     logging.getLogger("distributed").setLevel(logging.ERROR)
+    yield client
     client.close()
     lc.close()
+    logging.getLogger("distributed").setLevel(level)
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +89,14 @@ def _sweep(run_cli, data, out, *extra):
     return {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".csv"}
 
 
-@pytest.mark.parametrize("layer, mode", [("stem.0", "weights"), ("body.0", "hook")])
+@pytest.mark.parametrize("layer, mode, threads", [("stem.0", "weights", "1"),
+                                                 ("body.0", "hook", "2")])
 def test_sweep_tables_byte_identical_on_local_cluster(cluster, data, run_cli, tmp_path,
-                                                      layer, mode):
-    one = _sweep(run_cli, data, tmp_path / "one", "-sweep", layer, "-mode", mode)
-    two = _sweep(run_cli, data, tmp_path / "two", "-sweep", layer, "-mode", mode,
-                 "-scheduler", cluster.scheduler.address)
+                                                      layer, mode, threads):
+    args = ["-sweep", layer, "-mode", mode, "-threads", threads]
+    one = _sweep(run_cli, data, tmp_path / "one", *args)
+    two = _sweep(run_cli, data, tmp_path / "two", *args, "-scheduler",
+                 cluster.scheduler.address)
     assert sorted(one) == ["ablate.csv", "per_category.csv"]
     assert one == two
     table = read_table(tmp_path / "two" / "ablate.csv")
@@ -244,6 +249,7 @@ def test_without_scheduler_dask_is_not_imported(data, tmp_path):
     ("ablate", ["-ablate", "stem.0:1", "-scheduler", "local:2"], "runs the batches of a "
                                                                  "-sweep"),
     ("ablate", ["-sweep", "stem.0", "-scheduler", "local:0"], "local:N with N >= 1"),
+    ("ablate", ["-sweep", "stem.0", "-threads", "0"], "-threads"),
     ("searchlight", ["-scheduler", "local:2", "-n-jobs", "2"], "drop -n-jobs"),
     ("searchlight", ["-scheduler", "somewhere"], "give local:N"),
 ])
