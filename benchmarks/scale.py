@@ -158,20 +158,22 @@ def main():
     t_fit = time_one_task(X, Y, cfg, 0)
     t_perm = (time_one_task(X, Y, cfg, N_PERM_TIMED) - t_fit) / N_PERM_TIMED
     vb = cfg["voxel_batch"]
+    workers = NODES * CORES
+    task_s = t_fit + 1000 * t_perm                # one task: fit + 1,000 refits
     tasks = -(-100_000 // vb) * 8
-    core_s = tasks * (t_fit + 1000 * t_perm)
-    print(f"one task of {vb} voxels on 1 core: {t_fit:.2f} s fit + {t_perm:.2f} s per "
-          f"permutation (best of 2 runs with 0 and {N_PERM_TIMED} permutations)")
-    if t_perm <= 0.05 * t_fit:       # a loaded machine: the difference is noise
-        t_perm = t_fit
-        print("  (the per-permutation time was not measurable here: the estimate counts "
-              "a full fit per permutation, an upper bound)")
-    print(f"paper estimate, 100k voxels x 8 layers x 1,000 permutations "
-          f"({cfg['n_stim']} stimuli x {cfg['n_units']} units, {cfg['cv']} folds): "
-          f"{tasks} tasks x ({t_fit:.1f} + 1000 x {t_perm:.2f}) s = "
-          f"{core_s / 3600:.0f} core-hours = {core_s / (NODES * CORES) / 3600:.1f} h on "
-          f"{NODES} SLURM nodes x {CORES} cores (ideal scaling: {tasks} tasks for "
-          f"{NODES * CORES} workers; more, smaller tasks balance better)")
+    core_s = tasks * task_s
+    print(f"paper estimate, 100k voxels x 8 layers x 1,000 permutations ({cfg['n_stim']} "
+          f"stimuli x {cfg['n_units']} units, {cfg['cv']} folds): {tasks} tasks of {vb} "
+          f"voxels x ({t_fit:.1f} + 1000 x {t_perm:.2f}) s = {core_s / 3600:.0f} "
+          f"core-hours")
+    # wall time on the nodes: rounds of `workers` tasks; a task's time ~ its voxels
+    for batch in (vb, -(-100_000 * 8 // workers)):      # as run; one task per worker
+        n = -(-100_000 // batch) * 8
+        t = task_s * batch / vb
+        print(f"  on {NODES} SLURM nodes x {CORES} cores ({workers} workers), "
+              f"-voxel-batch {batch}: {n} tasks of {t / 3600:.2f} h in "
+              f"{-(-n // workers)} round(s) = {-(-n // workers) * t / 3600:.2f} h "
+              f"(ideal {core_s / workers / 3600:.2f} h)")
 
 
 if __name__ == "__main__":
