@@ -158,6 +158,7 @@ _WHERE = {
     "split_stimuli": "_train",
     "stored_target_values": "_topstim",
     "sweep_batch": "_ablate",
+    "sweep_copies_at_layer": "_ablate",
     "sweep_point": "_ablate",
     "target_outputs": "_ablate",
     "target_responses": "_targets",
