@@ -88,6 +88,10 @@ def make_data(t):
     floats = [",".join([r.split(",")[0], f"{float(r.split(',')[1]):.1f}",
                         *r.split(",")[2:]]) for r in rows]
     (t / "float_labels.stim.csv").write_text("\n".join(head + floats) + "\n")
+    # the PSI authors' layout: categories in a 'category' column of names, no label
+    named = [f"{r.split(',')[0]},{r.split(',')[2]}" for r in rows]
+    (t / "category.stim.csv").write_text("\n".join(head[:2] + ["data=stimID,category"] + named)
+                                         + "\n")
     status = _quiet(act.main, ["-net", f"{t / 'net.py'}:build", "-weights", "random",
                                "-layer", "1", "3", "6", "-stim", t / "s.stim.csv",
                                "-out", t / "a.act.h5", "-q", "-workers", "0"])
@@ -351,6 +355,17 @@ def cases(t):
          _set(act, "-stim", t / "float_labels.stim.csv"), "ok"),
         ("DNNBrain spellings and files", "db_rsa -iteraxis row_col", "rsa",
          ["-act", A, "-layer", "3", "-iteraxis", "row_col", "-no-plot"], "ok"),
+        ("DNNBrain spellings and files", "db_act -aggregate by a category column", "act",
+         _set(act, "-stim", t / "category.stim.csv") + ["-aggregate", "label", "-label-col",
+                                                       "category"], "ok"),
+        ("DNNBrain spellings and files", "db_probe by a category column", "probe",
+         ["-act", P, "-stim", t / "category.stim.csv", "-layer", "3", "-cv", "2",
+          "-label-col", "category"], "ok"),
+        ("DNNBrain spellings and files", "db_rsa -cate by a category column", "rsa",
+         ["-act", P, "-stim", t / "category.stim.csv", "-cate", "-label-col", "category",
+          "-no-plot"], "ok"),
+        ("DNNBrain spellings and files", "db_psi by a category column", "psi",
+         ["-act", P, "-stim", t / "category.stim.csv", "-label-col", "category"], "ok"),
         ("constant accuracy", "db_psi -accuracy constant", "psi",
          ["-act", P, "-stim", S, "-accuracy", t / "acc_const.csv"], "ok"),
         ("DNNBrain spellings and files", "db_info FILE.act.h5", "info", [A], "ok"),

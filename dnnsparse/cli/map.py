@@ -29,8 +29,8 @@ import numpy as np
 from ..errors import InputError
 from ..utils.validation import finite_float
 from ._args import add_plot_arg, add_roi_args, add_rsa_args, build_rois
-from ._common import (add_force_arg, add_option, add_scheduler_arg, cli_main, make_parser,
-                      open_scheduler, output_path)
+from ._common import (add_force_arg, add_label_col_arg, add_option, add_scheduler_arg,
+                      cli_main, make_parser, open_scheduler, output_path)
 
 
 def get_parser():
@@ -42,7 +42,9 @@ def get_parser():
                help=".act.h5 activation file, per stimulus or per category (db_act)")
     add_option(g, "layer", nargs="+", metavar="L", help="layers; default: all in the file")
     add_option(g, "stim", required=True, metavar="FILE",
-               help="stimulus table; its 'label' column gives the categories")
+               help="stimulus table; its 'label' column (or -label-col) gives the "
+                    "categories")
+    add_label_col_arg(g)
     add_option(g, "nif", required=True, metavar="FILE",
                help="brain data (NIfTI/MGH, CIFTI dscalar/dtseries, GIFTI), one sample "
                     "per stimulus or per category (sorted labels)")
@@ -82,7 +84,8 @@ def main(args):
         raise InputError("give the ROIs: -roi ATLAS or -bmask MASK [MASK ...].")
     check_scheduler(args.scheduler)                        # a bad spec: before any work
     out = check_output_dir(args.out, force=args.force)      # refuse before any work
-    stim, act = load_rsa_inputs(args.stim, args.act, layers=args.layer)
+    stim, act = load_rsa_inputs(args.stim, args.act, layers=args.layer,
+                                label_col=args.label_col)
     items = Items(stim, args.stim, act, args.act, cate=args.cate)
     brain = BrainData.load(args.nif)
     brain_group = items.group(brain.n_samples, args.nif)

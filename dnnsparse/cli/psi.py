@@ -7,7 +7,9 @@ sparseness is measured across the units of a layer. A per-category activation fi
 (db_act -aggregate label) is used as it is (-stim then only names the categories).
 Brain data work the same way: -roi-file treats the ROIs of a .roi.h5 file as one
 population ("rois"); -nif with -roi/-bmask treats each ROI's voxels (vertices) as a
-population.
+population. An audio activation file (one row per 0.96 s example, ID#k) is matched
+example by example: every example takes its row's label, so the category means and
+counts are over examples.
 
 Outputs in -out DIR (written as a whole: nothing appears there unless the run
 completes; -force replaces an earlier db_psi folder entirely):
@@ -40,8 +42,8 @@ example: db_psi -act alexnet.act.h5 -stim imgs.stim.csv -out psi/ -accuracy acc.
 """
 from ..errors import InputError
 from ..utils.validation import finite_float
-from ._common import (add_force_arg, add_option, add_scheduler_arg, cli_main, make_parser,
-                      open_scheduler, output_path)
+from ._common import (add_force_arg, add_label_col_arg, add_option, add_scheduler_arg,
+                      cli_main, make_parser, open_scheduler, output_path)
 
 
 def get_parser():
@@ -59,8 +61,9 @@ def get_parser():
                help="brain data (.nii/.nii.gz/.mgz, .dscalar.nii, .func.gii); each ROI "
                     "of -roi/-bmask is a population of voxels/vertices")
     add_option(g, "stim", metavar="FILE",
-               help="stimulus table whose 'label' column groups the rows; optional for a "
-                    "per-category file (rows are then the categories)")
+               help="stimulus table whose 'label' column (or -label-col) groups the rows; "
+                    "optional for a per-category file (rows are then the categories)")
+    add_label_col_arg(g)
     add_option(g, "layer", nargs="+", metavar="L", help="layers; default: all in the file")
     add_roi_args(p)
     g = p.add_argument_group("sparseness")
@@ -121,7 +124,9 @@ def main(args):
     check_output_dir(args.out, force=args.force)          # refuse early, before computing
     if args.layer and not args.act:
         raise InputError("-layer applies to -act; select ROIs with -select.")
-    stim, names = load_grouping_stimuli(args.stim)
+    if args.label_col != "label" and not args.stim:
+        raise InputError("-label-col names a column of -stim; give -stim too.")
+    stim, names = load_grouping_stimuli(args.stim, label_col=args.label_col)
     if args.act:
         with open_scheduler(args) as engine:
             result = activation_file_sparseness(

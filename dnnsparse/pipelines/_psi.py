@@ -582,16 +582,20 @@ def brain_sparseness(data, populations, labels=None, *, names=None, measure="psi
 # ---------------------------------------------------------------------------
 # Accuracy: decoding, correlation, stepwise regression
 # ---------------------------------------------------------------------------
-def load_grouping_stimuli(path):
+def load_grouping_stimuli(path, *, label_col="label"):
     """The stimulus table at ``path`` (or None for None) and its category names.
 
-    Raises :class:`InputError` when the table has no ``label`` column to group by.
+    ``label_col`` names the column of categories (``-label-col``;
+    :meth:`~dnnsparse.base.Stimulus.with_label_column`). Raises :class:`InputError`
+    when the table has no such column to group by.
     """
     from ..base.stimulus import Stimulus
 
     if not path:
         return None, None
     stim = Stimulus.load(path)
+    if label_col != "label":
+        stim = stim.with_label_column(label_col)
     if stim.labels is None:
         raise InputError(f"{path} has no 'label' column to group stimuli by; add one "
                          "(db_stim makes tables with labels from category folders).")
@@ -623,7 +627,8 @@ def activation_file_sparseness(path, stim=None, *, stim_path=None, names=None, *
             if stim is None:
                 raise InputError(f"{path} has one row per stimulus; give -stim TABLE "
                                  "with their labels (or extract with -aggregate label).")
-            labels = align_stimuli(stim, act, stim_path=stim_path, act_path=path).labels
+            labels = align_stimuli(stim, act, stim_path=stim_path, act_path=path,
+                                   examples=True).labels      # audio: one per example
         return activation_sparseness(act, labels, names=names, **options)
 
 

@@ -128,3 +128,37 @@ def test_rsa_cate_by_a_category_column_equals_the_label_column(run_cli, tables):
         rdms.append(read_rdm_file(tables / f"rsa_{table}" / "dnn.rdm.h5"))
     assert list(rdms[0][2]["items"]) == list(rdms[1][2]["items"]) == [0, 1, 2]
     np.testing.assert_array_equal(rdms[0][1]["1"], rdms[1][1]["1"])
+
+
+def test_psi_by_a_category_column_equals_the_label_column(run_cli, tables):
+    from dnnsparse.cli import psi as db_psi
+
+    status, _, err = run_cli(db_act.main, *_act(tables, "dnnbrain.stim.csv", "a.act.h5",
+                                                "-pool", "mean"))
+    assert status == 0, err
+    outs = []
+    for table, extra in (("dnnbrain.stim.csv", []),
+                         ("authors.stim.csv", ["-label-col", "category"])):
+        out = tables / f"psi_{table}"
+        status, _, err = run_cli(db_psi.main, "-act", tables / "a.act.h5", "-stim",
+                                 tables / table, "-out", out, "-q", "-no-figures", *extra)
+        assert status == 0, err
+        outs.append(out)
+    names = sorted(p.name for p in outs[0].iterdir() if p.suffix in (".csv", ".tsv"))
+    assert names and names == sorted(p.name for p in outs[1].iterdir()
+                                     if p.suffix in (".csv", ".tsv"))
+    for name in names:
+        if name.endswith("json"):
+            continue
+        a, b = read_table(outs[0] / name), read_table(outs[1] / name)
+        assert list(a) == list(b), name
+        for column in a:
+            np.testing.assert_array_equal(a[column], b[column])
+
+
+def test_psi_label_col_needs_stim(cli_error, tables):
+    from dnnsparse.cli import psi as db_psi
+
+    msg = cli_error(db_psi.main, "-act", tables / "missing.act.h5", "-label-col", "category",
+                    "-out", tables / "psi")
+    assert "give -stim too" in msg
