@@ -14,9 +14,10 @@ Prints:
 (c) with ``--unpooled``, where the time goes: the bare loop; the loop with the 7 layers'
     outputs captured by hooks (as NumPy); writing those captured outputs alone into an
     .act.h5 file (fletcher32 on) with each ``-compression`` (lzf, the default; gzip;
-    none); and db_act with the rows written in the caller's thread (the old path,
-    ``_FileSink.BACKGROUND = False``), with the writer thread (the default), and with
-    ``-compression none``; each as a ratio to the bare loop.
+    none); and db_act with the rows written in the caller's thread
+    (``_FileSink.BACKGROUND = False``; db_act's choice when torch uses every CPU), with
+    the writer thread (db_act's choice on a GPU or with a core free), and with
+    ``-compression none``; each as a ratio to the bare loop, interleaved with it.
 (b) peak RSS of db_act for movies of N and 2N frames (``--rss-frames``, 64 x 64 frames,
     a small convolution written unpooled, 8 x 55 x 55 per frame), each in a fresh process
     (VmHWM of that process, see benchmarks/extract.py): goal within 10%.
@@ -215,11 +216,14 @@ def breakdown(args, tmp, dnn, batches, argv, t_bare):
             "db_act, writer thread": (True, argv),
             "db_act -compression none, writer thread": (True, argv + ["-compression",
                                                                       "none"])}
-    for name, (background, a) in runs.items():
-        _extract._FileSink.BACKGROUND = background
-        t[name] = min(timed(lambda: db_act.main([str(x) for x in a]))
-                      for _ in range(args.repeats))
-    _extract._FileSink.BACKGROUND = True
+    for _ in range(args.repeats):                  # interleaved with the bare loop
+        t["bare"] = min(t["bare"], timed(lambda: bare_loop(dnn, batches)))
+        for name, (background, a) in runs.items():
+            _extract._FileSink.BACKGROUND = background
+            t[name] = min(t.get(name, float("inf")),
+                          timed(lambda: db_act.main([str(x) for x in a])))
+    _extract._FileSink.BACKGROUND = None
+    t_bare = t["bare"]
     print(f"(c) unpooled, {mb:.0f} MB of activations; seconds (ratio to the bare loop):")
     for name, value in t.items():
         print(f"    {name:42s} {value:6.2f} s  ({value / t_bare:.2f})")

@@ -76,6 +76,7 @@ def test_writer_thread_error_reaches_the_caller(stim, tmp_path, monkeypatch):
         return real(self, layer, start, data)
 
     monkeypatch.setattr(ActWriter, "write", failing)
+    monkeypatch.setattr(_extract._FileSink, "BACKGROUND", True)
     out = tmp_path / "a.act.h5"
     with pytest.raises((OSError, OutputWriteError)):
         _net().extract(stim, ["0", "1"], batch_size=4, out=out, show_progress=False)
@@ -86,6 +87,7 @@ def test_writer_thread_error_reaches_the_caller(stim, tmp_path, monkeypatch):
 
 def test_error_in_the_batch_loop_stops_the_writer(stim, tmp_path, monkeypatch):
     (stim.root / "07.png").write_bytes(b"not a png")        # batch 2 cannot be read
+    monkeypatch.setattr(_extract._FileSink, "BACKGROUND", True)
     out = tmp_path / "a.act.h5"
     with pytest.raises(Exception, match="07.png"):
         _net().extract(stim, ["0"], batch_size=4, out=out, show_progress=False)
@@ -100,7 +102,8 @@ CHILD = """
     from PIL import Image
     from dnnsparse.base.stimulus import Stimulus
     from dnnsparse.errors import DnnsparseError
-    from dnnsparse.model import wrap_module
+    from dnnsparse.model import _extract, wrap_module
+    _extract._FileSink.BACKGROUND = True               # the writer thread fills the disk
     folder, out = sys.argv[1], sys.argv[2]
     rng = np.random.default_rng(0)
     for i in range(16):
@@ -148,3 +151,18 @@ def test_memory_and_file_results_open(stim, tmp_path):
                          show_progress=False)
     with act:
         assert isinstance(act, Activation) and act.get("4").shape == (N, 7, 1, 1)
+
+
+def test_writer_thread_where_a_core_is_free():
+    n_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        os.cpu_count()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(n_cpus)
+        assert not _extract._writer_thread_pays("cpu")       # torch keeps every core busy
+        assert _extract._writer_thread_pays("cuda")           # the network on a GPU
+        if n_cpus > 1:
+            torch.set_num_threads(n_cpus - 1)
+            assert _extract._writer_thread_pays("cpu")
+    finally:
+        torch.set_num_threads(before)
