@@ -82,11 +82,85 @@ myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath"]
 autosummary_generate = True
 autosummary_imported_members = False
 autosummary_ignore_module_all = False
-autodoc_default_options = {"members": False}
 autodoc_typehints = "none"
+# numpydoc adds no member tables of its own: api/_templates/autosummary/class.rst
+# lists and renders them (from _class_members below), as scikit-learn's pages do.
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
+
+
+def _class_members(cls):
+    """The public API of ``cls`` that dnnsparse defines: what its reference page shows.
+
+    A member counts when the first class of the MRO defining it is a dnnsparse class,
+    so members inherited from a dnnsparse base class are shown (``AudioDNN.extract``)
+    and those of torch, scikit-learn or the standard library are not (``nn.Module``'s
+    ``train``, ``BaseEstimator.get_params``, ``tuple.count``, scikit-learn's generated
+    ``set_*_request``). Plain data attributes count only when documented with ``#:``.
+
+    Returns ``{"methods": [...], "attributes": [...]}``, names sorted.
+    """
+    import functools
+    import inspect
+
+    from sphinx.pycode import ModuleAnalyzer
+
+    ours = [k for k in cls.__mro__ if k.__module__.split(".")[0] == "dnnsparse"]
+    documented = {}
+    for owner in ours:
+        try:
+            attr_docs = ModuleAnalyzer.for_module(owner.__module__).find_attr_docs()
+        except Exception:  # no source to read: no ``#:`` comments
+            attr_docs = {}
+        for (namespace, name) in attr_docs:
+            if namespace == owner.__qualname__:
+                documented.setdefault(name, owner)
+    methods, attributes = [], []
+    for name in sorted(set(dir(cls)) | set(documented)):
+        if name.startswith("_"):
+            continue
+        owner = next((k for k in cls.__mro__ if name in vars(k)), documented.get(name))
+        if owner not in ours:
+            continue
+        raw = vars(owner).get(name)
+        if inspect.isfunction(raw) or isinstance(raw, (classmethod, staticmethod)):
+            methods.append(name)
+        elif isinstance(raw, (property, functools.cached_property)) or name in documented:
+            attributes.append(name)
+    return {"methods": methods, "attributes": attributes}
+
+
+def _api_classes():
+    """``{full name: _class_members(cls)}`` for every class a reference page can show.
+
+    Keyed by every public module path of the API packages (``dnnsparse.base.Stimulus``
+    and ``dnnsparse.base.stimulus.Stimulus``), so the class template finds the class
+    under whichever name autosummary documents it. Plain data, so Sphinx can cache it.
+    """
+    import importlib
+    import inspect
+    import pkgutil
+
+    found = {}
+    for short in API_PACKAGES:
+        package = importlib.import_module(f"dnnsparse.{short}")
+        modules = [package]
+        for info in pkgutil.walk_packages(getattr(package, "__path__", []),
+                                          prefix=f"{package.__name__}."):
+            if not any(part.startswith("_") for part in info.name.split(".")):
+                modules.append(importlib.import_module(info.name))
+        for module in modules:
+            names = set(getattr(module, "__all__", ())) | set(vars(module))
+            for name in sorted(n for n in names if not n.startswith("_")):
+                value = getattr(module, name, None)
+                if (inspect.isclass(value)
+                        and value.__module__.split(".")[0] == "dnnsparse"):
+                    found[f"{module.__name__}.{name}"] = _class_members(value)
+    return found
+
+
+autosummary_context = {"api_classes": _api_classes()}
 
 intersphinx_mapping = {}  # offline builds: no inventories are fetched
 

@@ -152,7 +152,7 @@ class VideoIndex:
         return np.maximum(idx, 0)
 
     def check_frames(self, frames, *, where="frame"):
-        """Refuse 0-based frame indices outside ``0 .. n_frames - 1`` (one line)."""
+        """Refuse 0-based frame indices outside ``[0, n_frames - 1]`` (one line)."""
         frames = np.asarray(frames, dtype=np.int64)
         bad = np.flatnonzero((frames < 0) | (frames >= self.n_frames))
         if bad.size:
