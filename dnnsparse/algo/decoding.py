@@ -125,12 +125,20 @@ class DecodingResult:
                 "n": self.confusion.sum(1)}
 
 
-def _cv_predict(estimator, X, y, splits, step=None):
-    """Held-out predictions, as ``cross_val_predict`` with the same folds."""
+def _cv_predict(estimator, X, y, splits, step=None, *, classifier=False):
+    """Held-out predictions, as ``cross_val_predict`` with the same folds.
+
+    A classifier whose training fold holds a single class (permuted labels with few
+    samples per class, or grouped folds) predicts that class: the only answer such a
+    fold can teach, where scikit-learn's estimators refuse to fit.
+    """
     pred = None
     for tr, te in splits:
-        est = clone(estimator).fit(X[tr], y[tr])
-        p = np.asarray(est.predict(X[te]))
+        if classifier and np.all(y[tr] == y[tr][0]):
+            p = np.full(len(te), y[tr][0])
+        else:
+            est = clone(estimator).fit(X[tr], y[tr])
+            p = np.asarray(est.predict(X[te]))
         if pred is None:
             pred = np.empty((len(y),) + p.shape[1:], dtype=p.dtype)
         pred[te] = p
@@ -214,7 +222,7 @@ def decode(X, y, *, model="logistic", cv=5, groups=None, n_perm=0, seed=None, sc
     logger.info("decode: %d samples, %d features, model=%s, %d folds, %d permutations",
                 len(X), X.shape[1], name, len(splits), n_perm)
 
-    pred = _cv_predict(estimator, X, y, splits, bar.update)
+    pred = _cv_predict(estimator, X, y, splits, bar.update, classifier=classifier)
     if classifier:
         res = DecodingResult(predictions=pred, folds=folds, model=name, task="classification",
                              classes=classes, n_perm=n_perm,
@@ -222,7 +230,8 @@ def decode(X, y, *, model="logistic", cv=5, groups=None, n_perm=0, seed=None, sc
         if n_perm:
             test = PermutationTest(np.array([res.accuracy]))
             for perm in perms:
-                null_pred = _cv_predict(estimator, X, y[perm], splits, bar.update)
+                null_pred = _cv_predict(estimator, X, y[perm], splits, bar.update,
+                                        classifier=True)
                 test.update(np.array([np.mean(null_pred == y[perm])]))
             res.p = float(test.pvalues()[0][0])
             res.null = np.asarray(test.null_max)

@@ -124,3 +124,42 @@ def test_bad_input(categories):
     with pytest.raises(InputError, match="must be 1-D"):
         decode(X, np.column_stack([y, y]))
 
+
+
+def test_permuted_folds_with_one_class_predict_that_class():
+    """Few samples per class: some permuted training folds hold one class only.
+
+    scikit-learn refuses to fit them (a traceback in db_decode -n-perm); such a fold
+    predicts its single class, checked against a slow loop over the same folds.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from dnnsparse.algo.model_selection import make_splits, permutation_indices
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((6, 4))
+    y = np.array([0, 0, 0, 1, 1, 1])
+    res = decode(X, y, cv=2, n_perm=40, seed=0)
+    # the same folds and permutations, drawn as decode draws them
+    gen = np.random.default_rng(0)
+    splits = make_splits(2, n_samples=6, groups=None, y=y, classifier=True, shuffle=True,
+                         seed=gen)
+    perms = permutation_indices(6, 40, groups=None, seed=gen)
+    single = 0
+    null = []
+    for perm in perms:
+        yp = y[perm]
+        pred = np.empty(6, dtype=y.dtype)
+        for tr, te in splits:
+            if len(np.unique(yp[tr])) == 1:
+                single += 1
+                pred[te] = yp[tr][0]
+            else:
+                model = make_pipeline(StandardScaler(), LogisticRegression())
+                pred[te] = model.fit(X[tr], yp[tr]).predict(X[te])
+        null.append(np.mean(pred == yp))
+    assert single > 0                       # the case this test is about occurs
+    np.testing.assert_allclose(np.sort(res.null.ravel()), np.sort(null))
+    assert res.p == (1 + np.sum(np.array(null) >= res.accuracy)) / (1 + 40)
