@@ -82,6 +82,10 @@ def main(args):
                                  bottom=args.bottom, stim=stim if not args.no_figures else None,
                                  stim_path=args.stim, show_progress=not args.quiet)
     else:
+        if stim.type != "image":
+            raise InputError(f"{args.stim} is a type={stim.type} table; db_topstim -net "
+                             f"ranks images. Extract its rows with db_act first, then rank "
+                             f"them with db_topstim -act FILE.act.h5.")
         stim.check_files()
         dnn = manipulate_from_args(dnn_from_args(args), args)
         result = network_top_stimuli(dnn, stim, args.target, n=args.top, stat=args.stat,

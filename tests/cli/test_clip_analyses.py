@@ -119,9 +119,10 @@ def test_theoretical_rf_of_a_clip_network_refused(cli_error, tmp_path):
 
 
 def test_topstim_net_on_clip_table_refused_in_one_line(cli_error, clips, tmp_path):
-    # db_topstim -net reads image files only (no -clip-len): one line naming the clip
+    # db_topstim -net ranks images (no -clip-len): one line naming the table and the way
     message = cli_error(db_topstim.main, "-net", "alexnet", "-weights", "random", "-target",
                         "conv1:1", "-stim", clips / "c.stim.csv", "-no-figures", "-out",
                         tmp_path / "top")
-    assert "a/1.mp4" in message, message
+    assert "c.stim.csv is a type=video_clip table" in message, message
+    assert "db_topstim -act" in message
     assert not (tmp_path / "top").exists()
