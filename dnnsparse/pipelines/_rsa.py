@@ -96,10 +96,13 @@ class Items:
             act.n_stim if act is not None and not per_cat_act else None)
         self.reference = str(stim_path if stim is not None else act_path)
         self.act_group = None
+        #: labels of the activation file's own rows (its examples for audio), or None
+        self.act_labels = None
         rows = (None if act is None or per_cat_act or stim is None else
                 example_rows(act, stim.ids, stim_path=stim_path, act_path=act_path))
         if rows is not None:           # audio examples ID#k: averaged per row (-cate: label)
-            self.act_group = (self.group(act.n_stim, act_path, labels=self.labels[rows])
+            self.act_labels = None if self.labels is None else self.labels[rows]
+            self.act_group = (self.group(act.n_stim, act_path, labels=self.act_labels)
                               if self.by_category else rows)
         elif act is not None and not per_cat_act:
             act_labels = self.labels
@@ -111,6 +114,7 @@ class Items:
                                      "rows, so give the table in the activation file's "
                                      "order (or add -cate to compare categories).")
                 act_labels = aligned.labels
+            self.act_labels = act_labels
             self.act_group = self.group(act.n_stim, act_path, labels=act_labels)
         if self.by_category:
             self.names = self.categories
@@ -248,8 +252,10 @@ def mapping_sparseness(items, act, layers, brain, rois, *, brain_group, psi_laye
         log.warning("%s has no 'label' column: the PSI columns are NaN.", stim_path)
     psi_roi = None
     if psi_layer is None and (act_rows_are_categories or labels is not None):
+        # the file's own row labels: audio examples each take their row's label
+        act_labels = labels if items.act_labels is None else items.act_labels
         psi_layer = layer_psi(act, layers, unit=unit,
-                              labels=None if act_rows_are_categories else labels,
+                              labels=None if act_rows_are_categories else act_labels,
                               show_progress=show_progress)
     if brain_rows_are_categories or labels is not None:
         psi_roi = roi_psi(brain, rois, labels=None if brain_rows_are_categories else labels)

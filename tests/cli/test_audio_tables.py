@@ -184,3 +184,34 @@ def test_row_without_examples_exit_2(cli_error, audio, tmp_path, command):
     message = cli_error(main, *argv)
     assert "row 9 ('extra.wav') has no examples" in message, message
     assert not (tmp / "bad_out").exists()
+
+
+def test_map_averages_rows_and_gives_examples_their_labels(run_cli, audio, tmp_path):
+    """db_map: RDM scores as from the row means; the layers' PSI over examples (db_psi)."""
+    import nibabel as nib
+
+    from dnnsparse.cli import map as db_map
+
+    t = audio["dir"]
+    gen = np.random.default_rng(0)
+    nib.save(nib.Nifti1Image(gen.standard_normal((3, 4, 5, len(ROWS))).astype(np.float32),
+                             np.eye(4)), str(tmp_path / "bold.nii.gz"))
+    atlas = (np.arange(60) % 2 + 1).reshape(3, 4, 5).astype(np.int16)
+    nib.save(nib.Nifti1Image(atlas, np.eye(4)), str(tmp_path / "atlas.nii.gz"))
+    tables = {}
+    for name, act in (("audio", t / "a.act.h5"), ("means", t / "means.act.h5")):
+        _ok(run_cli, db_map.main, "-act", act, "-stim", audio["table"], "-nif",
+            tmp_path / "bold.nii.gz", "-roi", tmp_path / "atlas.nii.gz", "-n-perm", "0",
+            "-no-plot", "-out", tmp_path / name, "-q")
+        tables[name] = read_table(tmp_path / name / "mapping.csv")
+    a, m = tables["audio"], tables["means"]
+    np.testing.assert_allclose(a["score"], m["score"], rtol=0, atol=1e-6)
+    # the layers' PSI: the median over categories of db_psi with the expanded table
+    _ok(run_cli, db_psi.main, "-act", t / "a.act.h5", "-stim", t / "expanded.stim.csv",
+        "-no-figures", "-out", tmp_path / "psi")
+    psi = read_table(tmp_path / "psi" / "psi.csv")
+    by_layer = dict(zip(np.asarray(a["layer"]).astype(str), np.asarray(a["psi_layer"])))
+    for layer in ("1", "5"):
+        rows = np.asarray(psi["layer"]).astype(str) == layer
+        np.testing.assert_allclose(by_layer[layer], np.median(np.asarray(psi["psi"])[rows]),
+                                   rtol=0, atol=1e-12)
