@@ -3,7 +3,6 @@ db_encode (and db_rsa, db_topk, db_decode, db_psi, db_map) are byte-identical to
 process, a SIGKILLed worker's tasks are re-run, and bad -scheduler values are one line,
 exit 2."""
 import os
-import signal
 import subprocess
 import sys
 
@@ -13,6 +12,7 @@ import pytest
 from dnnsparse.base.activation import Activation
 from dnnsparse.cli.encode import main as encode_main
 from dnnsparse.io.table import write_table
+from tests.cli.dask_faults import KillBusiestWorkerOnce
 
 N, N_VOX = 40, 24
 
@@ -122,21 +122,6 @@ def test_killed_worker_tasks_are_rerun_identical_table(cluster, data, tmp_path):
     gathered: its results and running tasks are lost, the scheduler re-runs them."""
     from dnnsparse.base.activation import Activation as Act
     from dnnsparse.pipelines import layer_mask, load_targets, run_encoding
-    from dnnsparse.utils.engine import Engine
-
-    killed = {}
-
-    class KillOnce(Engine):
-        def gather(self, handles):
-            if not killed:
-                pids = self.client.run(os.getpid)
-                held = self.client.has_what()
-                busy = self.client.processing()
-                victim = max(pids, key=lambda w: len(held.get(w, ())) + len(busy.get(w, ())))
-                killed["keys"] = len(held.get(victim, ())) + len(busy.get(victim, ()))
-                os.kill(pids[victim], signal.SIGKILL)
-                killed["pid"] = pids[victim]
-            return super().gather(handles)
 
     def run(engine):
         act = Act.load(data / "a.act.h5")
@@ -148,7 +133,9 @@ def test_killed_worker_tasks_are_rerun_identical_table(cluster, data, tmp_path):
         return res.scores
 
     expected = run(None)
-    got = run(KillOnce(client=cluster))
+    engine = KillBusiestWorkerOnce(client=cluster)
+    got = run(engine)
+    killed = engine.killed
     assert killed["keys"] > 0              # the victim held results or was running tasks
     assert sorted(got) == sorted(expected)
     for k in expected:

@@ -4,7 +4,6 @@ tables and maps are byte-identical to the run in one process; without -scheduler
 is not imported; misuse is one line, exit 2, nothing written."""
 import logging
 import os
-import signal
 import subprocess
 import sys
 
@@ -19,6 +18,7 @@ from dnnsparse.cli import ablate as db_ablate
 from dnnsparse.cli import searchlight as db_searchlight
 from dnnsparse.io.table import read_table
 from tests.conftest import make_image_folder
+from tests.cli.dask_faults import KillBusiestWorkerOnce
 
 # A class defined in the network file (sent to the workers by value, not by import);
 # the residual add reads the input of layer "body.0" after it, so a sweep there
@@ -111,20 +111,6 @@ def test_killed_worker_sweep_tasks_are_rerun_identical_table(cluster, data):
     results are lost, the scheduler re-runs them, the table is the same."""
     from dnnsparse.model import load_dnn
     from dnnsparse.pipelines import ablation_effects
-    from dnnsparse.utils.engine import Engine
-
-    killed = {}
-
-    class KillOnce(Engine):
-        def gather(self, handles):
-            if not killed:
-                pids = self.client.run(os.getpid)
-                held, busy = self.client.has_what(), self.client.processing()
-                victim = max(pids, key=lambda w: len(held.get(w, ())) + len(busy.get(w, ())))
-                killed["keys"] = len(held.get(victim, ())) + len(busy.get(victim, ()))
-                os.kill(pids[victim], signal.SIGKILL)
-                killed["pid"] = pids[victim]
-            return super().gather(handles)
 
     def run(engine):
         dnn = load_dnn(f"{data / 'net.py'}:net", weights="random")
@@ -134,7 +120,9 @@ def test_killed_worker_sweep_tasks_are_rerun_identical_table(cluster, data):
                                 engine=engine).table
 
     expected = run(None)
-    got = run(KillOnce(client=cluster))
+    engine = KillBusiestWorkerOnce(client=cluster)
+    got = run(engine)
+    killed = engine.killed
     assert killed["keys"] > 0
     assert sorted(got) == sorted(expected)
     for k in expected:

@@ -13,17 +13,7 @@ from dnnsparse.io.table import read_table
 from dnnsparse.model import StyleObjective, load_dnn
 from dnnsparse.pipelines import stylise_pairs
 from dnnsparse.pipelines._optstim import load_init_image
-
-NET = '''
-import torch
-from torch import nn
-
-
-def net():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 6, 5, stride=2, padding=2), nn.ReLU(),
-                         nn.Conv2d(6, 8, 3, padding=1), nn.ReLU())
-'''
+from tests.cli.test_synth import NET        # the same small network file
 
 
 @pytest.fixture
