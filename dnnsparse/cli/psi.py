@@ -36,9 +36,21 @@ With -accuracy (label, accuracy; e.g. from db_probe):
 An accuracy that is the same for every category has no correlation: the other
 outputs are written and a warning says so.
 
+Several activation files (-act A.act.h5 B.act.h5 ...: e.g. the intact and the
+weight-permuted network, or several networks; one -stim for all, -layer applies
+to every file, each file's name without .act.h5 must differ). With -scheduler
+every (file, layer) is one task, all submitted at once. Outputs in -out DIR:
+  <name>/                     per file: what db_psi writes for that file alone
+  psi.csv (or <measure>.csv), summary.csv, trend.csv
+                              the per-file tables stacked, a leading column file
+  correlation.csv             with -accuracy: the same, files with a correlation
+  medians.png                 every file's layer medians and IQR on one axes
+                              (the paper's Fig. 3: intact vs permuted)
+
 example: db_psi -act alexnet.act.h5 -stim imgs.stim.csv -out psi/ -accuracy acc.csv
          db_psi -act norelu.act.h5 -stim imgs.stim.csv -abs -out psi_abs/
          db_psi -act big.act.h5 -stim imgs.stim.csv -out psi/ -scheduler local:2
+         db_psi -act intact.act.h5 permuted.act.h5 -stim imgs.stim.csv -out psi/ -scheduler local:2
 """
 from ..errors import InputError
 from ..utils.validation import finite_float
@@ -54,7 +66,9 @@ def get_parser():
 
     p = make_parser("db_psi", __doc__)
     g = p.add_argument_group("inputs (one of -act, -roi-file, -nif)")
-    add_option(g, "act", metavar="FILE", help="activation file (.act.h5)")
+    add_option(g, "act", metavar="FILE", nargs="+",
+               help="activation file(s) (.act.h5); several: a folder per file and the "
+                    "tables of all of them")
     add_option(g, "roi-file", metavar="FILE",
                help=".roi.h5 signals: its ROIs are the units of one population 'rois'")
     add_option(g, "nif", metavar="FILE",
@@ -94,16 +108,18 @@ def get_parser():
     add_option(p, "out", required=True, metavar="DIR", type=output_path,
                help="output directory")
     add_option(p, "no-figures", action="store_true", help="write the tables only")
-    add_scheduler_arg(p, what="layers of -act (one task per layer, read by the worker)")
+    add_scheduler_arg(p, what="layers of -act (one task per file and layer, read by the "
+                              "worker)")
     add_force_arg(p)
     return p
 
 
 @cli_main(get_parser)
 def main(args):
-    from ..pipelines import (accuracy_analysis, activation_file_sparseness,
-                             brain_file_sparseness, format_accuracy, format_summary,
-                             load_grouping_stimuli, write_psi_outputs)
+    from ..pipelines import (accuracy_analysis, activation_file_names,
+                             activation_file_sparseness, brain_file_sparseness,
+                             files_sparseness, format_accuracy, format_summary,
+                             load_grouping_stimuli, write_files_outputs, write_psi_outputs)
     from ._args import build_rois
     from ..io import check_input_file, check_output_dir
     from ..io.table import read_table
@@ -118,6 +134,11 @@ def main(args):
     check_scalar(args.alpha, name="-alpha", min_val=0, max_val=1, include_min=False,
                  include_max=False)
     check_scalar(args.permutations, name="-permutations", min_val=1)
+    several = bool(args.act) and len(args.act) > 1
+    if several:
+        activation_file_names(args.act)                   # distinct output folders
+        for path in args.act:
+            check_input_file(path, what="activation file")
     if args.accuracy:
         check_input_file(args.accuracy, what="accuracy table")
     check_scheduler(args.scheduler)                        # a bad spec: before any work
@@ -127,30 +148,45 @@ def main(args):
     if args.label_col != "label" and not args.stim:
         raise InputError("-label-col names a column of -stim; give -stim too.")
     stim, names = load_grouping_stimuli(args.stim, label_col=args.label_col)
-    if args.act:
+    options = dict(stim_path=args.stim, names=names, layers=args.layer,
+                   measure=args.measure, unit=args.unit, absolute=args.abs,
+                   show_progress=not args.quiet)
+    if several:
+        results = files_sparseness(args.act, stim, engine=lambda: open_scheduler(args),
+                                   **options)             # started once the files are checked
+    elif args.act:
         with open_scheduler(args) as engine:
-            result = activation_file_sparseness(
-                args.act, stim, stim_path=args.stim, names=names, layers=args.layer,
-                measure=args.measure, unit=args.unit, absolute=args.abs,
-                show_progress=not args.quiet, engine=engine)
+            results = {"": activation_file_sparseness(args.act[0], stim, engine=engine,
+                                                      **options)}
     else:
-        result = brain_file_sparseness(
+        results = {"": brain_file_sparseness(
             args.roi_file or args.nif, lambda space: build_rois(args, space), stim,
             stim_path=args.stim, names=names, roi_file=bool(args.roi_file),
-            measure=args.measure, absolute=args.abs)
-    accuracy = None
+            measure=args.measure, absolute=args.abs)}
+    accuracy = {name: None for name in results}
     if args.accuracy:
         table = read_table(args.accuracy)
         if "label" not in table or "accuracy" not in table:
             raise InputError(f"{args.accuracy} needs columns 'label' and 'accuracy' (as "
                              f"db_probe writes); it has {', '.join(table)}.")
-        accuracy = accuracy_analysis(result, table["label"], table["accuracy"],
-                                     criterion=args.stepwise)
+        for name, result in results.items():
+            try:
+                accuracy[name] = accuracy_analysis(result, table["label"], table["accuracy"],
+                                                   criterion=args.stepwise)
+            except InputError as exc:
+                if not several:
+                    raise
+                raise InputError(f"{name}: {exc}") from None
     trend = dict(seed=args.seed, n_permutations=args.permutations)
-    written = write_psi_outputs(result, args.out, accuracy=accuracy,
-                                figures=not args.no_figures, force=args.force,
-                                alpha=args.alpha, **trend)
-    print(format_summary(result, title=result.source or None, **trend))
-    if accuracy is not None:
-        print(format_accuracy(accuracy, alpha=args.alpha))
-    print(f"wrote {written[0].parent}: {', '.join(p.name for p in written)}")
+    outputs = dict(figures=not args.no_figures, force=args.force, alpha=args.alpha, **trend)
+    if several:
+        written = write_files_outputs(results, args.out, accuracy=accuracy, **outputs)
+    else:
+        written = write_psi_outputs(results[""], args.out, accuracy=accuracy[""], **outputs)
+    for name, result in results.items():
+        title = f"{name}: {result.source}" if several else result.source or None
+        print(format_summary(result, title=title, **trend))
+        if accuracy[name] is not None:
+            print(format_accuracy(accuracy[name], alpha=args.alpha))
+    shown = [p.name + ("/" if p.is_dir() else "") for p in written]
+    print(f"wrote {written[0].parent}: {', '.join(shown)}")

@@ -18,6 +18,10 @@ read arguments and print:
 - :func:`accuracy_analysis` -- PSI-accuracy correlation per layer and stepwise
   regression by stage, given per-category accuracy (:func:`probe_accuracy`).
 - :func:`write_psi_outputs` -- the tables and figures of ``db_psi``.
+- :func:`files_sparseness` and :func:`write_files_outputs` -- the same for several
+  activation files (e.g. intact and weight-permuted networks), every (file, layer)
+  one task of the engine, and their outputs: a folder per file plus the stacked
+  tables and one figure of every file's layer medians.
 
 :func:`~dnnsparse.pipelines.network_sparseness` and
 :func:`~dnnsparse.pipelines.run_demo` -- extraction plus analysis of a network,
@@ -46,16 +50,19 @@ __all__ = [
     "AccuracyAnalysis",
     "SparsenessResult",
     "accuracy_analysis",
+    "activation_file_names",
     "activation_file_sparseness",
     "activation_sparseness",
     "brain_file_sparseness",
     "brain_sparseness",
     "category_names",
     "describe_source",
+    "files_sparseness",
     "format_accuracy",
     "format_summary",
     "load_grouping_stimuli",
     "probe_accuracy",
+    "write_files_outputs",
     "write_psi_outputs",
 ]
 
@@ -358,9 +365,9 @@ def _n_units(act, layer, unit):
     return UNIT_MODES[unit](one).shape[1]
 
 
-def _unit_ids(act, layer, unit, n_units):
-    """1-based channel numbers (as ``db_act -chn``; original ones for a masked file)."""
-    chn = act.layer_attrs(layer).get("chn")
+def _unit_ids(chn, unit, n_units):
+    """1-based channel numbers (as ``db_act -chn``; ``chn``: a masked file's original
+    ones, from its layer attributes)."""
     if unit == "channel" and chn is not None and len(np.atleast_1d(chn)) == n_units:
         return np.asarray(chn, dtype=np.int64)
     return np.arange(1, n_units + 1)
@@ -453,6 +460,36 @@ def activation_sparseness(act, labels=None, *, names=None, layers=None, measure=
     >>> np.round(activation_sparseness(act, [0, 1, 2, 0]).values[0], 12).tolist()
     [1.0, 1.0, 1.0]
     """
+    plan = _plan_sparseness(act, labels, names=names, layers=layers, measure=measure,
+                            unit=unit, absolute=absolute, measure_options=measure_options)
+    if engine is not None and engine.distributed and act.path is not None:
+        found = engine.gather(_submit_layers(engine, plan))
+    else:
+        found = _layers_here(act, plan, show_progress)
+    return _plan_result(plan, found)
+
+
+@dataclass
+class _Plan:
+    """What :func:`activation_sparseness` checked and knows before reading a layer."""
+
+    path: object
+    layers: list
+    row_labels: np.ndarray
+    cats: np.ndarray
+    names: np.ndarray
+    counts: np.ndarray
+    measure: str
+    unit: str
+    absolute: bool
+    measure_options: object
+    chn: list
+    source: str
+
+
+def _plan_sparseness(act, labels, *, names, layers, measure, unit, absolute,
+                     measure_options):
+    """Check ``act``, its layers and ``labels`` (every mistake before any layer is read)."""
     check_choice(measure, MEASURES, name="measure")
     check_choice(unit, UNIT_MODES, name="unit")
     layers = act.layers if layers is None else list(layers)
@@ -479,26 +516,41 @@ def activation_sparseness(act, labels=None, *, names=None, layers=None, measure=
         cats, counts = np.unique(row_labels, return_counts=True)
         _warn_sizes(counts, source)
     names = names or {}
+    return _Plan(act.path, layers, row_labels, cats,
+                 np.array([names.get(c.item(), str(c)) for c in cats], dtype=str), counts,
+                 measure, unit, absolute, measure_options,
+                 [act.layer_attrs(layer).get("chn") for layer in layers],
+                 describe_source(act.attrs, act.path))
+
+
+def _submit_layers(engine, plan):
+    """One :func:`_layer_task` per layer of ``plan`` on ``engine``: their handles."""
+    return [engine.submit(_layer_task, str(plan.path), layer, plan.row_labels, plan.unit,
+                          plan.absolute, plan.measure, plan.measure_options)
+            for layer in plan.layers]
+
+
+def _layers_here(act, plan, show_progress):
+    """The (values, n_units, n_dead) of every layer of ``plan``, read here one at a time."""
+    desc = (show_progress if isinstance(show_progress, str) else
+            f"{plan.measure} per layer")
+    return (_layer_values(act, layer, plan.row_labels, plan.unit, plan.absolute,
+                          plan.measure, plan.measure_options)
+            for layer in progress(plan.layers, desc=desc, unit="layer",
+                                  enabled=bool(show_progress)))
+
+
+def _plan_result(plan, found):
+    """The :class:`SparsenessResult` of ``plan`` from its layers' (values, n, dead)."""
     values, n_units, n_dead, ids = [], [], [], []
-    desc = show_progress if isinstance(show_progress, str) else f"{measure} per layer"
-    if engine is not None and engine.distributed and act.path is not None:
-        found = engine.gather([engine.submit(_layer_task, str(act.path), layer, row_labels,
-                                             unit, absolute, measure, measure_options)
-                               for layer in layers])
-    else:
-        found = (_layer_values(act, layer, row_labels, unit, absolute, measure,
-                               measure_options)
-                 for layer in progress(layers, desc=desc, unit="layer",
-                                       enabled=bool(show_progress)))
-    for layer, (v, n, d) in zip(layers, found):
+    for chn, (v, n, d) in zip(plan.chn, found):
         values.append(v)
         n_units.append(n)
         n_dead.append(d)
-        ids.append(_unit_ids(act, layer, unit, n))
-    return SparsenessResult(layers, measure, values, cats,
-                            np.array([names.get(c.item(), str(c)) for c in cats], dtype=str),
-                            counts, np.array(n_units), np.array(n_dead), ids, unit,
-                            absolute=absolute, source=describe_source(act.attrs, act.path))
+        ids.append(_unit_ids(chn, plan.unit, n))
+    return SparsenessResult(plan.layers, plan.measure, values, plan.cats, plan.names,
+                            plan.counts, np.array(n_units), np.array(n_dead), ids, plan.unit,
+                            absolute=plan.absolute, source=plan.source)
 
 
 def brain_sparseness(data, populations, labels=None, *, names=None, measure="psi",
@@ -611,25 +663,145 @@ def activation_file_sparseness(path, stim=None, *, stim_path=None, names=None, *
     go to :func:`activation_sparseness` (``layers``, ``measure``, ``unit``, ...).
     """
     from ..base.activation import Activation
+
+    with Activation.load(path) as act:
+        return activation_sparseness(act, _file_labels(act, path, stim, stim_path),
+                                     names=names, **options)
+
+
+def _file_labels(act, path, stim, stim_path):
+    """The labels :func:`activation_sparseness` takes for ``act`` (the file at ``path``):
+    ``stim``'s, matched to its rows; None for a per-category file."""
     from ._align import align_stimuli
 
-    act = Activation.load(path)
-    with act:
-        if act.category_labels is not None:              # db_act -aggregate label
-            if stim is not None:
-                unknown = np.setdiff1d(act.category_labels, stim.labels)
-                if unknown.size:
-                    raise InputError(f"{path} has categories {unknown[:5].tolist()} that "
-                                     f"{stim_path} does not label; give the table it was "
-                                     "made from, or leave -stim out.")
-            labels = None
+    if act.category_labels is not None:                  # db_act -aggregate label
+        if stim is not None:
+            unknown = np.setdiff1d(act.category_labels, stim.labels)
+            if unknown.size:
+                raise InputError(f"{path} has categories {unknown[:5].tolist()} that "
+                                 f"{stim_path} does not label; give the table it was "
+                                 "made from, or leave -stim out.")
+        return None
+    if stim is None:
+        raise InputError(f"{path} has one row per stimulus; give -stim TABLE "
+                         "with their labels (or extract with -aggregate label).")
+    return align_stimuli(stim, act, stim_path=stim_path, act_path=path,
+                         examples=True).labels          # audio: one per example
+
+
+def activation_file_names(paths):
+    """The name of each activation file: its file name without ``.act.h5``.
+
+    Each file's outputs of :func:`write_files_outputs` go to a folder of this name,
+    so two files of the same name (in different folders) are refused.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+
+    Returns
+    -------
+    list of str
+        In the order of ``paths``.
+
+    Raises
+    ------
+    InputError
+        Two files with the same name, or a file named just ``.act.h5``.
+
+    Examples
+    --------
+    >>> activation_file_names(["nets/intact.act.h5", "nets/permuted.act.h5"])
+    ['intact', 'permuted']
+    """
+    seen = {}
+    for path in map(Path, paths):
+        name = (path.name[:-len(".act.h5")] if path.name.endswith(".act.h5") else
+                path.stem)
+        if not name:
+            raise InputError(f"{path} has no name before its suffix; the output folder of "
+                             "each file is named after it: rename it (e.g. intact.act.h5).")
+        if name in seen:
+            raise InputError(f"{seen[name]} and {path} are both named {name!r}, and each "
+                             f"file's outputs go to the folder {name}/; give each file "
+                             "once, or rename (or link) one of them under another name.")
+        seen[name] = path
+    return list(seen)
+
+
+def files_sparseness(paths, stim=None, *, stim_path=None, names=None, layers=None,
+                     measure="psi", unit="channel", absolute=False, measure_options=None,
+                     show_progress=False, engine=None):
+    """:func:`activation_file_sparseness` of several ``.act.h5`` files at once.
+
+    Every file is opened and checked first (its layers, units and stimulus rows),
+    so that a mistake in any file stops the run before a layer is read. With a
+    Dask ``engine`` every (file, layer) is one task (the worker reads the layer
+    from the file), all submitted before any is gathered: the workers stay busy
+    across files. Otherwise the files are analysed here, one after another. Each
+    result is the same as :func:`activation_file_sparseness` of that file alone.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        Activation files, e.g. an intact and a weight-permuted network, or several
+        networks; their names (:func:`activation_file_names`) must differ.
+    stim, stim_path, names
+        As in :func:`activation_file_sparseness` (one stimulus table for every file).
+    layers : list of str, optional
+        The layers of every file (each must have them); default: each file's own.
+    measure, unit, absolute, measure_options, show_progress
+        As in :func:`activation_sparseness`.
+    engine : Engine or callable, optional
+        :func:`~dnnsparse.utils.engine.open_engine`; the workers must see the files.
+        A callable returning an engine (``lambda: open_engine("local:2")``) is
+        called once every file has been checked, so that a mistake costs no
+        cluster start; that engine is closed before returning.
+
+    Returns
+    -------
+    dict
+        ``{name: SparsenessResult}`` in the order of ``paths``.
+
+    Examples
+    --------
+    >>> res = files_sparseness(["intact.act.h5", "permuted.act.h5"], stim,
+    ...                        names=names)                     # doctest: +SKIP
+    >>> list(res)                                               # doctest: +SKIP
+    ['intact', 'permuted']
+    """
+    from contextlib import ExitStack
+
+    from ..base.activation import Activation
+    from ..errors import UnknownLayerError
+
+    paths = [Path(p) for p in paths]
+    keys = activation_file_names(paths)
+    options = dict(names=names, layers=layers, measure=measure, unit=unit,
+                   absolute=absolute, measure_options=measure_options)
+    with ExitStack() as stack:
+        acts, plans = [], []
+        for path in paths:                   # every file checked before any layer is read
+            act = stack.enter_context(Activation.load(path))
+            try:
+                plans.append(_plan_sparseness(act, _file_labels(act, path, stim, stim_path),
+                                              **options))
+            except UnknownLayerError as exc:
+                raise UnknownLayerError(f"{path}: {exc} The layers apply to every "
+                                        "file: give ones that all the files have.") from None
+            acts.append(act)
+        if callable(engine):
+            engine = stack.enter_context(engine())
+        if engine is not None and engine.distributed:
+            handles = [_submit_layers(engine, plan) for plan in plans]
+            flat = iter(engine.gather([h for file_handles in handles for h in file_handles]))
+            found = [[next(flat) for _ in file_handles] for file_handles in handles]
         else:
-            if stim is None:
-                raise InputError(f"{path} has one row per stimulus; give -stim TABLE "
-                                 "with their labels (or extract with -aggregate label).")
-            labels = align_stimuli(stim, act, stim_path=stim_path, act_path=path,
-                                   examples=True).labels      # audio: one per example
-        return activation_sparseness(act, labels, names=names, **options)
+            found = [_layers_here(act, plan, f"{key}: {measure} per layer" if show_progress
+                                  else False)
+                     for key, act, plan in zip(keys, acts, plans)]
+        return {key: _plan_result(plan, values)
+                for key, plan, values in zip(keys, plans, found)}
 
 
 def brain_file_sparseness(path, rois=None, stim=None, *, stim_path=None, names=None,
@@ -944,3 +1116,65 @@ def write_psi_outputs(result, out_dir, *, accuracy=None, figures=True, force=Fal
                 names.append(viz.plot_correlation(tmp / "correlation.png", accuracy,
                                                   alpha=alpha, source=result.source))
     return [out_dir / Path(name).name for name in names]
+
+
+def _with_file_column(tables):
+    """``{name: columns}`` stacked into one table with a leading ``file`` column."""
+    first = next(iter(tables.values()))
+    out = {"file": [name for name, t in tables.items() for _ in range(len(t[next(iter(t))]))]}
+    for key in first:
+        out[key] = [v for t in tables.values() for v in t[key]]
+    return out
+
+
+def write_files_outputs(results, out_dir, *, accuracy=None, figures=True, force=False,
+                        seed=0, n_permutations=10000, alpha=0.05):
+    """Write ``db_psi``'s outputs of several activation files as the folder ``out_dir``.
+
+    Written as a whole (:func:`~dnnsparse.io.atomic_output_dir`; ``force``
+    replaces an earlier output folder entirely). Each file has the folder
+    ``out_dir/<name>/`` holding what :func:`write_psi_outputs` writes for it
+    alone; at the top, the per-file tables stacked with a leading ``file``
+    column -- ``<measure>.csv``, ``summary.csv``, ``trend.csv`` and, when a
+    file has a correlation with accuracy, ``correlation.csv`` -- and
+    ``medians.png``, every file's layer medians on one axes
+    (:func:`~dnnsparse.viz.plot_file_medians`; the paper's Fig. 3).
+
+    Parameters
+    ----------
+    results : mapping {name: SparsenessResult}
+        E.g. :func:`files_sparseness`; the names are the folders.
+    out_dir : str or Path
+    accuracy : mapping {name: AccuracyAnalysis}, optional
+    figures, force, seed, n_permutations, alpha
+        As in :func:`write_psi_outputs`.
+
+    Returns
+    -------
+    list of Path
+        The per-file folders, then the top-level files, at their final place.
+    """
+    from .. import viz
+
+    out_dir = Path(out_dir)
+    accuracy = accuracy or {}
+    measure = next(iter(results.values())).measure
+    trend = dict(seed=seed, n_permutations=n_permutations)
+    with atomic_output_dir(out_dir, force=force) as tmp:
+        for name, result in results.items():
+            write_psi_outputs(result, tmp / name, accuracy=accuracy.get(name),
+                              figures=figures, alpha=alpha, **trend)
+        names = [write_table(tmp / f"{measure}.csv", _with_file_column(
+                     {k: r.table() for k, r in results.items()})),
+                 write_table(tmp / "summary.csv", _with_file_column(
+                     {k: r.summary() for k, r in results.items()})),
+                 write_table(tmp / "trend.csv", _with_file_column(
+                     {k: _trend_table(r, accuracy.get(k), **trend)
+                      for k, r in results.items()}))]
+        correlated = {k: a.correlation_table(alpha) for k, a in accuracy.items()
+                      if a is not None and a.correlation is not None}
+        if correlated:
+            names.append(write_table(tmp / "correlation.csv", _with_file_column(correlated)))
+        if figures:
+            names.append(viz.plot_file_medians(tmp / "medians.png", results))
+    return [out_dir / name for name in results] + [out_dir / Path(n).name for n in names]

@@ -5,6 +5,8 @@
   layer's median and IQR marked.
 - :func:`plot_medians` -- Fig. 1B / 3B: median PSI along the layers with an IQR
   band, for one or several networks (intact vs lesioned) on the same layers.
+- :func:`plot_file_medians` -- Fig. 3: the same for several activation files
+  (``db_psi -act`` with several files), one line per file.
 - :func:`plot_correlation` -- Fig. 2: PSI-accuracy correlation per layer,
   Bonferroni-significant layers marked.
 
@@ -13,11 +15,14 @@ it was intact or lesioned, from the ``.act.h5`` provenance). Built on
 :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot, no change to
 the caller's backend), by :mod:`dnnsparse.viz._figures`.
 """
+from pathlib import Path
+
 import numpy as np
 
 from ._figures import new_figure, save_figure
 
-__all__ = ["plot_correlation", "plot_distributions", "plot_medians"]
+__all__ = ["plot_correlation", "plot_distributions", "plot_file_medians",
+           "plot_medians"]
 
 _BOUNDED = ("psi", "lifetime", "hoyer", "active")   # measures in [0, 1]
 #: Axis names of the measures (others: the measure's key).
@@ -128,8 +133,10 @@ def plot_medians(path, results, *, title=None, force=False):
     ----------
     path : str or Path
     results : mapping {label: SparsenessResult}
-        Results on the same layers (e.g. intact and lesioned network); the labels
-        go into the legend (an empty label: no legend).
+        Results on the same layers (e.g. intact and lesioned network), whose names
+        label the axis; results on different layers are drawn by layer position
+        (1 = the first layer). The labels go into the legend (an empty label: no
+        legend).
     title : str, optional
         Default: the measure, and the network (``source``) when all results
         share one or there is a single result.
@@ -140,9 +147,9 @@ def plot_medians(path, results, *, title=None, force=False):
     Path
     """
     first = next(iter(results.values()))
-    layers = first.layers
-    x = np.arange(1, len(layers) + 1)
-    fig = new_figure((max(4.5, 0.45 * len(layers) + 2.0), 3.8))
+    shared = all(list(r.layers) == list(first.layers) for r in results.values())
+    x = np.arange(1, max(len(r.layers) for r in results.values()) + 1)
+    fig = new_figure((max(4.5, 0.45 * len(x) + 2.0), 3.8))
     ax = fig.add_subplot()
     for label, res in results.items():
         s = res.summary()
@@ -150,8 +157,11 @@ def plot_medians(path, results, *, title=None, force=False):
         ax.fill_between(x[:len(res.layers)], s["q25"], s["q75"], color=line.get_color(),
                         alpha=0.2, lw=0)
     ax.set_xticks(x)
-    ax.set_xticklabels(layers, rotation=60, ha="right", fontsize=7)
-    ax.set_xlabel("layer (input → output)")
+    if shared:
+        ax.set_xticklabels(first.layers, rotation=60, ha="right", fontsize=7)
+        ax.set_xlabel("layer (input → output)")
+    else:                                   # different networks: their layers by position
+        ax.set_xlabel("layer position (input → output; the layers differ)")
     what = "units" if first.per_unit else "categories"
     ax.set_ylabel(f"median {_short(first.measure)}\n(band: IQR over {what})")
     ax.grid(axis="y", color="0.9", lw=0.6)
@@ -162,6 +172,42 @@ def plot_medians(path, results, *, title=None, force=False):
     ax.set_title(title or _with_source(f"{_measure_label(first.measure)} along the layers",
                                        source), fontsize=10)
     return save_figure(fig, path, force=force)
+
+
+def plot_file_medians(path, results, *, title=None, force=False):
+    """The layer medians (IQR band) of several activation files, one line per file.
+
+    The paper's Fig. 3 compares the intact and the weight-permuted network this
+    way. Each line is labelled with the file's name and, when the file records
+    it, what was measured (``result.source``: the network, intact or lesioned);
+    :func:`plot_medians` draws them.
+
+    Parameters
+    ----------
+    path : str or Path
+    results : mapping {name: SparsenessResult}
+        One result per file, e.g. :func:`~dnnsparse.pipelines.files_sparseness`.
+    title : str, optional
+        Default: the measure and the number of files.
+    force : bool, default=False
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> plot_file_medians("medians.png", {"intact": a, "permuted": b})  # doctest: +SKIP
+    """
+    labels = {}
+    for name, res in results.items():
+        source = getattr(res, "source", "")
+        bare = source in ("", f"{name}.act.h5") or Path(source).stem == name  # file name
+        labels[name if bare else f"{name}: {source}"] = res
+    first = next(iter(results.values()))
+    return plot_medians(path, labels, force=force, title=title or (
+        f"{_measure_label(first.measure)} along the layers\nof {len(results)} "
+        f"activation files (line: median, band: IQR)"))
 
 
 def plot_correlation(path, analysis, *, alpha=0.05, title=None, source="", force=False):
