@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import FileFormatError, MissingFileError, OutputExistsError, OutputWriteError
-from ..utils.signals import raise_if_terminated
+from ..utils.signals import process_exists, raise_if_terminated
 
 __all__ = ["atomic_output", "atomic_output_dir", "check_input_file", "check_output_dir",
            "check_output_path", "h5_read_error", "open_h5", "partial_name",
@@ -130,20 +130,6 @@ def _partial_owner(entry, target):
     return (int(m.group(1)), m.group(2)) if m else None
 
 
-def _process_exists(pid):
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:            # someone else's process
-        return True
-    except OSError:
-        return True
-    return True
-
-
 def remove_stale_partials(path):
     """Remove partial outputs of ``path`` left by processes that no longer run.
 
@@ -164,7 +150,7 @@ def remove_stale_partials(path):
     removed, host = [], _host_tag()
     for entry in entries:
         owner = _partial_owner(entry.name, path.name)
-        if owner is None or owner[1] not in (None, host) or _process_exists(owner[0]):
+        if owner is None or owner[1] not in (None, host) or process_exists(owner[0]):
             continue
         stale = Path(entry.path)
         try:

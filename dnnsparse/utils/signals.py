@@ -13,10 +13,12 @@ ignored" and carries on. The handler therefore also records the signal, and
 an output is put in place -- raises it again.
 """
 import contextlib
+import os
 import signal
 import threading
 
-__all__ = ["raise_if_terminated", "sigterm_as_interrupt", "terminate_as_interrupt"]
+__all__ = ["process_exists", "raise_if_terminated", "sigterm_as_interrupt",
+           "terminate_as_interrupt"]
 
 _received = []          # names of termination signals received while installed
 
@@ -77,3 +79,23 @@ def sigterm_as_interrupt():
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
             _received.clear()
+
+
+def process_exists(pid):
+    """Whether process ``pid`` runs on this machine (True when that cannot be told).
+
+    Used to remove what a process that was killed (SIGKILL) left behind: partial
+    outputs, shared arrays.
+
+    >>> process_exists(os.getpid())
+    True
+    """
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:                    # PermissionError: someone else's process
+        return True
+    return True
