@@ -15,6 +15,7 @@ _WHERE = {
     "plot_distributions": "_psi",
     "plot_encoding_summary": "_encoding",
     "plot_explained_variance": "_reduction",
+    "plot_file_medians": "_psi",
     "plot_mds": "_rsa",
     "plot_medians": "_psi",
     "plot_minimal_curve": "_minstim",
