@@ -14,13 +14,14 @@ Same data and the same tasks (a layer of ``n_units`` float32 units, ``n_stim`` s
   (OMP/MKL/OPENBLAS_NUM_THREADS=1 in the workers, threadpoolctl in every task, both
   printed as the workers report them); the cluster's start-up is timed separately.
 
-Prints wall times, the speed-up of local:2 over each baseline (goal >= 1.7x on a
-2-core machine), whether the tables are byte-identical, the load average (the machine
+Prints wall times (``--repeats`` interleaved rounds of n_jobs=1, n_jobs=2, local:2 on
+one cluster started once; best of them), the speed-up of local:2 over each baseline
+(goal >= 1.7x on a 2-core machine), whether the tables are byte-identical, the load average (the machine
 may be shared), the measured time of one task without and with permutations, and a
 paper estimate for 100k voxels x 8 layers x 1,000 permutations on 20 SLURM nodes.
 
 usage: python benchmarks/scale.py [--quick] [--n-vox N]
-(full: about 8 min on an idle 2-core machine; --quick: about 1 min)
+(full: about 6 min on an idle 2-core machine; --quick: about 1 min)
 """
 import argparse
 import os
@@ -112,6 +113,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="a small configuration (~1 min)")
     p.add_argument("--n-vox", type=int, help="voxels (default 20000, quick 2000)")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="interleaved rounds of the three runs; best of them (default 2)")
     args = p.parse_args()
     cfg = dict(QUICK if args.quick else FULL)
     if args.n_vox:
@@ -126,12 +129,9 @@ def main():
     print(f"this process's BLAS threads by default: {_blas_threads()[1]}")
     warm_act, warm_resp, _, _ = make_data(cfg["n_stim"], cfg["n_units"], 64, seed=1)
     warm_cfg = dict(cfg, voxel_batch=32)       # imports and first calls, not timed
+    times = {"n_jobs=1": [], "n_jobs=2": [], "local:2": []}
     with tempfile.TemporaryDirectory() as out:
         run(warm_act, warm_resp, warm_cfg, out)
-        t1, ref = run(act, resp, cfg, out)
-        print(f"one process, n_jobs=1, 1 BLAS thread:         {t1:8.2f} s")
-        tj, ref_j = run(act, resp, cfg, out, n_jobs=2)
-        print(f"one process, n_jobs=2 threads, 1 BLAS thread: {tj:8.2f} s")
         tb, r_b = run_blas2(X, Y, cfg)
         print(f"one process, tasks with 2 BLAS threads:       {tb:8.2f} s")
         t0 = time.perf_counter()
@@ -143,10 +143,21 @@ def main():
             env, libs = engine.gather([engine.submit(_blas_threads)])[0]
             print(f"local:2 worker: 1 thread; environment {env}; BLAS threads inside a "
                   f"task {libs}")
-            t2, got = run(act, resp, cfg, out, engine=engine)
-        print(f"local:2 (2 workers x 1 BLAS thread):          {t2:8.2f} s")
+            for k in range(args.repeats):        # interleaved: the same load for each
+                t1, ref = run(act, resp, cfg, out)
+                tj, ref_j = run(act, resp, cfg, out, n_jobs=2)
+                t2, got = run(act, resp, cfg, out, engine=engine)
+                for name, t in zip(times, (t1, tj, t2)):
+                    times[name].append(t)
+                print(f"round {k + 1}: one process n_jobs=1 {t1:6.2f} s, n_jobs=2 threads "
+                      f"{tj:6.2f} s, local:2 {t2:6.2f} s (speed-up {t1 / t2:.2f}x; "
+                      f"load {load()})", flush=True)
+    t1, tj, t2 = (min(v) for v in times.values())
+    print(f"best of {args.repeats}: one process n_jobs=1 (1 BLAS thread) {t1:.2f} s, "
+          f"n_jobs=2 {tj:.2f} s, local:2 (2 workers x 1 BLAS thread) {t2:.2f} s")
     print(f"speed-up of local:2: {t1 / t2:.2f}x vs one process n_jobs=1; {tj / t2:.2f}x vs "
-          f"n_jobs=2; {tb / t2:.2f}x vs 2 BLAS threads (goal >= 1.7x vs one process)")
+          f"n_jobs=2; {tb / t2:.2f}x vs 2 BLAS threads (goal >= 1.7x vs one process); "
+          f"per round {', '.join(f'{a / b:.2f}x' for a, b in zip(times['n_jobs=1'], times['local:2']))}")
     r_ref = np.asarray(ref["r"], dtype=np.float64)
     print(f"tables byte-identical to one process n_jobs=1: local:2 {same(ref, got)}, "
           f"n_jobs=2 {same(ref, ref_j)}; 2 BLAS threads: r identical "

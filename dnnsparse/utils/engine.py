@@ -40,7 +40,7 @@ import numpy as np
 from ..errors import InputError, MissingFileError
 from .parallel import parallel_map
 
-__all__ = ["SHARE_MIN_BYTES", "SLURM_KEYS", "Engine", "SharedArray", "check_scheduler",
+__all__ = ["SHARE_MIN_BYTES", "SLURM_KEYS", "Engine", "SharedValue", "check_scheduler",
            "open_engine", "task_seeds"]
 
 log = logging.getLogger(__name__)
@@ -162,20 +162,22 @@ def _one_blas_thread(func, *args):
     import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_limits
 
-    args = [a.open() if isinstance(a, SharedArray) else a for a in args]
+    args = [a.open() if isinstance(a, SharedValue) else a for a in args]
     with threadpool_limits(limits=1):
         return func(*args)
 
 
-class SharedArray:
-    """An array saved as ``.npy`` that a task on this machine reads from the file.
+class SharedValue:
+    """A task's input saved once in a file that a task on this machine reads.
 
-    What :meth:`Engine.put` returns for a large array on a ``local:N`` cluster: the
-    task's arguments carry the file name only, and a worker reads the array from the
+    What :meth:`Engine.put` returns for a large input on a ``local:N`` cluster: the
+    task's arguments carry the file name only, and a worker reads the value from the
     operating system's page cache (``/dev/shm`` when it has room) instead of receiving
-    it through the scheduler's sockets -- joblib's "memmapping" of large arguments,
-    for Dask's local workers.  The worker reads it into its own memory rather than
-    mapping it: BLAS on a mapped shared-memory file ran 5-10 % slower (no huge pages).
+    it through the scheduler's and the other workers' sockets -- joblib's "memmapping"
+    of large arguments, for Dask's local workers.  A NumPy array is a ``.npy`` file,
+    read into the worker's own memory rather than mapped (BLAS on a mapped
+    shared-memory file ran 5-10 % slower: no huge pages); anything else (a network)
+    is pickled once with cloudpickle, as Dask would.
     """
 
     __slots__ = ("path",)
@@ -184,14 +186,20 @@ class SharedArray:
         self.path = str(path)
 
     def open(self):
-        """The array (``numpy.load``: a new array, in the memory order it was saved in)."""
-        return np.load(self.path)
+        """The value: ``numpy.load`` of a ``.npy`` file (a new array in its saved
+        memory order), else ``pickle.load``."""
+        if self.path.endswith(".npy"):
+            return np.load(self.path)
+        import pickle
+
+        with open(self.path, "rb") as f:
+            return pickle.load(f)
 
     def __dask_tokenize__(self):
-        return ("dnnsparse.SharedArray", self.path)
+        return ("dnnsparse.SharedValue", self.path)
 
     def __repr__(self):
-        return f"SharedArray({self.path!r})"
+        return f"SharedValue({self.path!r})"
 
 
 _SHARE_PREFIX = "dnnsparse-shared-"
@@ -248,9 +256,9 @@ class Engine:
     the results in order; ``map(func, items)`` is ``gather`` of one task per item.
 
     With ``share_arrays`` (a ``local:N`` cluster: the workers run on this machine), a
-    NumPy array of at least :data:`SHARE_MIN_BYTES` given to ``put`` is saved once in
-    a private folder and its tasks read it from there (:class:`SharedArray`); the
-    folder is removed by :meth:`close`.
+    value given to ``put`` of at least :data:`SHARE_MIN_BYTES` (a NumPy array, or
+    pickled) is saved once in a private folder and its tasks read it from there
+    (:class:`SharedValue`); the folder is removed by :meth:`close`.
     """
 
     def __init__(self, *, client=None, cluster=None, backend=None, n_jobs=1,
@@ -269,23 +277,37 @@ class Engine:
     def put(self, value):
         if self.client is None:
             return value
-        if (self.share_arrays and isinstance(value, np.ndarray) and value.dtype != object
-                and value.nbytes >= SHARE_MIN_BYTES):
-            return self._share(value)
+        shared = self._share(value) if self.share_arrays else None
+        if shared is not None:
+            return shared
         return self.client.submit(_identity, value, pure=True, retries=self.retries)
 
-    def _share(self, array):
+    def _share(self, value):
+        """A :class:`SharedValue` of ``value``; None when it is small or cannot be saved."""
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            n_bytes, suffix = value.nbytes, ".npy"
+            write = lambda f: np.save(f, value)  # noqa: E731  keeps the memory order
+        else:
+            import cloudpickle
+
+            data = cloudpickle.dumps(value, protocol=5)
+            n_bytes, suffix, write = len(data), ".pkl", lambda f: f.write(data)
+        if n_bytes < SHARE_MIN_BYTES:
+            return None
+        return self._save_shared(n_bytes, write, suffix)
+
+    def _save_shared(self, n_bytes, write, suffix):
         if self._shared is None:
-            self._shared = _share_dir(min_free=4 * array.nbytes)
-        path = self._shared / f"{len(os.listdir(self._shared))}.npy"
+            self._shared = _share_dir(min_free=4 * n_bytes)
+        path = self._shared / f"{len(os.listdir(self._shared))}{suffix}"
         try:
-            np.save(path, array)         # keeps the memory order (F or C) of ``array``
+            with open(path, "wb") as f:
+                write(f)
         except OSError as exc:           # no room left: send it through Dask instead
-            log.info("could not share an array of %d bytes (%s); sending it", array.nbytes,
-                     exc)
+            log.info("could not share an input of %d bytes (%s); sending it", n_bytes, exc)
             path.unlink(missing_ok=True)
-            return self.client.submit(_identity, array, pure=True, retries=self.retries)
-        return SharedArray(path)
+            return None
+        return SharedValue(path)
 
     def submit(self, func, *args):
         if self.client is None:

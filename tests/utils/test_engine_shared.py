@@ -1,7 +1,9 @@
-"""Large arrays on a ``local:N`` cluster go to the workers as ``.npy`` files in shared
-memory (utils.engine.SharedArray): tiny task arguments, the same values and memory
-order on the worker, the folder removed at the end (and those of killed processes),
-and db_encode's tables byte-identical to one process."""
+"""Large inputs on a ``local:N`` cluster go to the workers as files in shared memory
+(utils.engine.SharedValue: ``.npy`` for arrays, a pickle for anything else, e.g. a
+network): tiny task arguments, the same values and memory order on the worker, the
+folder removed at the end (and those of killed processes), a full disk falls back to
+Dask, and db_encode's tables byte-identical to one process."""
+import errno
 import os
 import pickle
 import subprocess
@@ -10,7 +12,7 @@ import sys
 import numpy as np
 
 from dnnsparse.utils import engine as engine_module
-from dnnsparse.utils.engine import SHARE_MIN_BYTES, SharedArray, open_engine
+from dnnsparse.utils.engine import SHARE_MIN_BYTES, SharedValue, open_engine
 
 
 def _describe(a):
@@ -18,18 +20,30 @@ def _describe(a):
             float(np.asarray(a, dtype=np.float64).sum()))
 
 
-def test_local_cluster_shares_large_arrays_and_removes_them():
+def _weight_sum(net):
+    return type(net).__name__, float(net.weight.detach().double().sum())
+
+
+def test_local_cluster_shares_large_inputs_and_removes_them():
+    import torch
+
     rng = np.random.default_rng(0)
     big = np.asfortranarray(rng.standard_normal((300, SHARE_MIN_BYTES // 8 // 300 + 5)))
     small = rng.standard_normal((10, 3))
+    torch.manual_seed(0)
+    net = torch.nn.Linear(600, 600)                   # 1.4 MB of weights: pickled once
     with open_engine("local:2") as engine:
+        held_net = engine.put(net)
+        assert isinstance(held_net, SharedValue) and held_net.path.endswith(".pkl")
+        assert engine.gather([engine.submit(_weight_sum, held_net)]) == [_weight_sum(net)]
+        assert not isinstance(engine.put(torch.nn.Linear(2, 2)), SharedValue)
         held = engine.put(big)
-        assert isinstance(held, SharedArray)
+        assert isinstance(held, SharedValue)
         assert len(pickle.dumps(held)) < 500          # the task carries a file name
         folder = engine._shared
         assert folder.is_dir() and folder.name.startswith(f"dnnsparse-shared-{os.getpid()}-")
         kept = engine.put(small)
-        assert not isinstance(kept, SharedArray)      # small: through Dask, as before
+        assert not isinstance(kept, SharedValue)      # small: through Dask, as before
         got_big, got_small = engine.gather([engine.submit(_describe, held),
                                             engine.submit(_describe, kept)])
     assert got_big == ("ndarray", True, big.dtype.str, big.shape, float(big.sum()))
@@ -53,7 +67,7 @@ def test_folders_of_dead_processes_are_removed(tmp_path, monkeypatch):
 def test_shared_array_is_read_into_the_tasks_own_memory(tmp_path):
     a = np.asfortranarray(np.arange(12.0).reshape(3, 4))
     np.save(tmp_path / "a.npy", a)
-    m = SharedArray(tmp_path / "a.npy").open()
+    m = SharedValue(tmp_path / "a.npy").open()
     assert type(m) is np.ndarray and m.flags.f_contiguous and m.flags.writeable
     m[0, 0] = 99.0                                    # the task's own copy
     assert np.load(tmp_path / "a.npy")[0, 0] == 0.0 and np.array_equal(m[1:], a[1:])
@@ -76,9 +90,10 @@ def test_db_encode_on_local_cluster_with_shared_arrays(tmp_path, monkeypatch):
     shared = []
     share = engine_module.Engine._share
 
-    def spy(self, array):
-        handle = share(self, array)
-        shared.append((array.shape, handle, self._shared))
+    def spy(self, value):
+        handle = share(self, value)
+        if isinstance(value, np.ndarray):
+            shared.append((value.shape, handle, self._shared))
         return handle
 
     monkeypatch.setattr(engine_module, "SHARE_MIN_BYTES", 0)
@@ -96,7 +111,7 @@ def test_db_encode_on_local_cluster_with_shared_arrays(tmp_path, monkeypatch):
     assert run("two", "-scheduler", "local:2") == one
     shapes = sorted(s for s, _, _ in shared)
     assert shapes == sorted([(n, 5), (n, 5), (n, 2), (n, 6), (n, n_vox)])  # Y batches, X, Y
-    assert all(isinstance(h, SharedArray) for _, h, _ in shared)
+    assert all(isinstance(h, SharedValue) for _, h, _ in shared)
     assert not shared[0][2].exists()
 
 
@@ -111,3 +126,19 @@ def test_local_cluster_workers_run_without_profiler():
     with open_engine("local:1") as engine:
         got = engine.gather([engine.submit(_dask_settings)])[0]
     assert got == engine_module.LOCAL_DASK_CONFIG
+
+
+def test_a_full_disk_sends_the_input_through_dask(monkeypatch, tmp_path):
+    class Client:
+        def submit(self, func, value, **kw):
+            return ("submitted", func(value))
+
+    def no_room(f, value):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(engine_module, "_share_dir", lambda min_free: tmp_path)
+    monkeypatch.setattr(engine_module.np, "save", no_room)
+    engine = engine_module.Engine(client=Client(), share_arrays=True)
+    big = np.ones(SHARE_MIN_BYTES // 8)
+    kind, value = engine.put(big)
+    assert kind == "submitted" and value is big and list(tmp_path.iterdir()) == []
