@@ -280,7 +280,17 @@ class Engine:
         shared = self._share(value) if self.share_arrays else None
         if shared is not None:
             return shared
-        return self.client.submit(_identity, value, pure=True, retries=self.retries)
+        return self._submit_value(value)
+
+    def _submit_value(self, value):
+        # A task of its own (not client.scatter): the scheduler can run it again when
+        # the worker holding it dies.  Dask warns about the large graph that this is.
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sending large graph",
+                                    category=UserWarning)
+            return self.client.submit(_identity, value, pure=True, retries=self.retries)
 
     def _share(self, value):
         """A :class:`SharedValue` of ``value``; None when it is small or cannot be saved."""

@@ -8,6 +8,7 @@ import os
 import pickle
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 
@@ -37,6 +38,15 @@ def test_local_cluster_shares_large_inputs_and_removes_them():
         assert isinstance(held_net, SharedValue) and held_net.path.endswith(".pkl")
         assert engine.gather([engine.submit(_weight_sum, held_net)]) == [_weight_sum(net)]
         assert not isinstance(engine.put(torch.nn.Linear(2, 2)), SharedValue)
+        # a cluster elsewhere (tcp://, slurm:): the input is a Dask task of its own,
+        # without Dask's "large graph" warning, which is what it is on purpose
+        remote = engine_module.Engine(client=engine.client)
+        huge = np.arange(12 * SHARE_MIN_BYTES // 8, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            sent = remote.put(huge)
+        assert not isinstance(sent, SharedValue)
+        assert engine.gather([engine.submit(np.sum, sent)]) == [huge.sum()]
         held = engine.put(big)
         assert isinstance(held, SharedValue)
         assert len(pickle.dumps(held)) < 500          # the task carries a file name
