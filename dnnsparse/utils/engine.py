@@ -255,19 +255,19 @@ class Engine:
     returns a handle that other tasks take as an argument; ``gather(handles)`` returns
     the results in order; ``map(func, items)`` is ``gather`` of one task per item.
 
-    With ``share_arrays`` (a ``local:N`` cluster: the workers run on this machine), a
+    With ``share_inputs`` (a ``local:N`` cluster: the workers run on this machine), a
     value given to ``put`` of at least :data:`SHARE_MIN_BYTES` (a NumPy array, or
     pickled) is saved once in a private folder and its tasks read it from there
     (:class:`SharedValue`); the folder is removed by :meth:`close`.
     """
 
     def __init__(self, *, client=None, cluster=None, backend=None, n_jobs=1,
-                 retries=RETRIES, own_client=False, share_arrays=False):
+                 retries=RETRIES, own_client=False, share_inputs=False):
         self.client, self.cluster, self.backend = client, cluster, backend
         self.own_client = own_client or cluster is not None
         self.n_jobs, self.retries = n_jobs, retries
-        self.share_arrays = share_arrays
-        self._shared = None                   # folder of the shared arrays, once made
+        self.share_inputs = share_inputs
+        self._shared = None                   # folder of the shared inputs, once made
 
     @property
     def distributed(self):
@@ -277,7 +277,7 @@ class Engine:
     def put(self, value):
         if self.client is None:
             return value
-        shared = self._share(value) if self.share_arrays else None
+        shared = self._share(value) if self.share_inputs else None
         if shared is not None:
             return shared
         return self._submit_value(value)
@@ -408,7 +408,7 @@ def open_engine(scheduler=None, *, n_jobs=1, connect_timeout=None):
                                    silence_logs=logging.WARNING)
         log.info("local Dask cluster: %d worker processes, 1 thread and 1 BLAS thread "
                  "each", value)
-        return Engine(client=Client(cluster), cluster=cluster, share_arrays=True)
+        return Engine(client=Client(cluster), cluster=cluster, share_inputs=True)
     from dask_jobqueue import SLURMCluster
 
     config = dict(value)

@@ -148,7 +148,7 @@ def test_a_full_disk_sends_the_input_through_dask(monkeypatch, tmp_path):
 
     monkeypatch.setattr(engine_module, "_share_dir", lambda min_free: tmp_path)
     monkeypatch.setattr(engine_module.np, "save", no_room)
-    engine = engine_module.Engine(client=Client(), share_arrays=True)
+    engine = engine_module.Engine(client=Client(), share_inputs=True)
     big = np.ones(SHARE_MIN_BYTES // 8)
     kind, value = engine.put(big)
     assert kind == "submitted" and value is big and list(tmp_path.iterdir()) == []
